@@ -1,0 +1,967 @@
+// realtime-layer dashboard.
+//
+// Wire contract: docs/PROTOCOL.md. All URLs are relative (`realtime/...`) so the page works under
+// any mount prefix. Every string that comes from the server (resource, user, reason, labels) is
+// inserted with `textContent` / `value`, never as HTML. No inline scripts or styles (strict CSP).
+(function () {
+  'use strict';
+
+  var MAX_ROWS = 200;
+  var MAX_ATTEMPTS = 10;
+  var BASE_DELAY_MS = 1000;
+  var MAX_DELAY_MS = 30000;
+  var MAX_USERS_LISTED = 500;
+  var MAX_ALERTS = 60;
+  var WARN_PCT = 15;
+  var CRIT_PCT = 30;
+  var DEFAULT_RANGES = [60, 300, 600, 1800, 3600, 10800, 21600];
+  var DEFAULT_LABELS = { title: 'Realtime', resource: 'Resource', resources: 'Resources', user: 'User' };
+
+  function $(id) { return document.getElementById(id); }
+
+  var state = {
+    labels: DEFAULT_LABELS,
+    ranges: DEFAULT_RANGES,
+    range: 1800,
+    retention: 21600,
+    resource: '',
+    user: '',
+    paused: false,
+    // connection
+    es: null,
+    gen: 0,
+    attempt: 0,
+    timer: null,
+    status: 'connecting',
+    needHistoryOnSnapshot: false,
+    // latest frame values (absent fields in a delta keep these)
+    rates: null,
+    resources: [],
+    buffer: null,
+    // chart series (per history bucket)
+    series: null,
+    lastT: 0,
+    historyGen: 0,
+    historyLoading: false,
+    historyLoads: 0,
+    pending: [],
+    alerts: [],
+    // table
+    rowCount: 0,
+    users: new Set(),
+    knownResources: new Set(),
+    // rendering
+    seriesDirty: true,
+    utilDirty: true,
+    renderQueued: false,
+    rendered: null,
+  };
+
+  var charts = {};
+
+  // ---------------------------------------------------------------- formatting
+
+  function pad(n, w) { var s = String(n); while (s.length < (w || 2)) s = '0' + s; return s; }
+
+  function fmtClock(ms, withSeconds, withMs) {
+    var d = new Date(ms);
+    var s = pad(d.getHours()) + ':' + pad(d.getMinutes());
+    if (withSeconds !== false) s += ':' + pad(d.getSeconds());
+    if (withMs) s += '.' + pad(d.getMilliseconds(), 3);
+    return s;
+  }
+
+  function fmtRange(s) {
+    if (s < 60) return s + ' s';
+    if (s < 3600) return Math.round(s / 60) + ' min';
+    var h = s / 3600;
+    return (Number.isInteger(h) ? h : h.toFixed(1)) + ' h';
+  }
+
+  function fmtRate(v) {
+    if (v == null || !isFinite(v)) return '–';
+    return v >= 100 ? Math.round(v).toLocaleString() : v.toFixed(1);
+  }
+
+  function fmtInt(v) { return v == null ? '–' : Number(v).toLocaleString(); }
+
+  function lower(s) { return String(s).toLowerCase(); }
+
+  // ---------------------------------------------------------------- theme
+
+  function cssVar(name) {
+    return getComputedStyle(document.documentElement).getPropertyValue(name).trim();
+  }
+
+  function alpha(color, a) {
+    var m = /^#([0-9a-f]{6})$/i.exec(color);
+    if (!m) return color;
+    var n = parseInt(m[1], 16);
+    return 'rgba(' + (n >> 16 & 255) + ',' + (n >> 8 & 255) + ',' + (n & 255) + ',' + a + ')';
+  }
+
+  function theme() {
+    return {
+      text: cssVar('--text'), muted: cssVar('--muted'), grid: cssVar('--grid'), panel: cssVar('--panel'),
+      commit: cssVar('--commit'), overage: cssVar('--overage'), available: cssVar('--available'),
+      returns: cssVar('--returns'), failure: cssVar('--failure'), peak: cssVar('--peak'),
+      warn: cssVar('--warn'), crit: cssVar('--crit'), border: cssVar('--border'),
+    };
+  }
+
+  // ---------------------------------------------------------------- charts
+
+  // Vertical alert lines (overage crossings, failure spikes) drawn on the time charts.
+  var alertPlugin = {
+    id: 'rtAlerts',
+    afterDatasetsDraw: function (chart) {
+      var r = state.rendered;
+      if (!r || !r.t.length || !chart.scales.x) return;
+      var area = chart.chartArea;
+      var ctx = chart.ctx;
+      var th = theme();
+      ctx.save();
+      ctx.font = '600 10px ' + getComputedStyle(document.body).fontFamily;
+      ctx.textBaseline = 'top';
+      var kinds = chart.options.plugins.rtAlerts || {};
+      var labelEnd = -Infinity;
+      for (var i = 0; i < r.alerts.length; i++) {
+        var a = r.alerts[i];
+        if (a.level === 'spike' ? !kinds.spikes : !kinds.overage) continue;
+        var idx = Math.round((a.t - r.t[0]) / r.bucket);
+        if (idx < 0 || idx >= r.t.length) continue;
+        var x = Math.round(chart.scales.x.getPixelForValue(idx)) + 0.5;
+        var color = a.level === 'crit' ? th.crit : a.level === 'warn' ? th.warn : th.failure;
+        ctx.strokeStyle = color;
+        ctx.lineWidth = 1.5;
+        ctx.setLineDash(a.level === 'spike' ? [2, 3] : [5, 4]);
+        ctx.beginPath();
+        ctx.moveTo(x, area.top + 14);
+        ctx.lineTo(x, area.bottom);
+        ctx.stroke();
+        ctx.setLineDash([]);
+        var w = ctx.measureText(a.short).width + 8;
+        var lx = Math.min(Math.max(x - w / 2, area.left), area.right - w);
+        if (lx < labelEnd + 2) continue; // line drawn, label would overlap the previous one
+        labelEnd = lx + w;
+        ctx.fillStyle = color;
+        ctx.fillRect(lx, area.top, w, 13);
+        ctx.fillStyle = '#ffffff';
+        ctx.fillText(a.short, lx + 4, area.top + 1.5);
+      }
+      ctx.restore();
+    },
+  };
+
+  function timeChartOptions(opts) {
+    var th = theme();
+    var scales = {
+      x: {
+        type: 'category',
+        grid: { display: false },
+        border: { color: th.border },
+        ticks: { autoSkip: true, maxTicksLimit: 8, maxRotation: 0, color: th.muted },
+      },
+      y: {
+        beginAtZero: true,
+        grace: '5%',
+        grid: { color: th.grid },
+        border: { display: false },
+        ticks: { precision: 0, color: th.muted },
+      },
+    };
+    if (opts.y1) {
+      scales.y1 = {
+        position: 'right',
+        beginAtZero: true,
+        grid: { display: false },
+        border: { display: false },
+        ticks: { precision: 0, color: th.muted },
+        title: { display: true, text: opts.y1, color: th.muted, font: { size: 11 } },
+      };
+      if (opts.y1Max) scales.y1.suggestedMax = opts.y1Max;
+    }
+    return {
+      responsive: true,
+      maintainAspectRatio: false,
+      animation: false,
+      normalized: true,
+      interaction: { mode: 'index', intersect: false },
+      layout: { padding: { top: 4 } },
+      scales: scales,
+      plugins: {
+        rtAlerts: { overage: !!opts.overage, spikes: !!opts.spikes },
+        legend: {
+          position: 'top', align: 'end',
+          labels: { boxWidth: 10, boxHeight: 10, usePointStyle: true, pointStyle: 'rectRounded', color: th.text },
+        },
+        tooltip: {
+          callbacks: {
+            title: function (items) {
+              var r = state.rendered;
+              if (!items.length || !r) return '';
+              var t = r.t[items[0].dataIndex];
+              if (t == null) return '';
+              var s = fmtClock(t * 1000);
+              return r.bucket > 1 ? s + ' – ' + fmtClock((t + r.bucket) * 1000) : s;
+            },
+            label: function (item) {
+              var v = item.parsed.y;
+              var suffix = item.dataset.unit || '';
+              var txt = item.dataset.label + ': ' + (suffix === ' %' ? v.toFixed(1) : fmtInt(v)) + suffix;
+              var maxArr = item.dataset.maxOf;
+              var r = state.rendered;
+              if (maxArr && r && r.bucket > 1 && r[maxArr]) {
+                txt += '  (busiest second: ' + fmtInt(r[maxArr][item.dataIndex]) + ')';
+              }
+              return txt;
+            },
+            footer: function (items) {
+              var r = state.rendered;
+              if (!items.length || !r) return '';
+              var t = r.t[items[0].dataIndex];
+              var kinds = items[0].chart.options.plugins.rtAlerts || {};
+              return r.alerts.filter(function (a) { return a.t === t && (a.level === 'spike' ? kinds.spikes : kinds.overage); }).map(function (a) { return '⚠ ' + a.text; });
+            },
+          },
+        },
+      },
+    };
+  }
+
+  function lineDataset(label, color, extra) {
+    var ds = {
+      label: label, data: [], borderColor: color, backgroundColor: alpha(color, 0.15),
+      borderWidth: 2, pointRadius: 0, pointHoverRadius: 4, tension: 0.25, fill: false,
+    };
+    for (var k in extra) ds[k] = extra[k];
+    return ds;
+  }
+
+  function createCharts() {
+    if (typeof Chart === 'undefined') {
+      showChartMsg('Charts unavailable: Chart.js failed to load.');
+      return;
+    }
+    var th = theme();
+    Chart.defaults.font.family = getComputedStyle(document.body).fontFamily;
+    Chart.defaults.color = th.muted;
+    Chart.defaults.borderColor = th.grid;
+
+    charts.borrows = new Chart($('chart-borrows'), {
+      type: 'line',
+      data: { labels: [], datasets: [
+        lineDataset('Borrows', th.commit, { fill: 'origin', maxOf: 'bMax', key: 'bSum', color: 'commit' }),
+        lineDataset('Returns', th.returns, { maxOf: 'rMax', key: 'rSum', color: 'returns' }),
+        lineDataset('Active (peak)', th.peak, { key: 'pMax', yAxisID: 'y1', borderDash: [5, 4], borderWidth: 1.5, tension: 0, stepped: true, color: 'peak' }),
+      ] },
+      options: timeChartOptions({ y1: 'active', overage: true, spikes: true }),
+      plugins: [alertPlugin],
+    });
+    charts.overage = new Chart($('chart-overage'), {
+      type: 'line',
+      data: { labels: [], datasets: [
+        lineDataset('Overage borrows', th.overage, { fill: 'origin', maxOf: 'oMax', key: 'oSum', color: 'overage' }),
+        lineDataset('Overage rate (60 s)', th.warn, { key: 'pct', yAxisID: 'y1', borderWidth: 1.5, borderDash: [5, 4], unit: ' %', color: 'warn' }),
+      ] },
+      options: timeChartOptions({ y1: '%', y1Max: 40, overage: true }),
+      plugins: [alertPlugin],
+    });
+    charts.failures = new Chart($('chart-failures'), {
+      type: 'bar',
+      data: { labels: [], datasets: [
+        { label: 'Failures', data: [], key: 'fSum', maxOf: 'fMax', color: 'failure',
+          backgroundColor: alpha(th.failure, 0.75), borderColor: th.failure, borderWidth: 0,
+          barPercentage: 1, categoryPercentage: 0.9, minBarLength: 0 },
+      ] },
+      options: timeChartOptions({ spikes: true }),
+      plugins: [alertPlugin],
+    });
+
+    var utilOpts = {
+      responsive: true,
+      maintainAspectRatio: false,
+      animation: false,
+      indexAxis: 'y',
+      interaction: { mode: 'index', intersect: false, axis: 'y' },
+      scales: {
+        x: { stacked: true, beginAtZero: true, grid: { color: th.grid }, border: { display: false },
+             ticks: { precision: 0, color: th.muted } },
+        y: { stacked: true, grid: { display: false }, border: { color: th.border },
+             ticks: { color: th.text, autoSkip: false } },
+      },
+      plugins: {
+        legend: { position: 'top', align: 'end',
+                  labels: { boxWidth: 10, boxHeight: 10, usePointStyle: true, pointStyle: 'rectRounded', color: th.text } },
+        tooltip: {
+          callbacks: {
+            label: function (item) {
+              var v = item.dataset.type === 'line' ? item.parsed.x : item.raw;
+              return item.dataset.label + ': ' + fmtInt(v);
+            },
+            footer: function (items) {
+              if (!items.length) return '';
+              var res = state.resources[items[0].dataIndex];
+              if (!res) return '';
+              var parts = [];
+              parts.push('Borrowed ' + fmtInt(res.borrowed));
+              if (res.total != null) parts.push('total ' + fmtInt(res.total));
+              if (res.commit != null) parts.push('commit ' + fmtInt(res.commit));
+              return parts.join(' · ');
+            },
+          },
+        },
+      },
+    };
+    charts.util = new Chart($('chart-util'), {
+      type: 'bar',
+      data: { labels: [], datasets: [
+        { label: 'In commit', data: [], stack: 'util', color: 'commit', backgroundColor: th.commit, borderRadius: 2, barPercentage: 0.7 },
+        { label: 'In overage', data: [], stack: 'util', color: 'overage', backgroundColor: th.overage, borderRadius: 2, barPercentage: 0.7 },
+        { label: 'Available', data: [], stack: 'util', color: 'available', backgroundColor: th.available, borderRadius: 2, barPercentage: 0.7 },
+        { label: 'Peak borrowed', type: 'line', data: [], stack: 'peak', indexAxis: 'y', showLine: false, clip: false, color: 'peak',
+          pointStyle: 'rectRot', pointRadius: 7, pointHoverRadius: 9, borderWidth: 2,
+          borderColor: th.panel, backgroundColor: th.peak },
+      ] },
+      options: utilOpts,
+    });
+  }
+
+  function restyleCharts() {
+    if (typeof Chart === 'undefined' || !charts.util) return;
+    var th = theme();
+    Chart.defaults.color = th.muted;
+    Chart.defaults.borderColor = th.grid;
+    Object.keys(charts).forEach(function (name) {
+      var c = charts[name];
+      c.data.datasets.forEach(function (ds) {
+        var col = th[ds.color];
+        if (!col) return;
+        if (name === 'util') {
+          ds.backgroundColor = col;
+          if (ds.type === 'line') ds.borderColor = th.panel;
+        } else if (name === 'failures') {
+          ds.backgroundColor = alpha(col, 0.75);
+          ds.borderColor = col;
+        } else {
+          ds.borderColor = col;
+          ds.backgroundColor = alpha(col, 0.15);
+        }
+      });
+      var sc = c.options.scales;
+      Object.keys(sc).forEach(function (k) {
+        if (sc[k].ticks) sc[k].ticks.color = (name === 'util' && k === 'y') ? th.text : th.muted;
+        if (sc[k].grid && sc[k].grid.display !== false) sc[k].grid.color = th.grid;
+        if (sc[k].border && sc[k].border.color) sc[k].border.color = th.border;
+        if (sc[k].title) sc[k].title.color = th.muted;
+      });
+      c.options.plugins.legend.labels.color = th.text;
+      c.update('none');
+    });
+  }
+
+  function showChartMsg(text) {
+    var el = $('chart-msg');
+    el.textContent = text || '';
+    el.hidden = !text;
+  }
+
+  // ---------------------------------------------------------------- series model
+
+  function emptySeries(bucket, t) {
+    return { bucket: bucket, t: t || [], bSum: [], bMax: [], oSum: [], oMax: [], rSum: [], rMax: [],
+             fSum: [], fMax: [], pMax: [] };
+  }
+
+  function num(a, i) { return a && a[i] != null ? +a[i] : 0; }
+
+  function seriesFromHistory(h, zero) {
+    var s = emptySeries(h.bucket_seconds || 1, (h.t || []).slice());
+    for (var i = 0; i < s.t.length; i++) {
+      var z = zero ? 0 : 1;
+      s.bSum.push(z * num(h.borrows && h.borrows.sum, i));
+      s.bMax.push(z * num(h.borrows && h.borrows.max, i));
+      s.oSum.push(z * num(h.overage_borrows && h.overage_borrows.sum, i));
+      s.oMax.push(z * num(h.overage_borrows && h.overage_borrows.max, i));
+      s.rSum.push(z * num(h.returns && h.returns.sum, i));
+      s.rMax.push(z * num(h.returns && h.returns.max, i));
+      s.fSum.push(z * num(h.failures && h.failures.sum, i));
+      s.fMax.push(z * num(h.failures && h.failures.max, i));
+      s.pMax.push(z * num(h.peak_borrowed && h.peak_borrowed.max, i));
+    }
+    s.origin = s.t.length ? s.t[0] : (h.start || 0);
+    return s;
+  }
+
+  // When history is unavailable, start from an empty, zero-filled window at ~360 buckets.
+  function syntheticSeries(range) {
+    var steps = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600];
+    var bucket = steps[steps.length - 1];
+    for (var i = 0; i < steps.length; i++) { if (range / steps[i] <= 360) { bucket = steps[i]; break; } }
+    var now = Math.floor(Date.now() / 1000);
+    var end = now - (now % bucket);
+    var n = Math.max(1, Math.floor(range / bucket));
+    var t = [];
+    for (var k = n - 1; k >= 0; k--) t.push(end - k * bucket);
+    var h = { bucket_seconds: bucket, t: t, start: t[0], end: now };
+    return seriesFromHistory(h, true);
+  }
+
+  function pushBucket(s, t) {
+    s.t.push(t);
+    s.bSum.push(0); s.bMax.push(0); s.oSum.push(0); s.oMax.push(0); s.rSum.push(0); s.rMax.push(0);
+    s.fSum.push(0); s.fMax.push(0); s.pMax.push(0);
+  }
+
+  function shiftBucket(s) {
+    s.t.shift();
+    s.bSum.shift(); s.bMax.shift(); s.oSum.shift(); s.oMax.shift(); s.rSum.shift(); s.rMax.shift();
+    s.fSum.shift(); s.fMax.shift(); s.pMax.shift();
+  }
+
+  function mod(a, b) { return ((a % b) + b) % b; }
+
+  // Fold one per-second `point` into the series (accumulating into the current bucket when the
+  // history bucket is larger than one second: sum for counts, max for per-second peaks).
+  function addPoint(p) {
+    if (!p || p.t == null) return;
+    if (state.historyLoading) { state.pending.push(p); return; }
+    var s = state.series;
+    if (!s || p.t <= state.lastT) return;
+    var b = s.bucket;
+    var bt = p.t - mod(p.t - s.origin, b);
+    var n = s.t.length;
+    var last = n ? s.t[n - 1] : null;
+    if (last === null || bt > last) {
+      var next = last === null ? bt : last + b;
+      var maxBuckets = Math.max(1, Math.floor(state.range / b));
+      if ((bt - next) / b > maxBuckets) next = bt - (maxBuckets - 1) * b;
+      for (; next <= bt; next += b) pushBucket(s, next);
+      while (s.t.length > maxBuckets) shiftBucket(s);
+    }
+    var idx = Math.round((bt - s.t[0]) / b);
+    if (idx >= 0 && idx < s.t.length) {
+      var borrows = +p.borrows || 0, over = +p.overage_borrows || 0, ret = +p.returns || 0,
+          fail = +p.failures || 0, peak = +p.peak_borrowed || 0;
+      s.bSum[idx] += borrows; s.bMax[idx] = Math.max(s.bMax[idx], borrows);
+      s.oSum[idx] += over; s.oMax[idx] = Math.max(s.oMax[idx], over);
+      s.rSum[idx] += ret; s.rMax[idx] = Math.max(s.rMax[idx], ret);
+      s.fSum[idx] += fail; s.fMax[idx] = Math.max(s.fMax[idx], fail);
+      s.pMax[idx] = Math.max(s.pMax[idx], peak);
+    }
+    state.lastT = p.t;
+    state.seriesDirty = true;
+  }
+
+  // Rolling (~60 s) overage share per bucket, and alert annotations: the overage rate crossing
+  // 15 % / 30 % upwards, and failure spikes (busiest second well above the recent rate).
+  function analyse(s) {
+    var n = s.t.length, b = s.bucket;
+    var w = Math.max(1, Math.round(60 / b));
+    var pct = new Array(n);
+    var alerts = [];
+    var winB = 0, winO = 0, winF = 0, level = 0, last = 0, prevSpike = false, lastSpike = -Infinity;
+    for (var i = 0; i < n; i++) {
+      // failure spike, judged against the window *before* this bucket
+      var prevBuckets = Math.min(i, w);
+      var base = prevBuckets ? winF / prevBuckets : 0; // mean failures per bucket before this one
+      var spike = s.fSum[i] >= 5 && s.fSum[i] >= 3 * base + 3;
+      if (spike && !prevSpike && i - lastSpike > w) {
+        lastSpike = i;
+        alerts.push({ t: s.t[i], level: 'spike', short: '✕' + s.fSum[i],
+                      text: 'Failure spike: ' + s.fSum[i] + ' failures (' + s.fMax[i] + ' in one second)' });
+      }
+      prevSpike = spike;
+
+      winB += s.bSum[i]; winO += s.oSum[i]; winF += s.fSum[i];
+      if (i >= w) { winB -= s.bSum[i - w]; winO -= s.oSum[i - w]; winF -= s.fSum[i - w]; }
+      if (winB > 0) last = 100 * winO / winB; else last = 0;
+      pct[i] = Math.round(last * 10) / 10;
+      if (winB === 0) { level = 0; continue; }
+      if (winB < 4) continue; // too few borrows to judge
+      var next = last > CRIT_PCT ? 2 : last > WARN_PCT ? 1 : 0;
+      // hysteresis: only step down once clearly below the threshold
+      if (next < level) {
+        var floor = level === 2 ? CRIT_PCT - 3 : WARN_PCT - 3;
+        if (last >= floor) next = level;
+      }
+      if (next > level) {
+        alerts.push({ t: s.t[i], level: next === 2 ? 'crit' : 'warn', short: Math.round(last) + '%',
+                      text: 'Overage rate crossed ' + (next === 2 ? CRIT_PCT : WARN_PCT) + ' % (' + last.toFixed(1) + ' %)' });
+      }
+      level = next;
+    }
+    if (alerts.length > MAX_ALERTS) alerts = alerts.slice(alerts.length - MAX_ALERTS);
+    return { pct: pct, alerts: alerts };
+  }
+
+  // ---------------------------------------------------------------- history
+
+  function historyUrl() {
+    var u = 'realtime/history?window=' + state.range;
+    if (state.resource) u += '&resource=' + encodeURIComponent(state.resource);
+    return u;
+  }
+
+  function loadHistory() {
+    var gen = ++state.historyGen;
+    state.historyLoading = true;
+    state.pending = [];
+    var section = $('charts');
+    section.setAttribute('aria-busy', 'true');
+    return fetch(historyUrl(), { cache: 'no-store', headers: { Accept: 'application/json' } })
+      .then(function (res) {
+        if (!res.ok) throw new Error('HTTP ' + res.status);
+        return res.json();
+      })
+      .then(function (h) {
+        if (gen !== state.historyGen) return;
+        var byUser = !!state.user;
+        state.series = seriesFromHistory(h, byUser);
+        state.lastT = h.end != null ? h.end - 1 : (state.series.t.length ? state.series.t[state.series.t.length - 1] + state.series.bucket - 1 : 0);
+        showChartMsg(byUser ? 'History is not kept per ' + lower(state.labels.user) + ': charts show live data for “' + state.user + '” from ' + fmtClock(Date.now()) + ' on.' : '');
+        finishHistory(gen);
+      })
+      .catch(function (err) {
+        if (gen !== state.historyGen) return;
+        state.series = syntheticSeries(state.range);
+        state.lastT = Math.floor(Date.now() / 1000) - 1;
+        showChartMsg('History unavailable (' + err.message + '): charts show live data only.');
+        finishHistory(gen);
+      });
+  }
+
+  function finishHistory(gen) {
+    var pend = state.pending;
+    state.pending = [];
+    state.historyLoading = false;
+    for (var i = 0; i < pend.length; i++) addPoint(pend[i]);
+    state.historyLoads++;
+    var section = $('charts');
+    section.removeAttribute('aria-busy');
+    section.dataset.range = String(state.range);
+    section.dataset.historyLoads = String(state.historyLoads);
+    var b = state.series.bucket;
+    var note = b > 1 ? 'per ' + fmtRange(b) + ' bucket' : 'per second';
+    document.querySelectorAll('.bucket-note').forEach(function (el) { el.textContent = note; });
+    state.seriesDirty = true;
+    scheduleRender(true);
+  }
+
+  // ---------------------------------------------------------------- rendering
+
+  function scheduleRender(force) {
+    if (state.paused && !force) return;
+    if (state.renderQueued) return;
+    state.renderQueued = true;
+    var run = function () { state.renderQueued = false; renderCharts(); };
+    // rAF stops in background tabs; a timer keeps charts current when the tab is hidden.
+    if (document.hidden) setTimeout(run, 250); else requestAnimationFrame(run);
+  }
+
+  function renderCharts() {
+    if (state.paused || !charts.util) return;
+    var s = state.series;
+    if (state.seriesDirty && s) {
+      state.seriesDirty = false;
+      var a = analyse(s);
+      var withSeconds = s.bucket < 60;
+      var labels = s.t.map(function (t) { return fmtClock(t * 1000, withSeconds); });
+      var r = { bucket: s.bucket, t: s.t.slice(), alerts: a.alerts, pct: a.pct,
+                bSum: s.bSum.slice(), bMax: s.bMax.slice(), oSum: s.oSum.slice(), oMax: s.oMax.slice(),
+                rSum: s.rSum.slice(), rMax: s.rMax.slice(), fSum: s.fSum.slice(), fMax: s.fMax.slice(),
+                pMax: s.pMax.slice() };
+      state.rendered = r;
+      state.alerts = a.alerts;
+      ['borrows', 'overage', 'failures'].forEach(function (name) {
+        var c = charts[name];
+        c.data.labels = labels;
+        c.data.datasets.forEach(function (ds) { ds.data = r[ds.key]; });
+        c.update('none');
+      });
+    }
+    if (state.utilDirty) {
+      state.utilDirty = false;
+      var res = state.resources;
+      var c = charts.util;
+      c.data.labels = res.map(function (x) { return x.name; });
+      c.data.datasets[0].data = res.map(function (x) { return x.in_commit != null ? x.in_commit : Math.max(0, (x.borrowed || 0) - (x.overage || 0)); });
+      c.data.datasets[1].data = res.map(function (x) { return x.overage || 0; });
+      c.data.datasets[2].data = res.map(function (x) { return x.available != null ? Math.max(0, x.available) : 0; });
+      c.data.datasets[3].data = res.map(function (x) { return { x: x.peak_borrowed != null ? x.peak_borrowed : (x.borrowed || 0), y: x.name }; });
+      // one comfortable row per resource
+      var box = $('chart-util').parentNode;
+      var h = Math.max(260, res.length * 34 + 70);
+      if (box.dataset.h !== String(h)) { box.style.height = h + 'px'; box.dataset.h = String(h); }
+      c.update('none');
+    }
+  }
+
+  function setCard(id, text) { var el = $(id); if (el.textContent !== text) el.textContent = text; }
+
+  function renderCards() {
+    var r = state.rates;
+    if (r) {
+      setCard('m-borrows', fmtRate(r.borrows_per_min));
+      setCard('m-returns', fmtRate(r.returns_per_min));
+      setCard('m-failures', fmtRate(r.failures_per_min));
+      var pct = +r.overage_percent || 0;
+      setCard('m-overage', pct.toFixed(1) + ' %');
+      var card = $('card-overage');
+      card.classList.toggle('warn', pct > WARN_PCT && pct <= CRIT_PCT);
+      card.classList.toggle('crit', pct > CRIT_PCT);
+      var win = r.window_seconds ? 'last ' + fmtRange(r.window_seconds) : '';
+      setCard('m-borrows-sub', win);
+      setCard('m-returns-sub', win);
+      setCard('m-failures-sub', 'denial rate ' + (r.denial_rate != null ? (100 * r.denial_rate).toFixed(1) + ' %' : '–'));
+    }
+    var res = state.resources || [];
+    var active = 0, total = 0, totalKnown = res.length > 0, over = 0;
+    res.forEach(function (x) {
+      active += x.borrowed || 0;
+      over += x.overage || 0;
+      if (x.total == null) totalKnown = false; else total += x.total;
+    });
+    setCard('m-active', fmtInt(active));
+    var sub = totalKnown ? 'of ' + fmtInt(total) + ' · ' : '';
+    sub += fmtInt(over) + ' over commit';
+    setCard('m-active-sub', res.length ? sub : 'borrowed now');
+    var b = state.buffer;
+    if (b) {
+      setCard('m-buffer', fmtInt(b.total_events));
+      var bs = b.oldest_event_ms ? 'since ' + fmtClock(b.oldest_event_ms, false) : 'events retained';
+      bs += ' · ' + fmtRange(state.retention) + ' kept';
+      if (b.folded_names) bs += ' · ' + fmtInt(b.folded_names) + ' folded';
+      setCard('m-buffer-sub', bs);
+    }
+  }
+
+  function pulse(id) {
+    var el = $(id);
+    el.classList.remove('pulse');
+    void el.offsetWidth; // restart the animation
+    el.classList.add('pulse');
+  }
+
+  // ---------------------------------------------------------------- event log
+
+  function cell(tr, cls, text) {
+    var td = document.createElement('td');
+    if (cls) td.className = cls;
+    if (text != null) td.textContent = text;
+    tr.appendChild(td);
+    return td;
+  }
+
+  function span(parent, cls, text) {
+    var el = document.createElement('span');
+    el.className = cls;
+    el.textContent = text;
+    parent.appendChild(el);
+    return el;
+  }
+
+  function eventKey(e) {
+    return [e.ts_ms, e.kind, e.resource, e.user, e.borrow_id].join('\u0001');
+  }
+
+  function buildRow(e) {
+    var tr = document.createElement('tr');
+    tr.className = 'fresh';
+    tr.dataset.kind = String(e.kind);
+    cell(tr, 'time', fmtClock(e.ts_ms, true, true));
+    var kind = cell(tr, 'kind');
+    span(kind, 'badge ' + (e.kind === 'borrow' || e.kind === 'return' || e.kind === 'failure' ? e.kind : ''), String(e.kind));
+    cell(tr, 'resource', e.resource == null ? '' : String(e.resource));
+    cell(tr, 'user', e.user == null ? '' : String(e.user));
+    var det = cell(tr, 'details');
+    if (e.kind === 'borrow') {
+      if (e.overage) span(det, 'tag-overage', 'overage');
+      else span(det, 'muted', 'within commit');
+    } else if (e.kind === 'failure') {
+      span(det, 'tag-reason', e.reason == null ? 'failed' : String(e.reason));
+    }
+    if (e.borrow_id != null && e.borrow_id !== '') {
+      span(det, 'muted', (det.firstChild ? ' · ' : '') + 'id ' + String(e.borrow_id));
+    }
+    tr._key = eventKey(e);
+    return tr;
+  }
+
+  // `events` may arrive in any order; the table shows newest first. On a snapshot (after a
+  // reconnect) events already shown are skipped.
+  function addEvents(events, dedupe) {
+    var body = $('events-body');
+    var seen = null;
+    if (dedupe) {
+      seen = new Set();
+      for (var k = 0; k < body.rows.length; k++) seen.add(body.rows[k]._key);
+    }
+    var sorted = events.slice().sort(function (a, b) { return (a.ts_ms || 0) - (b.ts_ms || 0); });
+    if (sorted.length > MAX_ROWS) sorted = sorted.slice(sorted.length - MAX_ROWS);
+    var frag = document.createDocumentFragment();
+    var added = 0;
+    for (var i = sorted.length - 1; i >= 0; i--) {
+      var e = sorted[i];
+      if (seen && seen.has(eventKey(e))) continue;
+      frag.appendChild(buildRow(e));
+      added++;
+      noteUser(e.user);
+      noteResource(e.resource);
+    }
+    if (!added) return;
+    body.insertBefore(frag, body.firstChild);
+    while (body.rows.length > MAX_ROWS) body.deleteRow(body.rows.length - 1);
+    $('events-empty').hidden = body.rows.length > 0;
+  }
+
+  function clearEvents() {
+    var body = $('events-body');
+    while (body.firstChild) body.removeChild(body.firstChild);
+    $('events-empty').hidden = false;
+  }
+
+  function noteUser(u) {
+    if (u == null || u === '' || state.users.has(u) || state.users.size >= MAX_USERS_LISTED) return;
+    state.users.add(u);
+    var opt = document.createElement('option');
+    opt.value = String(u);
+    $('user-list').appendChild(opt);
+  }
+
+  function noteResource(name) {
+    if (name == null || name === '' || state.knownResources.has(name)) return;
+    state.knownResources.add(name);
+    var sel = $('resource-filter');
+    var opt = document.createElement('option');
+    opt.value = String(name);
+    opt.textContent = String(name);
+    // keep options sorted by name after the "All" entry
+    var before = null;
+    for (var i = 1; i < sel.options.length; i++) {
+      if (sel.options[i].value.localeCompare(name) > 0) { before = sel.options[i]; break; }
+    }
+    sel.insertBefore(opt, before);
+  }
+
+  // ---------------------------------------------------------------- stream
+
+  function streamUrl() {
+    var q = [];
+    if (state.resource) q.push('resource=' + encodeURIComponent(state.resource));
+    if (state.user) q.push('user=' + encodeURIComponent(state.user));
+    return 'realtime/stream' + (q.length ? '?' + q.join('&') : '');
+  }
+
+  function setStatus(s, text) {
+    state.status = s;
+    var el = $('status');
+    el.dataset.state = s;
+    el.dataset.attempt = String(state.attempt);
+    $('status-text').textContent = text;
+    $('retry').hidden = s !== 'failed';
+  }
+
+  function closeStream() {
+    if (state.timer) { clearTimeout(state.timer); state.timer = null; }
+    if (state.es) {
+      state.es.onopen = state.es.onmessage = state.es.onerror = null;
+      state.es.close();
+      state.es = null;
+    }
+  }
+
+  function connect() {
+    closeStream();
+    var gen = ++state.gen;
+    if (state.attempt === 0) setStatus('connecting', 'Connecting…');
+    var es = new EventSource(streamUrl());
+    state.es = es;
+    es.onopen = function () {
+      if (gen !== state.gen) return;
+      state.attempt = 0;
+      setStatus('connected', 'Connected');
+    };
+    es.onmessage = function (ev) {
+      if (gen !== state.gen) return;
+      var f;
+      try { f = JSON.parse(ev.data); } catch (err) { return; }
+      if (state.status !== 'connected') { state.attempt = 0; setStatus('connected', 'Connected'); }
+      handleFrame(f);
+    };
+    es.onerror = function () {
+      if (gen !== state.gen) return;
+      // Take over reconnection from the browser so that backoff and the attempt limit are ours,
+      // and never leave two connections open.
+      closeStream();
+      state.needHistoryOnSnapshot = true;
+      scheduleReconnect();
+    };
+  }
+
+  function scheduleReconnect() {
+    if (state.attempt >= MAX_ATTEMPTS) {
+      setStatus('failed', 'Disconnected: gave up after ' + MAX_ATTEMPTS + ' attempts');
+      return;
+    }
+    state.attempt++;
+    var delay = Math.min(MAX_DELAY_MS, BASE_DELAY_MS * Math.pow(2, state.attempt - 1));
+    delay = Math.round(delay * (0.85 + Math.random() * 0.3));
+    setStatus('reconnecting', 'Reconnecting (attempt ' + state.attempt + '/' + MAX_ATTEMPTS + ') in ' + Math.ceil(delay / 1000) + ' s…');
+    state.timer = setTimeout(function () { state.timer = null; connect(); }, delay);
+  }
+
+  function reconnectNow() {
+    state.attempt = 0;
+    connect();
+  }
+
+  function handleFrame(f) {
+    if (f.kind === 'snapshot' && state.needHistoryOnSnapshot) {
+      // Fill the gap left by the outage.
+      state.needHistoryOnSnapshot = false;
+      loadHistory();
+    }
+    if (f.rates) state.rates = f.rates;
+    if (f.resources) {
+      state.resources = f.resources;
+      state.utilDirty = true;
+      f.resources.forEach(function (r) { noteResource(r.name); });
+    }
+    if (f.buffer) state.buffer = f.buffer;
+    if (f.events && f.events.length) {
+      addEvents(f.events, f.kind === 'snapshot');
+      if (f.kind !== 'snapshot' && f.events.some(function (e) { return e.kind === 'borrow'; })) pulse('card-borrows');
+    }
+    if (f.events_omitted) {
+      $('log-note').textContent = 'newest first · last ' + MAX_ROWS + ' · ' + fmtInt(f.events_omitted) + ' skipped in a burst';
+    }
+    if (f.point) addPoint(f.point);
+    renderCards();
+    if (f.ts_ms) $('last-update').textContent = 'Updated ' + fmtClock(f.ts_ms);
+    if (state.seriesDirty || state.utilDirty) scheduleRender();
+  }
+
+  // ---------------------------------------------------------------- controls
+
+  function csvUrl() {
+    var u = 'realtime/events.csv?window=' + state.range;
+    if (state.resource) u += '&resource=' + encodeURIComponent(state.resource);
+    if (state.user) u += '&user=' + encodeURIComponent(state.user);
+    return u;
+  }
+
+  function updateCsv() {
+    var a = $('csv');
+    a.href = csvUrl();
+    var name = 'events-' + state.range + 's' + (state.resource ? '-' + state.resource : '') + (state.user ? '-' + state.user : '');
+    a.setAttribute('download', name.replace(/[^A-Za-z0-9._-]+/g, '_') + '.csv');
+  }
+
+  function applyFilters() {
+    var res = $('resource-filter').value;
+    var user = $('user-filter').value.trim();
+    if (res === state.resource && user === state.user) return;
+    state.resource = res;
+    state.user = user;
+    state.rates = null;
+    state.resources = [];
+    state.utilDirty = true;
+    clearEvents();
+    updateCsv();
+    loadHistory();
+    reconnectNow();
+  }
+
+  function bindControls() {
+    $('range').addEventListener('change', function (ev) {
+      var v = parseInt(ev.target.value, 10);
+      if (!v || v === state.range) return;
+      state.range = v;
+      updateCsv();
+      loadHistory();
+    });
+    $('resource-filter').addEventListener('change', applyFilters);
+    var userInput = $('user-filter');
+    var debounce = null;
+    userInput.addEventListener('change', applyFilters);
+    userInput.addEventListener('keydown', function (ev) { if (ev.key === 'Enter') applyFilters(); });
+    userInput.addEventListener('input', function () {
+      clearTimeout(debounce);
+      // clearing the field (or picking from the list) applies quickly; typing waits a little
+      debounce = setTimeout(applyFilters, userInput.value === '' ? 50 : 600);
+    });
+    $('pause').addEventListener('click', function () {
+      state.paused = !state.paused;
+      var btn = $('pause');
+      btn.setAttribute('aria-pressed', String(state.paused));
+      btn.textContent = state.paused ? 'Resume charts' : 'Pause charts';
+      if (!state.paused) scheduleRender();
+    });
+    $('retry').addEventListener('click', reconnectNow);
+    if (window.matchMedia) {
+      var mq = window.matchMedia('(prefers-color-scheme: dark)');
+      var onScheme = function () { restyleCharts(); };
+      if (mq.addEventListener) mq.addEventListener('change', onScheme);
+    }
+    document.addEventListener('visibilitychange', function () {
+      if (!document.hidden && (state.seriesDirty || state.utilDirty)) scheduleRender();
+    });
+    window.addEventListener('beforeunload', closeStream);
+  }
+
+  function applyConfig(cfg) {
+    var l = {};
+    var src = (cfg && cfg.labels) || {};
+    Object.keys(DEFAULT_LABELS).forEach(function (k) {
+      l[k] = typeof src[k] === 'string' && src[k] !== '' ? src[k] : DEFAULT_LABELS[k];
+    });
+    state.labels = l;
+    document.title = l.title + ' · Realtime';
+    $('title').textContent = l.title;
+    $('subtitle-resources').textContent = l.resources;
+    $('resource-filter-label').textContent = l.resource;
+    $('resource-all').textContent = 'All ' + lower(l.resources);
+    $('user-filter-label').textContent = l.user;
+    $('user-filter').placeholder = 'All ' + lower(l.user) + 's';
+    $('th-resource').textContent = l.resource;
+    $('th-user').textContent = l.user;
+    $('util-title').textContent = 'Utilization by ' + lower(l.resource);
+
+    if (cfg && cfg.retention_seconds) state.retention = cfg.retention_seconds;
+    var ranges = (cfg && Array.isArray(cfg.ranges) && cfg.ranges.length ? cfg.ranges : DEFAULT_RANGES)
+      .filter(function (r) { return r > 0 && r <= state.retention; });
+    if (!ranges.length) ranges = [Math.min(1800, state.retention)];
+    state.ranges = ranges;
+    var def = cfg && cfg.default_range;
+    state.range = ranges.indexOf(def) >= 0 ? def : (ranges.indexOf(1800) >= 0 ? 1800 : ranges[Math.floor(ranges.length / 2)]);
+    var sel = $('range');
+    while (sel.firstChild) sel.removeChild(sel.firstChild);
+    ranges.forEach(function (r) {
+      var o = document.createElement('option');
+      o.value = String(r);
+      o.textContent = fmtRange(r);
+      if (r === state.range) o.selected = true;
+      sel.appendChild(o);
+    });
+    ((cfg && cfg.resources) || []).forEach(noteResource);
+    $('footer-info').textContent = 'realtime-layer · ' + fmtRange(state.retention) + ' retention';
+    updateCsv();
+  }
+
+  function init() {
+    try { createCharts(); } catch (err) { showChartMsg('Charts unavailable: ' + err.message); }
+    bindControls();
+    applyConfig(null);
+    fetch('realtime/config', { cache: 'no-store', headers: { Accept: 'application/json' } })
+      .then(function (res) { if (!res.ok) throw new Error('HTTP ' + res.status); return res.json(); })
+      .catch(function () { return null; })
+      .then(function (cfg) {
+        applyConfig(cfg);
+        loadHistory();
+        connect();
+      });
+  }
+
+  init();
+})();
