@@ -1,0 +1,878 @@
+//! The in-memory event store: compact events per kind plus per-second aggregates.
+//!
+//! Everything sits behind one short mutex. Recording is a few hash lookups and two ring pushes;
+//! readers copy what they need and let go, and long scans (CSV export) page through with a
+//! [`Cursor`] so they never hold the lock for long.
+
+mod borrow_id;
+mod interner;
+mod ring;
+mod seconds;
+
+pub use interner::OTHER_NAME;
+
+use crate::clock::Clock;
+use crate::event::{Event, EventKind};
+use interner::Interner;
+use parking_lot::Mutex;
+use ring::{EventRing, PackedEvent};
+use seconds::SecondAggregates;
+use serde::Serialize;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Limits of an [`EventBuffer`]. The defaults keep six hours, at most 100,000 borrows, 100,000
+/// returns and 10,000 failures, 10,000 distinct users and 1,000 distinct resources.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BufferConfig {
+    /// How long events are kept.
+    pub retention: Duration,
+    /// Most borrows kept (oldest dropped first).
+    pub max_borrows: usize,
+    /// Most returns kept.
+    pub max_returns: usize,
+    /// Most failures kept.
+    pub max_failures: usize,
+    /// Distinct user names before new ones fold into `(other)` (at most 65,534).
+    pub max_users: usize,
+    /// Distinct resource names before new ones fold into `(other)` (at most 4,094).
+    pub max_resources: usize,
+    /// Distinct failure reasons before new ones fold into `(other)` (at most 65,534).
+    pub max_reasons: usize,
+}
+
+impl Default for BufferConfig {
+    fn default() -> Self {
+        BufferConfig {
+            retention: Duration::from_secs(6 * 3600),
+            max_borrows: 100_000,
+            max_returns: 100_000,
+            max_failures: 10_000,
+            max_users: 10_000,
+            max_resources: 1_000,
+            max_reasons: 256,
+        }
+    }
+}
+
+/// A configuration value out of its allowed range.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid realtime configuration: {0}")]
+pub struct ConfigError(pub String);
+
+impl BufferConfig {
+    /// Checks the limits that the compact storage imposes.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let secs = self.retention.as_secs();
+        if !(1..=7 * 24 * 3600).contains(&secs) {
+            return Err(ConfigError(format!(
+                "retention must be between 1 second and 7 days, got {secs} s"
+            )));
+        }
+        if self.max_users == 0 || self.max_users > u16::MAX as usize - 1 {
+            return Err(ConfigError(format!(
+                "max_users must be in 1..=65534, got {}",
+                self.max_users
+            )));
+        }
+        if self.max_resources == 0 || self.max_resources > ring::MAX_RESOURCES - 1 {
+            return Err(ConfigError(format!(
+                "max_resources must be in 1..=4094, got {}",
+                self.max_resources
+            )));
+        }
+        if self.max_reasons == 0 || self.max_reasons > u16::MAX as usize - 1 {
+            return Err(ConfigError(format!(
+                "max_reasons must be in 1..=65534, got {}",
+                self.max_reasons
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Counts over a window.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Totals {
+    /// Successful checkouts.
+    pub borrows: u64,
+    /// Checkouts above the committed quantity.
+    pub overage_borrows: u64,
+    /// Returns.
+    pub returns: u64,
+    /// Refused checkouts.
+    pub failures: u64,
+}
+
+impl Totals {
+    fn add_event(&mut self, kind: EventKind, overage: bool) {
+        match kind {
+            EventKind::Borrow => {
+                self.borrows += 1;
+                self.overage_borrows += overage as u64;
+            }
+            EventKind::Return => self.returns += 1,
+            EventKind::Failure => self.failures += 1,
+        }
+    }
+
+    fn add_second(&mut self, e: &seconds::ResSecond) {
+        self.borrows += e.borrows as u64;
+        self.overage_borrows += e.overage as u64;
+        self.returns += e.returns as u64;
+        self.failures += e.failures as u64;
+    }
+}
+
+/// One resource's activity over a window.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ResourceActivity {
+    /// Resource name.
+    pub name: Arc<str>,
+    /// Borrowed now (derived from events, or set by [`EventBuffer::sync_levels`]).
+    pub borrowed: u32,
+    /// Highest borrowed level within the window.
+    pub peak_borrowed: u32,
+    /// Counts within the window.
+    pub totals: Totals,
+}
+
+/// Totals and per-resource activity over a window.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct WindowSummary {
+    /// All resources together (after filters).
+    pub totals: Totals,
+    /// Every known resource, sorted by name.
+    pub resources: Vec<ResourceActivity>,
+}
+
+/// Size facts of the buffer.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct BufferStats {
+    /// Events held, all kinds.
+    pub total_events: u64,
+    /// Borrows held.
+    pub borrow_count: u64,
+    /// Returns held.
+    pub return_count: u64,
+    /// Failures held.
+    pub failure_count: u64,
+    /// Timestamp of the oldest event held, any kind.
+    pub oldest_event_ms: Option<u64>,
+    /// Events whose user or resource name was folded into `(other)`.
+    pub folded_names: u64,
+    /// Events whose user name was folded.
+    pub folded_users: u64,
+    /// Events whose resource name was folded.
+    pub folded_resources: u64,
+    /// Retention window in milliseconds.
+    pub retention_ms: u64,
+    /// Heap bytes held by the buffer (events, aggregates, names).
+    pub memory_bytes: u64,
+}
+
+/// A stored event as readers see it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EventRecord {
+    /// When it was recorded (Unix ms).
+    pub ts_ms: u64,
+    /// Borrow, return or failure.
+    pub kind: EventKind,
+    /// Resource name.
+    pub resource: Arc<str>,
+    /// User name.
+    pub user: Arc<str>,
+    /// Borrow id fingerprint (see the crate docs on borrow ids).
+    pub borrow_id: Option<String>,
+    /// Overage borrow.
+    pub overage: bool,
+    /// Failure reason.
+    pub reason: Option<Arc<str>>,
+}
+
+/// One second of aggregates (summed over resources, or for one resource).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct SecondPoint {
+    /// Unix second.
+    pub t: u64,
+    /// Borrows in the second.
+    pub borrows: u32,
+    /// Overage borrows in the second.
+    pub overage_borrows: u32,
+    /// Returns in the second.
+    pub returns: u32,
+    /// Failures in the second.
+    pub failures: u32,
+    /// Highest borrowed level in the second.
+    pub peak_borrowed: u32,
+    /// Borrowed level at the end of the second.
+    #[serde(skip)]
+    pub end_borrowed: u32,
+}
+
+/// Active seconds of a range (idle seconds are absent) and the level before the range.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SecondSeries {
+    /// Borrowed level at the start of the range (carry it through idle seconds).
+    pub level_before: u32,
+    /// Active seconds, oldest first.
+    pub points: Vec<SecondPoint>,
+}
+
+/// Restricts queries to one resource and/or one user (by exact name).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EventFilter {
+    /// Only this resource.
+    pub resource: Option<String>,
+    /// Only this user.
+    pub user: Option<String>,
+}
+
+impl EventFilter {
+    /// True when nothing is filtered.
+    pub fn is_empty(&self) -> bool {
+        self.resource.is_none() && self.user.is_none()
+    }
+}
+
+/// A position in the event stream of all three kinds; read on from it with
+/// [`EventBuffer::events_after`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct Cursor {
+    seqs: [u64; 3],
+}
+
+/// Filter resolved to interned indices; `None` inside means "the name is unknown: match nothing".
+struct Resolved {
+    resource: Option<Option<u16>>,
+    user: Option<Option<u16>>,
+}
+
+impl Resolved {
+    fn matches_nothing(&self) -> bool {
+        matches!(self.resource, Some(None)) || matches!(self.user, Some(None))
+    }
+
+    fn accepts(&self, e: &PackedEvent) -> bool {
+        self.resource.is_none_or(|r| r == Some(e.resource()))
+            && self.user.is_none_or(|u| u == Some(e.user))
+    }
+}
+
+const KINDS: [EventKind; 3] = [EventKind::Borrow, EventKind::Return, EventKind::Failure];
+
+/// Timestamps are stored as u32 milliseconds from a base that moves forward before they overflow.
+const REBASE_AFTER_MS: u64 = 1 << 31;
+
+struct Inner {
+    config: BufferConfig,
+    retention_ms: u64,
+    base_ms: u64,
+    last_t: u32,
+    rings: [EventRing; 3],
+    seconds: SecondAggregates,
+    users: Interner,
+    resources: Interner,
+    reasons: Interner,
+    folded_users: u64,
+    folded_resources: u64,
+    /// Since start, per resource: borrows, overage borrows, returns (for counters).
+    lifetime: Vec<[u64; 3]>,
+    /// Since start, per (resource, reason): failures.
+    lifetime_failures: HashMap<(u16, u16), u64, ahash::RandomState>,
+}
+
+/// Lifetime totals since the buffer was created: what monotonic counters export.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LifetimeTotals {
+    /// Per resource: (name, borrows, overage borrows, returns).
+    pub resources: Vec<(Arc<str>, u64, u64, u64)>,
+    /// Per (resource, reason): failures.
+    pub failures: Vec<(Arc<str>, Arc<str>, u64)>,
+}
+
+/// Thread-safe store of borrow/return/failure events.
+///
+/// ```
+/// use realtime_layer::{BufferConfig, Event, EventBuffer, ManualClock};
+/// use std::sync::Arc;
+///
+/// let clock = ManualClock::new(1_700_000_000_000);
+/// let buffer = EventBuffer::new(BufferConfig::default(), Arc::new(clock.clone())).unwrap();
+/// buffer.record(&Event::borrow("seat-1", "ann"));
+/// buffer.record(&Event::failure("seat-1", "bob", "exhausted"));
+/// let stats = buffer.stats();
+/// assert_eq!((stats.borrow_count, stats.failure_count), (1, 1));
+/// let summary = buffer.summarize(60, &Default::default());
+/// assert_eq!(summary.resources[0].borrowed, 1);
+/// ```
+pub struct EventBuffer {
+    inner: Mutex<Inner>,
+    clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for EventBuffer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventBuffer").finish_non_exhaustive()
+    }
+}
+
+impl EventBuffer {
+    /// A buffer with `config` limits, stamping events with `clock`.
+    pub fn new(config: BufferConfig, clock: Arc<dyn Clock>) -> Result<Self, ConfigError> {
+        config.validate()?;
+        let now = clock.now_ms();
+        let inner = Inner {
+            retention_ms: config.retention.as_millis() as u64,
+            base_ms: now,
+            last_t: 0,
+            rings: [
+                EventRing::new(config.max_borrows),
+                EventRing::new(config.max_returns),
+                EventRing::new(config.max_failures),
+            ],
+            seconds: SecondAggregates::new(),
+            users: Interner::new(config.max_users),
+            resources: Interner::new(config.max_resources),
+            reasons: Interner::new(config.max_reasons),
+            folded_users: 0,
+            folded_resources: 0,
+            lifetime: Vec::new(),
+            lifetime_failures: HashMap::with_hasher(ahash::RandomState::new()),
+            config,
+        };
+        Ok(EventBuffer {
+            inner: Mutex::new(inner),
+            clock,
+        })
+    }
+
+    /// The limits this buffer was built with.
+    pub fn config(&self) -> BufferConfig {
+        self.inner.lock().config.clone()
+    }
+
+    /// The clock events are stamped with.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
+    /// Stores one event, stamped now. Never blocks for long: no I/O, no allocation unless a name
+    /// is new or a ring grows.
+    pub fn record(&self, event: &Event) {
+        let now = self.clock.now_ms();
+        self.inner.lock().record(now, event);
+    }
+
+    /// Stores several events under one lock.
+    pub fn record_all<'a>(&self, events: impl IntoIterator<Item = &'a Event>) {
+        let now = self.clock.now_ms();
+        let mut inner = self.inner.lock();
+        for event in events {
+            inner.record(now, event);
+        }
+    }
+
+    /// Size facts (drops expired events first).
+    pub fn stats(&self) -> BufferStats {
+        let now = self.clock.now_ms();
+        let mut inner = self.inner.lock();
+        inner.advance(now);
+        inner.stats()
+    }
+
+    /// Totals and per-resource activity over the last `window_secs` seconds (the current second
+    /// included). With a user filter the totals come from the events themselves; otherwise from the
+    /// per-second aggregates.
+    pub fn summarize(&self, window_secs: u32, filter: &EventFilter) -> WindowSummary {
+        let now = self.clock.now_ms();
+        let mut inner = self.inner.lock();
+        inner.advance(now);
+        inner.summarize(now, window_secs, filter)
+    }
+
+    /// The newest events of the last `window_secs` seconds, newest first, at most `limit`.
+    pub fn recent_events(
+        &self,
+        window_secs: u32,
+        limit: usize,
+        filter: &EventFilter,
+    ) -> Vec<EventRecord> {
+        let now = self.clock.now_ms();
+        let mut inner = self.inner.lock();
+        inner.advance(now);
+        let from = now.saturating_sub(window_secs as u64 * 1000);
+        inner.recent(from, limit, filter)
+    }
+
+    /// A cursor after every event recorded so far.
+    pub fn cursor(&self) -> Cursor {
+        let inner = self.inner.lock();
+        Cursor {
+            seqs: std::array::from_fn(|k| inner.rings[k].end_seq()),
+        }
+    }
+
+    /// A cursor before the first held event recorded at or after `from_ms`.
+    pub fn cursor_at(&self, from_ms: u64) -> Cursor {
+        let inner = self.inner.lock();
+        let t = inner.rel(from_ms);
+        Cursor {
+            seqs: std::array::from_fn(|k| inner.rings[k].seq_at(t)),
+        }
+    }
+
+    /// Events recorded after `cursor`, oldest first, at most `limit` (the oldest are skipped when
+    /// there are more; the count skipped is returned), and the cursor to continue from.
+    pub fn events_after(
+        &self,
+        cursor: Cursor,
+        limit: usize,
+        filter: &EventFilter,
+    ) -> (Vec<EventRecord>, u64, Cursor) {
+        let inner = self.inner.lock();
+        inner.events_after(cursor, limit, filter)
+    }
+
+    /// One page of events after `cursor` in time order, at most `limit`, and the cursor after the
+    /// page; an empty page means the end. For long exports (CSV): the lock is held per page only.
+    pub fn page(
+        &self,
+        cursor: Cursor,
+        limit: usize,
+        filter: &EventFilter,
+    ) -> (Vec<EventRecord>, Cursor) {
+        let inner = self.inner.lock();
+        inner.page(cursor, limit, filter)
+    }
+
+    /// Active seconds in `from_sec..=to_sec` (Unix seconds), optionally for one resource.
+    /// An unknown resource gives an empty series.
+    pub fn seconds(&self, from_sec: u64, to_sec: u64, resource: Option<&str>) -> SecondSeries {
+        let now = self.clock.now_ms();
+        let mut inner = self.inner.lock();
+        inner.advance(now);
+        inner.seconds_series(from_sec, to_sec, resource)
+    }
+
+    /// Sets borrowed levels from an authoritative source, e.g. the app's own counts (corrects the
+    /// level derived from events after a restart or a missed event). Unknown names are interned.
+    pub fn sync_levels<'a>(&self, levels: impl IntoIterator<Item = (&'a str, u32)>) {
+        let now = self.clock.now_ms();
+        let mut inner = self.inner.lock();
+        inner.advance(now);
+        let sec = (now / 1000) as u32;
+        for (name, level) in levels {
+            let res = inner.intern_resource(name);
+            inner.seconds.set_level(sec, res, level);
+        }
+    }
+
+    /// Names of all resources seen so far (interned), sorted.
+    pub fn resource_names(&self) -> Vec<Arc<str>> {
+        let inner = self.inner.lock();
+        let mut names: Vec<Arc<str>> = (1..inner.resources.len() as u16)
+            .map(|i| inner.resources.name(i).clone())
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// Totals since the buffer was created (never expire): the source of exported counters.
+    pub fn lifetime_totals(&self) -> LifetimeTotals {
+        let inner = self.inner.lock();
+        let resources = inner
+            .lifetime
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.iter().any(|v| *v > 0))
+            .map(|(i, c)| (inner.resources.name(i as u16).clone(), c[0], c[1], c[2]))
+            .collect();
+        let failures = inner
+            .lifetime_failures
+            .iter()
+            .map(|(&(r, why), &n)| {
+                (
+                    inner.resources.name(r).clone(),
+                    inner.reasons.name(why).clone(),
+                    n,
+                )
+            })
+            .collect();
+        LifetimeTotals {
+            resources,
+            failures,
+        }
+    }
+
+    /// Borrowed level per resource now, sorted by name.
+    pub fn levels(&self) -> Vec<(Arc<str>, u32)> {
+        let inner = self.inner.lock();
+        let mut out: Vec<(Arc<str>, u32)> = (1..inner.resources.len() as u16)
+            .map(|i| (inner.resources.name(i).clone(), inner.seconds.level(i)))
+            .collect();
+        out.sort();
+        out
+    }
+}
+
+impl Inner {
+    fn rel(&self, abs_ms: u64) -> u32 {
+        abs_ms.saturating_sub(self.base_ms).min(u32::MAX as u64) as u32
+    }
+
+    fn abs(&self, t: u32) -> u64 {
+        self.base_ms + t as u64
+    }
+
+    fn intern_resource(&mut self, name: &str) -> u16 {
+        let before = self.resources.folded;
+        let res = self.resources.intern(name);
+        self.folded_resources += self.resources.folded - before;
+        res
+    }
+
+    /// Moves time to `now`: expires old events and seconds, and rebases timestamps when needed.
+    /// Returns the (monotonic) relative time of `now`.
+    fn advance(&mut self, now: u64) -> u32 {
+        let cutoff = now.saturating_sub(self.retention_ms);
+        if now.saturating_sub(self.base_ms) >= REBASE_AFTER_MS {
+            let new_base = cutoff.max(self.base_ms);
+            let delta = (new_base - self.base_ms).min(u32::MAX as u64) as u32;
+            let t_min = self.rel(cutoff);
+            for ring in &mut self.rings {
+                ring.expire_before(t_min);
+                ring.rebase(delta);
+            }
+            self.last_t = self.last_t.saturating_sub(delta);
+            self.base_ms = new_base;
+        }
+        let t_min = self.rel(cutoff);
+        if cutoff > self.base_ms {
+            for ring in &mut self.rings {
+                ring.expire_before(t_min);
+            }
+        }
+        self.seconds.expire_before((cutoff / 1000) as u32);
+        let t = self.rel(now).max(self.last_t);
+        self.last_t = t;
+        t
+    }
+
+    fn record(&mut self, now: u64, event: &Event) {
+        let t = self.advance(now);
+        let sec = (self.abs(t) / 1000) as u32;
+        let res = self.intern_resource(event.resource());
+        let before = self.users.folded;
+        let user = self.users.intern(event.user());
+        self.folded_users += self.users.folded - before;
+        if self.lifetime.len() <= res as usize {
+            self.lifetime.resize(res as usize + 1, [0; 3]);
+        }
+        match event.kind() {
+            EventKind::Borrow => {
+                let (kind, code) = event
+                    .borrow_id_str()
+                    .map_or((borrow_id::NONE, 0), borrow_id::encode);
+                let overage = event.is_overage();
+                self.rings[0].push(PackedEvent::new(t, res, user, overage, kind, code));
+                self.seconds.on_borrow(sec, res, overage);
+                self.lifetime[res as usize][0] += 1;
+                self.lifetime[res as usize][1] += overage as u64;
+            }
+            EventKind::Return => {
+                let (kind, code) = event
+                    .borrow_id_str()
+                    .map_or((borrow_id::NONE, 0), borrow_id::encode);
+                self.rings[1].push(PackedEvent::new(t, res, user, false, kind, code));
+                self.seconds.on_return(sec, res);
+                self.lifetime[res as usize][2] += 1;
+            }
+            EventKind::Failure => {
+                let why = self.reasons.intern(event.reason().unwrap_or("unknown"));
+                self.rings[2].push(PackedEvent::new(t, res, user, false, 0, why as u64));
+                self.seconds.on_failure(sec, res);
+                *self.lifetime_failures.entry((res, why)).or_insert(0) += 1;
+            }
+        }
+    }
+
+    fn stats(&self) -> BufferStats {
+        let counts: [u64; 3] = std::array::from_fn(|k| self.rings[k].len() as u64);
+        let oldest = self
+            .rings
+            .iter()
+            .filter_map(|r| r.front().map(|e| self.abs(e.t)))
+            .min();
+        let memory = self.rings.iter().map(|r| r.capacity_bytes()).sum::<usize>()
+            + self.seconds.heap_bytes()
+            + self.users.heap_bytes()
+            + self.resources.heap_bytes()
+            + self.reasons.heap_bytes()
+            + self.lifetime.capacity() * 24
+            + self.lifetime_failures.capacity() * 16;
+        BufferStats {
+            total_events: counts.iter().sum(),
+            borrow_count: counts[0],
+            return_count: counts[1],
+            failure_count: counts[2],
+            oldest_event_ms: oldest,
+            folded_names: self.folded_users + self.folded_resources,
+            folded_users: self.folded_users,
+            folded_resources: self.folded_resources,
+            retention_ms: self.retention_ms,
+            memory_bytes: memory as u64,
+        }
+    }
+
+    fn resolve(&self, filter: &EventFilter) -> Resolved {
+        Resolved {
+            resource: filter.resource.as_deref().map(|n| self.resources.lookup(n)),
+            user: filter.user.as_deref().map(|n| self.users.lookup(n)),
+        }
+    }
+
+    fn to_record(&self, kind: usize, e: &PackedEvent) -> EventRecord {
+        let is_failure = KINDS[kind] == EventKind::Failure;
+        EventRecord {
+            ts_ms: self.abs(e.t),
+            kind: KINDS[kind],
+            resource: self.resources.name(e.resource()).clone(),
+            user: self.users.name(e.user).clone(),
+            borrow_id: if is_failure {
+                None
+            } else {
+                borrow_id::decode(e.id_kind(), e.id)
+            },
+            overage: e.overage(),
+            reason: is_failure.then(|| self.reasons.name(e.id as u16).clone()),
+        }
+    }
+
+    fn summarize(&self, now: u64, window_secs: u32, filter: &EventFilter) -> WindowSummary {
+        let resolved = self.resolve(filter);
+        let now_sec = now / 1000;
+        let from_sec = (now_sec + 1).saturating_sub(window_secs.max(1) as u64);
+        let n = self.resources.len();
+        let mut per_res = vec![Totals::default(); n];
+        let mut peaks: Vec<u32> = (0..n as u16).map(|r| self.seconds.level(r)).collect();
+        let mut active = vec![false; n];
+        if !resolved.matches_nothing() {
+            self.seconds
+                .for_each(from_sec as u32, u32::MAX, |_, entries| {
+                    for e in entries {
+                        let r = e.res as usize;
+                        peaks[r] = peaks[r].max(e.peak as u32);
+                        if resolved.user.is_none() {
+                            per_res[r].add_second(e);
+                        }
+                    }
+                });
+            if resolved.user.is_some() {
+                let t_from = self.rel(from_sec * 1000);
+                for (k, ring) in self.rings.iter().enumerate() {
+                    let mut seq = ring.seq_at(t_from);
+                    while let Some(e) = ring.get(seq) {
+                        if resolved.accepts(e) {
+                            per_res[e.resource() as usize].add_event(KINDS[k], e.overage());
+                        }
+                        seq += 1;
+                    }
+                }
+            }
+        }
+        let mut totals = Totals::default();
+        let mut resources = Vec::new();
+        for r in 0..n {
+            let t = per_res[r];
+            active[r] = t != Totals::default() || self.seconds.level(r as u16) > 0;
+            if let Some(Some(only)) = resolved.resource {
+                if only as usize != r {
+                    continue;
+                }
+            }
+            if resolved.matches_nothing() {
+                continue;
+            }
+            totals.borrows += t.borrows;
+            totals.overage_borrows += t.overage_borrows;
+            totals.returns += t.returns;
+            totals.failures += t.failures;
+            // `(other)` only shows when something was folded into it.
+            if r == interner::OTHER as usize && !active[r] {
+                continue;
+            }
+            resources.push(ResourceActivity {
+                name: self.resources.name(r as u16).clone(),
+                borrowed: self.seconds.level(r as u16),
+                peak_borrowed: peaks[r],
+                totals: t,
+            });
+        }
+        resources.sort_by(|a, b| a.name.cmp(&b.name));
+        WindowSummary { totals, resources }
+    }
+
+    fn recent(&self, from_ms: u64, limit: usize, filter: &EventFilter) -> Vec<EventRecord> {
+        let resolved = self.resolve(filter);
+        if resolved.matches_nothing() {
+            return Vec::new();
+        }
+        let t_from = self.rel(from_ms);
+        // Walk the three rings backwards, always taking the newest head.
+        let mut next: [u64; 3] = std::array::from_fn(|k| self.rings[k].end_seq());
+        let mut out = Vec::new();
+        while out.len() < limit {
+            let mut best: Option<(usize, u32)> = None;
+            for k in 0..3 {
+                if next[k] > self.rings[k].front_seq() {
+                    if let Some(e) = self.rings[k].get(next[k] - 1) {
+                        if e.t >= t_from && best.is_none_or(|(_, t)| e.t > t) {
+                            best = Some((k, e.t));
+                        }
+                    }
+                }
+            }
+            let Some((k, _)) = best else { break };
+            next[k] -= 1;
+            if let Some(e) = self.rings[k].get(next[k]) {
+                if resolved.accepts(e) {
+                    out.push(self.to_record(k, e));
+                }
+            }
+        }
+        out
+    }
+
+    /// Merged oldest-first walk from `cursor`; calls `f` for each accepted event.
+    fn walk(
+        &self,
+        cursor: Cursor,
+        resolved: &Resolved,
+        mut f: impl FnMut(usize, &PackedEvent) -> bool,
+    ) -> Cursor {
+        let mut next: [u64; 3] =
+            std::array::from_fn(|k| cursor.seqs[k].max(self.rings[k].front_seq()));
+        loop {
+            let mut best: Option<(usize, u32)> = None;
+            for k in 0..3 {
+                if let Some(e) = self.rings[k].get(next[k]) {
+                    if best.is_none_or(|(_, t)| e.t < t) {
+                        best = Some((k, e.t));
+                    }
+                }
+            }
+            let Some((k, _)) = best else { break };
+            let e = self.rings[k].get(next[k]).copied();
+            next[k] += 1;
+            if let Some(e) = e {
+                if resolved.accepts(&e) && !f(k, &e) {
+                    break;
+                }
+            }
+        }
+        Cursor { seqs: next }
+    }
+
+    fn events_after(
+        &self,
+        cursor: Cursor,
+        limit: usize,
+        filter: &EventFilter,
+    ) -> (Vec<EventRecord>, u64, Cursor) {
+        let end = Cursor {
+            seqs: std::array::from_fn(|k| self.rings[k].end_seq()),
+        };
+        let resolved = self.resolve(filter);
+        if resolved.matches_nothing() {
+            return (Vec::new(), 0, end);
+        }
+        let mut picked: std::collections::VecDeque<(usize, PackedEvent)> = Default::default();
+        let mut skipped = 0u64;
+        let end = self.walk(cursor, &resolved, |k, e| {
+            if picked.len() == limit {
+                picked.pop_front();
+                skipped += 1;
+            }
+            if limit > 0 {
+                picked.push_back((k, *e));
+            } else {
+                skipped += 1;
+            }
+            true
+        });
+        let out = picked.iter().map(|(k, e)| self.to_record(*k, e)).collect();
+        (out, skipped, end)
+    }
+
+    fn page(
+        &self,
+        cursor: Cursor,
+        limit: usize,
+        filter: &EventFilter,
+    ) -> (Vec<EventRecord>, Cursor) {
+        let resolved = self.resolve(filter);
+        if resolved.matches_nothing() || limit == 0 {
+            return (Vec::new(), cursor);
+        }
+        let mut out = Vec::new();
+        // `walk` advances past each event before handing it over, so stopping after the last
+        // taken one leaves the cursor exactly there.
+        let end = self.walk(cursor, &resolved, |k, e| {
+            out.push(self.to_record(k, e));
+            out.len() < limit
+        });
+        (out, end)
+    }
+
+    fn seconds_series(&self, from_sec: u64, to_sec: u64, resource: Option<&str>) -> SecondSeries {
+        let res = match resource {
+            Some(name) => match self.resources.lookup(name) {
+                Some(r) => Some(r),
+                None => return SecondSeries::default(),
+            },
+            None => None,
+        };
+        let from = from_sec.min(u32::MAX as u64) as u32;
+        let to = to_sec.min(u32::MAX as u64) as u32;
+        let mut points = Vec::new();
+        self.seconds.for_each(from, to, |head, entries| {
+            let mut p = SecondPoint {
+                t: head.sec as u64,
+                ..SecondPoint::default()
+            };
+            match res {
+                None => {
+                    for e in entries {
+                        p.borrows += e.borrows as u32;
+                        p.overage_borrows += e.overage as u32;
+                        p.returns += e.returns as u32;
+                        p.failures += e.failures as u32;
+                    }
+                    p.peak_borrowed = head.peak_total;
+                    p.end_borrowed = head.end_total;
+                }
+                Some(r) => {
+                    let Some(e) = entries.clone().find(|e| e.res == r) else {
+                        return;
+                    };
+                    p.borrows = e.borrows as u32;
+                    p.overage_borrows = e.overage as u32;
+                    p.returns = e.returns as u32;
+                    p.failures = e.failures as u32;
+                    p.peak_borrowed = e.peak as u32;
+                    p.end_borrowed = e.end as u32;
+                }
+            }
+            points.push(p);
+        });
+        SecondSeries {
+            level_before: self.seconds.level_before(from, res),
+            points,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

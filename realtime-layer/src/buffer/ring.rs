@@ -1,0 +1,166 @@
+//! One bounded, time-ordered ring of packed events per kind.
+
+use std::collections::VecDeque;
+
+/// Low 12 bits of [`PackedEvent::res`]: the resource index.
+pub(crate) const RES_MASK: u16 = 0x0fff;
+/// Largest resource index a packed event can hold.
+pub(crate) const MAX_RESOURCES: usize = RES_MASK as usize;
+const OVERAGE_BIT: u16 = 1 << 12;
+const ID_KIND_SHIFT: u16 = 13;
+
+/// A stored event: 16 bytes. The kind is implied by the ring it lives in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct PackedEvent {
+    /// Borrow id code (borrows/returns) or reason index (failures).
+    pub(crate) id: u64,
+    /// Milliseconds since the buffer's base time.
+    pub(crate) t: u32,
+    /// Resource index (12 bits), overage flag (1 bit), borrow id kind (2 bits).
+    pub(crate) res: u16,
+    /// User index.
+    pub(crate) user: u16,
+}
+
+const _: () = assert!(std::mem::size_of::<PackedEvent>() == 16);
+
+impl PackedEvent {
+    pub(crate) fn new(t: u32, res: u16, user: u16, overage: bool, id_kind: u8, id: u64) -> Self {
+        let mut packed = (res & RES_MASK) | ((id_kind as u16 & 0b11) << ID_KIND_SHIFT);
+        if overage {
+            packed |= OVERAGE_BIT;
+        }
+        PackedEvent {
+            id,
+            t,
+            res: packed,
+            user,
+        }
+    }
+
+    pub(crate) fn resource(&self) -> u16 {
+        self.res & RES_MASK
+    }
+
+    pub(crate) fn overage(&self) -> bool {
+        self.res & OVERAGE_BIT != 0
+    }
+
+    pub(crate) fn id_kind(&self) -> u8 {
+        ((self.res >> ID_KIND_SHIFT) & 0b11) as u8
+    }
+}
+
+/// A ring of events of one kind, oldest first, with a running sequence number so readers can
+/// resume where they stopped even while old events are dropped.
+pub(crate) struct EventRing {
+    events: VecDeque<PackedEvent>,
+    cap: usize,
+    /// Sequence number of `events[0]`.
+    front_seq: u64,
+}
+
+impl EventRing {
+    pub(crate) fn new(cap: usize) -> Self {
+        EventRing {
+            events: VecDeque::new(),
+            cap,
+            front_seq: 0,
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.events.len()
+    }
+
+    pub(crate) fn capacity_bytes(&self) -> usize {
+        self.events.capacity() * std::mem::size_of::<PackedEvent>()
+    }
+
+    /// Sequence number the next pushed event will get.
+    pub(crate) fn end_seq(&self) -> u64 {
+        self.front_seq + self.events.len() as u64
+    }
+
+    pub(crate) fn front_seq(&self) -> u64 {
+        self.front_seq
+    }
+
+    pub(crate) fn front(&self) -> Option<&PackedEvent> {
+        self.events.front()
+    }
+
+    /// Appends, dropping the oldest event at the cap. Grows by doubling but never past the cap,
+    /// so a full ring holds exactly `cap` slots.
+    pub(crate) fn push(&mut self, event: PackedEvent) {
+        if self.cap == 0 {
+            self.front_seq += 1;
+            return;
+        }
+        if self.events.len() == self.cap {
+            self.events.pop_front();
+            self.front_seq += 1;
+        } else if self.events.len() == self.events.capacity() {
+            let len = self.events.len();
+            self.events.reserve_exact(len.max(64).min(self.cap - len));
+        }
+        self.events.push_back(event);
+    }
+
+    /// Drops events older than `t_min`.
+    pub(crate) fn expire_before(&mut self, t_min: u32) {
+        while self.events.front().is_some_and(|e| e.t < t_min) {
+            self.events.pop_front();
+            self.front_seq += 1;
+        }
+    }
+
+    /// Shifts every timestamp down by `delta` (events are all newer than `delta`).
+    pub(crate) fn rebase(&mut self, delta: u32) {
+        for event in self.events.iter_mut() {
+            event.t = event.t.saturating_sub(delta);
+        }
+    }
+
+    pub(crate) fn get(&self, seq: u64) -> Option<&PackedEvent> {
+        seq.checked_sub(self.front_seq)
+            .and_then(|i| self.events.get(i as usize))
+    }
+
+    /// Sequence number of the first event at or after `t`.
+    pub(crate) fn seq_at(&self, t: u32) -> u64 {
+        self.front_seq + self.events.partition_point(|e| e.t < t) as u64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(t: u32) -> PackedEvent {
+        PackedEvent::new(t, 1, 1, false, 0, 0)
+    }
+
+    #[test]
+    fn cap_drops_oldest_and_keeps_sequence() {
+        let mut ring = EventRing::new(3);
+        for t in 0..5 {
+            ring.push(at(t));
+        }
+        assert_eq!(ring.len(), 3);
+        assert_eq!(ring.front_seq(), 2);
+        assert_eq!(ring.end_seq(), 5);
+        assert_eq!(ring.get(2).unwrap().t, 2);
+        assert!(ring.get(1).is_none());
+        assert_eq!(ring.seq_at(3), 3);
+        assert!(ring.capacity_bytes() <= 3 * 16 || ring.capacity_bytes() <= 64 * 16);
+    }
+
+    #[test]
+    fn packs_flags() {
+        let e = PackedEvent::new(7, 4095, 9, true, 3, 99);
+        assert_eq!(e.resource(), 4095);
+        assert!(e.overage());
+        assert_eq!(e.id_kind(), 3);
+    }
+}

@@ -1,0 +1,259 @@
+//! Per-second, per-resource aggregates: what rates, peaks and history read instead of events.
+//!
+//! Sparse: only seconds with activity get a head, and only resources active in that second get an
+//! entry, so memory follows activity, not wall time, and a 6 h query touches at most one entry per
+//! active (second, resource) pair whatever the number of buffered events.
+
+use std::collections::VecDeque;
+
+/// Counts of one resource in one second (14 bytes).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct ResSecond {
+    pub(crate) res: u16,
+    pub(crate) borrows: u16,
+    pub(crate) overage: u16,
+    pub(crate) returns: u16,
+    pub(crate) failures: u16,
+    /// Highest borrowed level seen in the second (including its starting level).
+    pub(crate) peak: u16,
+    /// Borrowed level at the end of the second (carried into idle seconds).
+    pub(crate) end: u16,
+}
+
+/// One active second: where its entries start, and the pool-wide borrowed level.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SecondHead {
+    pub(crate) sec: u32,
+    /// Wrapping sequence number of the second's first entry.
+    start: u32,
+    pub(crate) peak_total: u32,
+    pub(crate) end_total: u32,
+}
+
+pub(crate) struct SecondAggregates {
+    heads: VecDeque<SecondHead>,
+    entries: VecDeque<ResSecond>,
+    /// Wrapping sequence number of `entries[0]`.
+    front_entry: u32,
+    /// Per resource: (second, entry sequence) of its entry in the newest second.
+    current: Vec<(u32, u32)>,
+    /// Per resource: borrowed level now.
+    levels: Vec<u32>,
+    level_total: u64,
+}
+
+fn sat16(v: u32) -> u16 {
+    v.min(u16::MAX as u32) as u16
+}
+
+impl SecondAggregates {
+    pub(crate) fn new() -> Self {
+        SecondAggregates {
+            heads: VecDeque::new(),
+            entries: VecDeque::new(),
+            front_entry: 0,
+            current: Vec::new(),
+            levels: Vec::new(),
+            level_total: 0,
+        }
+    }
+
+    pub(crate) fn heap_bytes(&self) -> usize {
+        self.heads.capacity() * std::mem::size_of::<SecondHead>()
+            + self.entries.capacity() * std::mem::size_of::<ResSecond>()
+            + self.current.capacity() * 8
+            + self.levels.capacity() * 4
+    }
+
+    pub(crate) fn level(&self, res: u16) -> u32 {
+        self.levels.get(res as usize).copied().unwrap_or(0)
+    }
+
+    #[cfg(test)]
+    pub(crate) fn level_total(&self) -> u64 {
+        self.level_total
+    }
+
+    fn ensure_res(&mut self, res: u16) {
+        let need = res as usize + 1;
+        if self.levels.len() < need {
+            self.levels.resize(need, 0);
+            self.current.resize(need, (u32::MAX, 0));
+        }
+    }
+
+    /// The entry of `res` in second `sec` (the newest second; older seconds are clamped to it).
+    fn touch(&mut self, sec: u32, res: u16) -> usize {
+        self.ensure_res(res);
+        let total = self.level_total.min(u32::MAX as u64) as u32;
+        let sec = match self.heads.back() {
+            Some(head) if head.sec >= sec => head.sec,
+            _ => {
+                let start = self.front_entry.wrapping_add(self.entries.len() as u32);
+                self.heads.push_back(SecondHead {
+                    sec,
+                    start,
+                    peak_total: total,
+                    end_total: total,
+                });
+                sec
+            }
+        };
+        let (cur_sec, cur_seq) = self.current[res as usize];
+        if cur_sec == sec {
+            return cur_seq.wrapping_sub(self.front_entry) as usize;
+        }
+        let level = sat16(self.levels[res as usize]);
+        let seq = self.front_entry.wrapping_add(self.entries.len() as u32);
+        self.entries.push_back(ResSecond {
+            res,
+            peak: level,
+            end: level,
+            ..ResSecond::default()
+        });
+        self.current[res as usize] = (sec, seq);
+        self.entries.len() - 1
+    }
+
+    fn set_level_inner(&mut self, index: usize, res: u16, level: u32) {
+        let old = self.levels[res as usize];
+        self.levels[res as usize] = level;
+        self.level_total = self.level_total + level as u64 - old as u64;
+        let entry = &mut self.entries[index];
+        entry.end = sat16(level);
+        entry.peak = entry.peak.max(entry.end);
+        let total = self.level_total.min(u32::MAX as u64) as u32;
+        if let Some(head) = self.heads.back_mut() {
+            head.end_total = total;
+            head.peak_total = head.peak_total.max(total);
+        }
+    }
+
+    pub(crate) fn on_borrow(&mut self, sec: u32, res: u16, overage: bool) {
+        let i = self.touch(sec, res);
+        let entry = &mut self.entries[i];
+        entry.borrows = entry.borrows.saturating_add(1);
+        if overage {
+            entry.overage = entry.overage.saturating_add(1);
+        }
+        let level = self.levels[res as usize].saturating_add(1);
+        self.set_level_inner(i, res, level);
+    }
+
+    pub(crate) fn on_return(&mut self, sec: u32, res: u16) {
+        let i = self.touch(sec, res);
+        let entry = &mut self.entries[i];
+        entry.returns = entry.returns.saturating_add(1);
+        let level = self.levels[res as usize].saturating_sub(1);
+        self.set_level_inner(i, res, level);
+    }
+
+    pub(crate) fn on_failure(&mut self, sec: u32, res: u16) {
+        let i = self.touch(sec, res);
+        let entry = &mut self.entries[i];
+        entry.failures = entry.failures.saturating_add(1);
+    }
+
+    /// Sets the borrowed level from an authoritative source (the app's status source).
+    /// Only a change is recorded, so an idle pool adds no entries.
+    pub(crate) fn set_level(&mut self, sec: u32, res: u16, level: u32) {
+        self.ensure_res(res);
+        if self.levels[res as usize] != level {
+            let i = self.touch(sec, res);
+            self.set_level_inner(i, res, level);
+        }
+    }
+
+    /// Drops seconds older than `sec_min`.
+    pub(crate) fn expire_before(&mut self, sec_min: u32) {
+        while self.heads.front().is_some_and(|h| h.sec < sec_min) {
+            self.heads.pop_front();
+            let next_start = match self.heads.front() {
+                Some(h) => h.start,
+                None => self.front_entry.wrapping_add(self.entries.len() as u32),
+            };
+            let drop = next_start.wrapping_sub(self.front_entry) as usize;
+            self.entries.drain(..drop.min(self.entries.len()));
+            self.front_entry = next_start;
+        }
+    }
+
+    fn head_range(&self, i: usize) -> std::ops::Range<usize> {
+        let start = self.heads[i].start.wrapping_sub(self.front_entry) as usize;
+        let end = match self.heads.get(i + 1) {
+            Some(next) => next.start.wrapping_sub(self.front_entry) as usize,
+            None => self.entries.len(),
+        };
+        start..end
+    }
+
+    /// Index of the first head with `sec >= from`.
+    fn first_head(&self, from: u32) -> usize {
+        self.heads.partition_point(|h| h.sec < from)
+    }
+
+    /// Calls `f(head, entries)` for each active second in `from..=to`, oldest first.
+    pub(crate) fn for_each(
+        &self,
+        from: u32,
+        to: u32,
+        mut f: impl FnMut(&SecondHead, std::collections::vec_deque::Iter<'_, ResSecond>),
+    ) {
+        for i in self.first_head(from)..self.heads.len() {
+            let head = &self.heads[i];
+            if head.sec > to {
+                break;
+            }
+            f(head, self.entries.range(self.head_range(i)));
+        }
+    }
+
+    /// Borrowed level at the end of the last active second before `sec` (for one resource or all).
+    pub(crate) fn level_before(&self, sec: u32, res: Option<u16>) -> u32 {
+        let mut i = self.first_head(sec);
+        while i > 0 {
+            i -= 1;
+            match res {
+                None => return self.heads[i].end_total,
+                Some(r) => {
+                    if let Some(e) = self.entries.range(self.head_range(i)).find(|e| e.res == r) {
+                        return e.end as u32;
+                    }
+                }
+            }
+        }
+        0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn peaks_levels_and_expiry() {
+        let mut agg = SecondAggregates::new();
+        agg.on_borrow(10, 1, false);
+        agg.on_borrow(10, 1, true);
+        agg.on_return(10, 1);
+        agg.on_failure(11, 2);
+        agg.on_return(12, 1);
+        let mut seen = Vec::new();
+        agg.for_each(0, 100, |h, e| seen.push((h.sec, h.peak_total, e.to_vec())));
+        assert_eq!(seen.len(), 3);
+        let first = seen[0].2[0];
+        assert_eq!((first.borrows, first.overage, first.returns), (2, 1, 1));
+        assert_eq!((first.peak, first.end), (2, 1));
+        assert_eq!(seen[0].1, 2);
+        assert_eq!(seen[1].2[0].failures, 1);
+        assert_eq!(agg.level(1), 0);
+        assert_eq!(agg.level_before(12, Some(1)), 1);
+        agg.expire_before(11);
+        let mut secs = Vec::new();
+        agg.for_each(0, 100, |h, _| secs.push(h.sec));
+        assert_eq!(secs, vec![11, 12]);
+        agg.set_level(13, 1, 5);
+        agg.set_level(13, 1, 5);
+        assert_eq!(agg.level_total(), 5);
+    }
+}

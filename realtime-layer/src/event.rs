@@ -1,0 +1,193 @@
+//! The event model: what a resource pool tells the layer.
+
+use axum::response::{IntoResponseParts, ResponseParts};
+use serde::Serialize;
+use std::convert::Infallible;
+
+/// What happened to a resource.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EventKind {
+    /// A client checked a resource out.
+    Borrow,
+    /// A client gave a resource back.
+    Return,
+    /// A checkout was refused (pool exhausted, limit reached, unknown resource...).
+    Failure,
+}
+
+impl EventKind {
+    /// The lowercase wire name (`borrow`, `return`, `failure`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Borrow => "borrow",
+            EventKind::Return => "return",
+            EventKind::Failure => "failure",
+        }
+    }
+}
+
+/// One borrow, return or failure of a pooled resource.
+///
+/// Events carry no timestamp: the buffer stamps them with its [`Clock`](crate::Clock) when they are
+/// recorded, so tests can move time without sleeping.
+///
+/// ```
+/// use realtime_layer::{Event, EventKind};
+///
+/// let borrow = Event::borrow("GPU A100", "alice").overage(true).borrow_id("42");
+/// let give_back = Event::returned("GPU A100", "alice").borrow_id("42");
+/// let refused = Event::failure("GPU A100", "bob", "exhausted");
+/// assert_eq!(refused.kind(), EventKind::Failure);
+/// assert_eq!(refused.reason(), Some("exhausted"));
+/// assert!(borrow.is_overage());
+/// assert_eq!(give_back.borrow_id_str(), Some("42"));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    kind: EventKind,
+    resource: String,
+    user: String,
+    borrow_id: Option<String>,
+    overage: bool,
+    reason: Option<String>,
+}
+
+impl Event {
+    fn new(kind: EventKind, resource: impl Into<String>, user: impl Into<String>) -> Self {
+        Event {
+            kind,
+            resource: resource.into(),
+            user: user.into(),
+            borrow_id: None,
+            overage: false,
+            reason: None,
+        }
+    }
+
+    /// A successful checkout of `resource` by `user`.
+    pub fn borrow(resource: impl Into<String>, user: impl Into<String>) -> Self {
+        Self::new(EventKind::Borrow, resource, user)
+    }
+
+    /// `user` gave `resource` back.
+    pub fn returned(resource: impl Into<String>, user: impl Into<String>) -> Self {
+        Self::new(EventKind::Return, resource, user)
+    }
+
+    /// A refused checkout; `reason` is a short machine string such as `exhausted`.
+    pub fn failure(
+        resource: impl Into<String>,
+        user: impl Into<String>,
+        reason: impl Into<String>,
+    ) -> Self {
+        let mut event = Self::new(EventKind::Failure, resource, user);
+        event.reason = Some(reason.into());
+        event
+    }
+
+    /// Marks a borrow as an overage borrow (above the committed quantity). Ignored on other kinds.
+    pub fn overage(mut self, overage: bool) -> Self {
+        self.overage = overage && self.kind == EventKind::Borrow;
+        self
+    }
+
+    /// Attaches the borrow id (borrows and returns; ignored on failures).
+    pub fn borrow_id(mut self, id: impl Into<String>) -> Self {
+        if self.kind != EventKind::Failure {
+            self.borrow_id = Some(id.into());
+        }
+        self
+    }
+
+    /// The kind of event.
+    pub fn kind(&self) -> EventKind {
+        self.kind
+    }
+    /// The resource (pool entry) name.
+    pub fn resource(&self) -> &str {
+        &self.resource
+    }
+    /// The user name.
+    pub fn user(&self) -> &str {
+        &self.user
+    }
+    /// The borrow id, if one was attached.
+    pub fn borrow_id_str(&self) -> Option<&str> {
+        self.borrow_id.as_deref()
+    }
+    /// Whether this borrow was above the committed quantity.
+    pub fn is_overage(&self) -> bool {
+        self.overage
+    }
+    /// The failure reason (failures only).
+    pub fn reason(&self) -> Option<&str> {
+        self.reason.as_deref()
+    }
+}
+
+/// Events a handler attaches to its response; [`RealtimeLayer`](crate::RealtimeLayer) records and
+/// removes them when the response passes.
+///
+/// Handlers rarely name this type: returning an [`Event`] (or several) as a response part pushes it
+/// here. Insert it directly when you build responses by hand:
+///
+/// ```
+/// use realtime_layer::{Event, RealtimeEvents};
+///
+/// let mut response = http::Response::new(());
+/// RealtimeEvents::push_into(response.extensions_mut(), Event::borrow("seat-1", "ann"));
+/// assert_eq!(response.extensions().get::<RealtimeEvents>().unwrap().len(), 1);
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RealtimeEvents(pub Vec<Event>);
+
+impl RealtimeEvents {
+    /// Appends `event` to the events already in `extensions` (creating the list if needed).
+    pub fn push_into(extensions: &mut http::Extensions, event: Event) {
+        match extensions.get_mut::<RealtimeEvents>() {
+            Some(events) => events.0.push(event),
+            None => {
+                extensions.insert(RealtimeEvents(vec![event]));
+            }
+        }
+    }
+
+    /// Number of events.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// True when there are none.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl From<Vec<Event>> for RealtimeEvents {
+    fn from(events: Vec<Event>) -> Self {
+        RealtimeEvents(events)
+    }
+}
+
+/// Lets an axum handler return `(Event::borrow(..), Json(body))`.
+impl IntoResponseParts for Event {
+    type Error = Infallible;
+
+    fn into_response_parts(self, mut res: ResponseParts) -> Result<ResponseParts, Self::Error> {
+        RealtimeEvents::push_into(res.extensions_mut(), self);
+        Ok(res)
+    }
+}
+
+/// Lets an axum handler return several events at once.
+impl IntoResponseParts for RealtimeEvents {
+    type Error = Infallible;
+
+    fn into_response_parts(self, mut res: ResponseParts) -> Result<ResponseParts, Self::Error> {
+        for event in self.0 {
+            RealtimeEvents::push_into(res.extensions_mut(), event);
+        }
+        Ok(res)
+    }
+}

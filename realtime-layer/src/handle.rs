@@ -1,0 +1,300 @@
+//! The `Realtime` handle: one instance of buffer, config, metrics and routes. No global state.
+
+use crate::buffer::{BufferConfig, ConfigError, EventBuffer, EventFilter};
+use crate::clock::{Clock, SystemClock};
+use crate::event::Event;
+use crate::labels::Labels;
+use crate::layer::RealtimeLayer;
+use crate::metrics::Metrics;
+use crate::snapshot::ResourceView;
+use crate::status::StatusSource;
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+/// Settings of the live stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamConfig {
+    /// Frame period when idle (default 1 s).
+    pub tick: Duration,
+    /// Longest wait between an event and the frame that carries it (default 100 ms).
+    pub push_delay: Duration,
+    /// Open streams allowed at once; more get 503 (default 1,000).
+    pub max_streams: usize,
+    /// Keep-alive comment period (default 15 s).
+    pub keep_alive: Duration,
+}
+
+impl Default for StreamConfig {
+    fn default() -> Self {
+        StreamConfig {
+            tick: Duration::from_secs(1),
+            push_delay: Duration::from_millis(100),
+            max_streams: 1_000,
+            keep_alive: Duration::from_secs(15),
+        }
+    }
+}
+
+pub(crate) struct Shared {
+    pub(crate) buffer: EventBuffer,
+    pub(crate) labels: Labels,
+    pub(crate) status_source: Option<Box<dyn StatusSource>>,
+    pub(crate) stream_config: StreamConfig,
+    /// Woken on every recorded event (the stream pushes early on activity).
+    pub(crate) activity: Notify,
+    /// Cancelled on shutdown: open streams end.
+    pub(crate) shutdown: CancellationToken,
+    /// Open SSE streams (exported as a gauge).
+    pub(crate) stream_clients: AtomicU64,
+    pub(crate) metrics: Metrics,
+}
+
+/// A cloneable handle on one realtime instance: the event buffer, its routes, its layer and its
+/// metrics. Two handles built separately share nothing, so several can live in one process.
+///
+/// ```
+/// use axum::{routing::post, Router};
+/// use realtime_layer::{Event, Realtime};
+///
+/// async fn borrow() -> (Event, &'static str) {
+///     (Event::borrow("GPU A100", "alice"), "ok")
+/// }
+///
+/// let realtime = Realtime::builder().build().unwrap();
+/// let app: Router = Router::new()
+///     .route("/borrow", post(borrow))
+///     .layer(realtime.layer())          // records events found in responses
+///     .merge(realtime.routes())         // /realtime, /realtime/stats, ...
+///     .merge(realtime.metrics_routes()); // /metrics
+/// # let _ = app;
+/// ```
+#[derive(Clone)]
+pub struct Realtime {
+    pub(crate) shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Realtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Realtime")
+            .field("labels", &self.shared.labels)
+            .field("stream", &self.shared.stream_config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Realtime {
+    /// Starts configuring an instance.
+    pub fn builder() -> RealtimeBuilder {
+        RealtimeBuilder::default()
+    }
+
+    /// Records one event now (for events not tied to a response).
+    pub fn record(&self, event: Event) {
+        self.shared.buffer.record(&event);
+        self.shared.activity.notify_one();
+    }
+
+    /// Records several events under one lock.
+    pub fn record_all(&self, events: &[Event]) {
+        if events.is_empty() {
+            return;
+        }
+        self.shared.buffer.record_all(events);
+        self.shared.activity.notify_one();
+    }
+
+    /// The event buffer (queries, stats).
+    pub fn buffer(&self) -> &EventBuffer {
+        &self.shared.buffer
+    }
+
+    /// The dashboard wording.
+    pub fn labels(&self) -> &Labels {
+        &self.shared.labels
+    }
+
+    /// The stream settings.
+    pub fn stream_config(&self) -> &StreamConfig {
+        &self.shared.stream_config
+    }
+
+    /// A tower layer that records the events of the services it wraps.
+    pub fn layer(&self) -> RealtimeLayer {
+        RealtimeLayer::new(self.clone())
+    }
+
+    /// A token cancelled by [`Realtime::shutdown`]; open streams end when it is.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shared.shutdown.clone()
+    }
+
+    /// Ends every open stream (call it when the server starts shutting down, so
+    /// `axum::serve(..).with_graceful_shutdown(..)` does not wait on them).
+    pub fn shutdown(&self) {
+        self.shared.shutdown.cancel();
+    }
+
+    /// Open SSE streams right now.
+    pub fn stream_clients(&self) -> u64 {
+        self.shared
+            .stream_clients
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Per-resource status over the last `window_secs`: the status source's totals (if any) joined
+    /// with the buffer's levels, peaks and counts. Resources the status source does not list are
+    /// left out when there is a source (so failures for unknown names do not invent pools).
+    pub fn resource_views(
+        &self,
+        window_secs: u32,
+        filter: &EventFilter,
+    ) -> (crate::buffer::Totals, Vec<ResourceView>) {
+        crate::snapshot::resource_views(self, window_secs, filter)
+    }
+}
+
+/// Configures a [`Realtime`] instance.
+///
+/// ```
+/// use realtime_layer::{Labels, Realtime, ResourceStatus};
+/// use std::time::Duration;
+///
+/// let realtime = Realtime::builder()
+///     .retention(Duration::from_secs(3600))
+///     .max_borrows(50_000)
+///     .labels(Labels::default().resource("Seat", "Seats"))
+///     .status_source(|| vec![ResourceStatus::new("seat-pool", 10, 8, 0)])
+///     .build()
+///     .unwrap();
+/// assert_eq!(realtime.buffer().config().max_borrows, 50_000);
+/// ```
+pub struct RealtimeBuilder {
+    buffer: BufferConfig,
+    clock: Arc<dyn Clock>,
+    labels: Labels,
+    status_source: Option<Box<dyn StatusSource>>,
+    stream: StreamConfig,
+    meter: Option<opentelemetry::metrics::Meter>,
+}
+
+impl Default for RealtimeBuilder {
+    fn default() -> Self {
+        RealtimeBuilder {
+            buffer: BufferConfig::default(),
+            clock: Arc::new(SystemClock),
+            labels: Labels::default(),
+            status_source: None,
+            stream: StreamConfig::default(),
+            meter: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for RealtimeBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RealtimeBuilder")
+            .field("buffer", &self.buffer)
+            .field("labels", &self.labels)
+            .field("stream", &self.stream)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RealtimeBuilder {
+    /// All buffer limits at once.
+    pub fn buffer_config(mut self, config: BufferConfig) -> Self {
+        self.buffer = config;
+        self
+    }
+    /// How long events are kept (default 6 h).
+    pub fn retention(mut self, retention: Duration) -> Self {
+        self.buffer.retention = retention;
+        self
+    }
+    /// Most borrows kept (default 100,000).
+    pub fn max_borrows(mut self, n: usize) -> Self {
+        self.buffer.max_borrows = n;
+        self
+    }
+    /// Most returns kept (default 100,000).
+    pub fn max_returns(mut self, n: usize) -> Self {
+        self.buffer.max_returns = n;
+        self
+    }
+    /// Most failures kept (default 10,000).
+    pub fn max_failures(mut self, n: usize) -> Self {
+        self.buffer.max_failures = n;
+        self
+    }
+    /// Distinct users before folding into `(other)` (default 10,000).
+    pub fn max_users(mut self, n: usize) -> Self {
+        self.buffer.max_users = n;
+        self
+    }
+    /// Distinct resources before folding into `(other)` (default 1,000).
+    pub fn max_resources(mut self, n: usize) -> Self {
+        self.buffer.max_resources = n;
+        self
+    }
+    /// The time source (default: the system clock). Tests pass a [`ManualClock`](crate::ManualClock).
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+    /// Dashboard wording.
+    pub fn labels(mut self, labels: Labels) -> Self {
+        self.labels = labels;
+        self
+    }
+    /// The app's own view of its pools (total, commit, borrowed).
+    pub fn status_source(mut self, source: impl StatusSource) -> Self {
+        self.status_source = Some(Box::new(source));
+        self
+    }
+    /// Stream settings.
+    pub fn stream_config(mut self, config: StreamConfig) -> Self {
+        self.stream = config;
+        self
+    }
+    /// Idle frame period of the stream (default 1 s).
+    pub fn tick(mut self, tick: Duration) -> Self {
+        self.stream.tick = tick;
+        self
+    }
+    /// Open streams allowed at once (default 1,000).
+    pub fn max_streams(mut self, n: usize) -> Self {
+        self.stream.max_streams = n;
+        self
+    }
+    /// Also export metrics through this OpenTelemetry meter (e.g. one of your OTLP pipeline).
+    /// Without it and without the `prometheus` feature, the global meter is used.
+    pub fn meter(mut self, meter: opentelemetry::metrics::Meter) -> Self {
+        self.meter = Some(meter);
+        self
+    }
+
+    /// Builds the instance.
+    pub fn build(self) -> Result<Realtime, ConfigError> {
+        if self.stream.tick.is_zero() || self.stream.push_delay.is_zero() {
+            return Err(ConfigError(
+                "stream tick and push delay must be above zero".into(),
+            ));
+        }
+        let buffer = EventBuffer::new(self.buffer, self.clock)?;
+        let meters = Metrics::meters(self.meter)?;
+        let shared = Arc::new_cyclic(|weak| Shared {
+            buffer,
+            labels: self.labels,
+            status_source: self.status_source,
+            stream_config: self.stream,
+            activity: Notify::new(),
+            shutdown: CancellationToken::new(),
+            stream_clients: AtomicU64::new(0),
+            metrics: Metrics::install(meters, weak.clone()),
+        });
+        Ok(Realtime { shared })
+    }
+}

@@ -1,0 +1,86 @@
+//! The tower middleware: [`RealtimeLayer`] (configuration), [`RealtimeService`] (the wrapped
+//! service) and [`ResponseFuture`], in tower-http's shape.
+//!
+//! Events are captured three ways:
+//! 1. handlers put [`Event`](crate::Event)s in the response extensions (or return them as response
+//!    parts); the layer records and removes them as the response passes;
+//! 2. code holding the [`Realtime`] handle calls [`Realtime::record`];
+//! 3. a [`Classifier`] maps request/response facts (method, matched path, status, headers) to
+//!    events, for services whose handlers cannot be changed.
+
+mod classify;
+mod future;
+mod service;
+
+pub use classify::{Classifier, RequestInfo, ResponseInfo};
+pub use future::ResponseFuture;
+pub use service::RealtimeService;
+
+use crate::handle::Realtime;
+use std::sync::Arc;
+use tower_layer::Layer;
+
+/// Records borrow/return/failure events of the wrapped service into a [`Realtime`] instance.
+///
+/// Works on any `tower::Service<http::Request<B>>` answering `http::Response<_>`.
+///
+/// ```
+/// use http::{Request, Response, StatusCode};
+/// use realtime_layer::{Event, Realtime, RequestInfo, ResponseInfo};
+/// use tower::{service_fn, ServiceBuilder, ServiceExt};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let realtime = Realtime::builder().build().unwrap();
+/// let layer = realtime.layer().classifier(|req: &RequestInfo, res: &ResponseInfo<'_>| {
+///     (req.method == http::Method::POST && res.status == StatusCode::CREATED)
+///         .then(|| Event::borrow("parking", "visitor"))
+/// });
+/// let service = ServiceBuilder::new().layer(layer).service(service_fn(|_req: Request<()>| async {
+///     Ok::<_, std::convert::Infallible>(
+///         Response::builder().status(StatusCode::CREATED).body(()).unwrap(),
+///     )
+/// }));
+/// let request = Request::post("/spaces").body(()).unwrap();
+/// service.oneshot(request).await.unwrap();
+/// assert_eq!(realtime.buffer().stats().borrow_count, 1);
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct RealtimeLayer {
+    realtime: Realtime,
+    classifier: Option<Arc<dyn Classifier>>,
+}
+
+impl std::fmt::Debug for RealtimeLayer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RealtimeLayer")
+            .field("classifier", &self.classifier.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl RealtimeLayer {
+    /// A layer recording into `realtime` (same as [`Realtime::layer`]).
+    pub fn new(realtime: Realtime) -> Self {
+        RealtimeLayer {
+            realtime,
+            classifier: None,
+        }
+    }
+
+    /// Also derives events from request/response facts. Events found in the response extensions
+    /// are still recorded.
+    pub fn classifier(mut self, classifier: impl Classifier) -> Self {
+        self.classifier = Some(Arc::new(classifier));
+        self
+    }
+}
+
+impl<S> Layer<S> for RealtimeLayer {
+    type Service = RealtimeService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        RealtimeService::new(inner, self.realtime.clone(), self.classifier.clone())
+    }
+}

@@ -1,0 +1,75 @@
+use super::classify::{Classifier, RequestInfo};
+use super::future::ResponseFuture;
+use crate::handle::Realtime;
+use http::{Request, Response};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use tower_service::Service;
+
+/// The service produced by [`RealtimeLayer`](super::RealtimeLayer).
+#[derive(Clone)]
+pub struct RealtimeService<S> {
+    inner: S,
+    realtime: Realtime,
+    classifier: Option<Arc<dyn Classifier>>,
+}
+
+impl<S: std::fmt::Debug> std::fmt::Debug for RealtimeService<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RealtimeService")
+            .field("inner", &self.inner)
+            .field("classifier", &self.classifier.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S> RealtimeService<S> {
+    pub(crate) fn new(
+        inner: S,
+        realtime: Realtime,
+        classifier: Option<Arc<dyn Classifier>>,
+    ) -> Self {
+        RealtimeService {
+            inner,
+            realtime,
+            classifier,
+        }
+    }
+
+    /// The wrapped service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The wrapped service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Unwraps the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for RealtimeService<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+{
+    type Response = Response<ResBody>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
+        // Request facts are only copied when a classifier will read them.
+        let classify = self
+            .classifier
+            .as_ref()
+            .map(|c| (c.clone(), RequestInfo::capture(&req)));
+        ResponseFuture::new(self.inner.call(req), self.realtime.clone(), classify)
+    }
+}

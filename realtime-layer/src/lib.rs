@@ -1,0 +1,79 @@
+//! # realtime-layer
+//!
+//! Live observability for services that lend things out — licenses, seats, GPU leases, database
+//! connections. Add one tower layer and your service records every **borrow**, **return** and
+//! **failure** into a compact six-hour in-memory buffer, serves a live dashboard at `/realtime`,
+//! a Server-Sent Events stream, JSON stats, and exports OpenTelemetry metrics (Prometheus
+//! `/metrics` out of the box).
+//!
+//! ```no_run
+//! use axum::{routing::post, Router};
+//! use realtime_layer::{Event, Realtime};
+//!
+//! async fn borrow() -> (Event, &'static str) {
+//!     // Handlers describe what happened; the layer records it as the response passes.
+//!     (Event::borrow("GPU A100", "alice").overage(false), "ok")
+//! }
+//!
+//! #[tokio::main]
+//! async fn main() {
+//!     let realtime = Realtime::builder().build().expect("valid configuration");
+//!     let app = Router::new()
+//!         .route("/borrow", post(borrow))
+//!         .layer(realtime.layer())
+//!         .merge(realtime.routes())
+//!         .merge(realtime.metrics_routes());
+//!     let listener = tokio::net::TcpListener::bind("127.0.0.1:8000").await.unwrap();
+//!     axum::serve(listener, app).await.unwrap();
+//! }
+//! ```
+//!
+//! ## Capturing events
+//! 1. **Response extensions**: return an [`Event`] (or [`RealtimeEvents`]) as an axum response
+//!    part, or insert it with [`RealtimeEvents::push_into`]; [`RealtimeLayer`] records and removes
+//!    it. Handlers need no handle.
+//! 2. **The handle**: [`Realtime::record`] for events not tied to a response (background jobs,
+//!    expiries).
+//! 3. **A classifier**: [`RealtimeLayer::classifier`] maps method, matched route, status and
+//!    headers to events, for services you cannot change.
+//!
+//! ## Storage
+//! [`EventBuffer`] keeps each kind in its own bounded ring (defaults: 100,000 borrows, 100,000
+//! returns, 10,000 failures, six hours), 16 bytes per event: names are interned (past 10,000
+//! users or 1,000 resources new names fold into `(other)`), timestamps are 32-bit offsets, and
+//! borrow ids are kept as a 64-bit fingerprint — a UUID as its first 16 hex digits
+//! (`550e8400-e29b-41d4`), a decimal integer exactly, anything else as `#` + a 64-bit hash.
+//! Per-second, per-resource aggregates make rates, peaks and history independent of the number of
+//! buffered events.
+//!
+//! ## Feature flags
+//! - `prometheus` (default): a per-instance Prometheus registry fed through
+//!   `opentelemetry-prometheus`, served by [`Realtime::metrics_routes`].
+
+#![warn(missing_docs)]
+
+mod buffer;
+mod clock;
+mod event;
+mod handle;
+mod labels;
+mod layer;
+mod metrics;
+mod routes;
+mod snapshot;
+mod status;
+
+pub use buffer::{
+    BufferConfig, BufferStats, ConfigError, Cursor, EventBuffer, EventFilter, EventRecord,
+    LifetimeTotals, ResourceActivity, SecondPoint, SecondSeries, Totals, WindowSummary, OTHER_NAME,
+};
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use event::{Event, EventKind, RealtimeEvents};
+pub use handle::{Realtime, RealtimeBuilder, StreamConfig};
+pub use labels::Labels;
+pub use layer::{
+    Classifier, RealtimeLayer, RealtimeService, RequestInfo, ResponseFuture, ResponseInfo,
+};
+pub use routes::{ApiError, StatsResponse, CONTENT_SECURITY_POLICY, RANGES, RECENT_EVENTS_LIMIT};
+pub use snapshot::{Rates, ResourceView};
+pub use status::{ResourceStatus, StatusSource};

@@ -1,0 +1,56 @@
+//! A per-instance Prometheus registry fed by OpenTelemetry, and the `/metrics` handler.
+
+use crate::buffer::ConfigError;
+use crate::handle::Realtime;
+use crate::routes::ApiError;
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use opentelemetry_sdk::metrics::SdkMeterProvider;
+use prometheus::{Encoder, TextEncoder};
+
+/// One registry per instance (not the global default one), so two instances never collide.
+pub(crate) struct PrometheusPipeline {
+    pub(crate) registry: prometheus::Registry,
+    pub(crate) provider: SdkMeterProvider,
+}
+
+impl PrometheusPipeline {
+    pub(crate) fn new() -> Result<Self, ConfigError> {
+        let registry = prometheus::Registry::new();
+        let exporter = opentelemetry_prometheus::exporter()
+            .with_registry(registry.clone())
+            .build()
+            .map_err(|e| ConfigError(format!("prometheus exporter: {e}")))?;
+        let provider = SdkMeterProvider::builder().with_reader(exporter).build();
+        Ok(PrometheusPipeline { registry, provider })
+    }
+}
+
+/// `GET /metrics`: Prometheus text exposition format.
+pub(crate) async fn metrics_handler(State(realtime): State<Realtime>) -> Response {
+    let Some(pipeline) = realtime.shared.metrics.prometheus.as_ref() else {
+        return ApiError::new(
+            StatusCode::NOT_FOUND,
+            "no_exporter",
+            "this instance has no Prometheus exporter",
+        )
+        .into_response();
+    };
+    let families = pipeline.registry.gather();
+    let encoder = TextEncoder::new();
+    let mut body = Vec::new();
+    if let Err(e) = encoder.encode(&families, &mut body) {
+        return ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "encode_failed",
+            e.to_string(),
+        )
+        .into_response();
+    }
+    (
+        [(header::CONTENT_TYPE, encoder.format_type().to_owned())],
+        body,
+    )
+        .into_response()
+}

@@ -1,0 +1,46 @@
+//! The `/realtime` routes: mount them anywhere with `merge` or `nest`.
+
+mod config;
+mod error;
+mod page;
+mod params;
+mod stats;
+
+pub use config::RANGES;
+pub use error::ApiError;
+pub use page::CONTENT_SECURITY_POLICY;
+pub use stats::{StatsResponse, RECENT_EVENTS_LIMIT};
+
+use crate::handle::Realtime;
+use axum::routing::get;
+use axum::Router;
+
+impl Realtime {
+    /// The dashboard routes, with absolute paths under `/realtime`:
+    ///
+    /// | route | what |
+    /// |---|---|
+    /// | `GET /realtime` | the dashboard page |
+    /// | `GET /realtime/assets/{*path}` | its scripts, styles, vendored Chart.js |
+    /// | `GET /realtime/config` | labels, ranges, retention for the page |
+    /// | `GET /realtime/stats?window=S` | buffer facts, rates, resources, recent events (JSON) |
+    ///
+    /// Merge them into an app (`app.merge(realtime.routes())`) or nest them under a prefix
+    /// (`Router::new().nest("/admin", realtime.routes())` serves `/admin/realtime`); the page
+    /// uses relative URLs, so both work.
+    pub fn routes<S: Clone + Send + Sync + 'static>(&self) -> Router<S> {
+        Router::new()
+            .route("/realtime/stats", get(stats::stats))
+            .route("/realtime/config", get(config::config))
+            .merge(page::router())
+            .with_state(self.clone())
+    }
+
+    /// `GET /metrics`: this instance's metrics in Prometheus text format (feature `prometheus`).
+    #[cfg(feature = "prometheus")]
+    pub fn metrics_routes<S: Clone + Send + Sync + 'static>(&self) -> Router<S> {
+        Router::new()
+            .route("/metrics", get(crate::metrics::metrics_handler))
+            .with_state(self.clone())
+    }
+}

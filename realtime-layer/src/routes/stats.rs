@@ -1,0 +1,77 @@
+//! `GET /realtime/stats?window=SECONDS`: buffer facts, rates, per-resource status, recent events.
+
+use super::error::ApiError;
+use super::params::{self, QueryMap};
+use crate::buffer::EventRecord;
+use crate::handle::Realtime;
+use crate::snapshot::{Rates, ResourceView};
+use axum::extract::{Query, State};
+use axum::Json;
+use serde::Serialize;
+
+/// Most recent events listed in a stats answer.
+pub const RECENT_EVENTS_LIMIT: usize = 100;
+
+/// The stats answer (see `docs/PROTOCOL.md`).
+#[derive(Debug, Serialize)]
+pub struct StatsResponse {
+    /// When it was computed (Unix ms).
+    pub generated_at_ms: u64,
+    /// The window rates and counts cover.
+    pub window_seconds: u32,
+    /// Events held, all kinds.
+    pub total_events: u64,
+    /// Borrows held.
+    pub borrow_count: u64,
+    /// Returns held.
+    pub return_count: u64,
+    /// Failures held.
+    pub failure_count: u64,
+    /// Retention in hours.
+    pub retention_hours: f64,
+    /// Oldest event held (Unix ms), any kind.
+    pub oldest_event_ms: Option<u64>,
+    /// Events whose names were folded into `(other)`.
+    pub folded_names: u64,
+    /// Of which user names.
+    pub folded_users: u64,
+    /// Of which resource names.
+    pub folded_resources: u64,
+    /// Heap bytes held by the buffer.
+    pub memory_bytes: u64,
+    /// Rates over the window.
+    pub rates: Rates,
+    /// Per-resource status.
+    pub resources: Vec<ResourceView>,
+    /// Newest events in the window, newest first (at most 100).
+    pub recent_events: Vec<EventRecord>,
+}
+
+pub(crate) async fn stats(
+    State(realtime): State<Realtime>,
+    Query(q): Query<QueryMap>,
+) -> Result<Json<StatsResponse>, ApiError> {
+    let window = params::window(&q, &realtime, 60)?;
+    let filter = params::filter(&q, &realtime)?;
+    let buffer = realtime.buffer();
+    let (totals, resources) = realtime.resource_views(window, &filter);
+    let stats = buffer.stats();
+    let recent_events = buffer.recent_events(window, RECENT_EVENTS_LIMIT, &filter);
+    Ok(Json(StatsResponse {
+        generated_at_ms: buffer.clock().now_ms(),
+        window_seconds: window,
+        total_events: stats.total_events,
+        borrow_count: stats.borrow_count,
+        return_count: stats.return_count,
+        failure_count: stats.failure_count,
+        retention_hours: stats.retention_ms as f64 / 3_600_000.0,
+        oldest_event_ms: stats.oldest_event_ms,
+        folded_names: stats.folded_names,
+        folded_users: stats.folded_users,
+        folded_resources: stats.folded_resources,
+        memory_bytes: stats.memory_bytes,
+        rates: Rates::from_totals(&totals, window),
+        resources,
+        recent_events,
+    }))
+}
