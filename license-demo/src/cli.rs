@@ -1,0 +1,208 @@
+//! Command-line interface (clap derive): the server flags and the `stress` subcommand.
+
+use crate::pool::Durability;
+use crate::stress::{Mode, Profile, StressConfig, StressError};
+use clap::{Args, Parser, Subcommand};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Default server address, also the stress tester's default target.
+pub const DEFAULT_BIND: &str = "127.0.0.1:8000";
+
+/// `license-demo`: a license server with a live dashboard, and its stress tester.
+#[derive(Debug, Parser)]
+#[command(
+    name = "license-demo",
+    version,
+    about = "License server (borrow/return with commit + overage billing) on SQLite, with a live dashboard at /realtime",
+    long_about = "License server (borrow/return with commit + overage billing) on SQLite, with a live \
+                  dashboard at /realtime and Prometheus metrics at /metrics.\n\n\
+                  Without a subcommand it serves. `license-demo stress` drives load against a server."
+)]
+pub struct Cli {
+    /// Server options (used when no subcommand is given).
+    #[command(flatten)]
+    pub serve: ServeArgs,
+    /// Optional subcommand.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Drive load against a license server: interactive with no arguments, scripted with any.
+    Stress(StressArgs),
+}
+
+/// Options of the server.
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address to listen on (use 127.0.0.1:0 for any free port).
+    #[arg(long, env = "LICENSE_DEMO_BIND", default_value = DEFAULT_BIND)]
+    pub bind: SocketAddr,
+    /// SQLite database file (created if missing; `:memory:` for a throw-away database).
+    #[arg(long, env = "LICENSE_DEMO_DB", default_value = "./license-demo.db")]
+    pub db: String,
+    /// Tool catalogue as TOML (`[[tools]]` tables, see tools.example.toml); default: built-in seed.
+    #[arg(long, env = "LICENSE_DEMO_TOOLS", value_name = "FILE")]
+    pub tools: Option<PathBuf>,
+    /// Log filter for tracing, e.g. `info`, `warn`, `license_demo=debug` (debug logs each request).
+    #[arg(
+        long,
+        env = "LICENSE_DEMO_LOG",
+        default_value = "info",
+        value_name = "FILTER"
+    )]
+    pub log: String,
+    /// Commit durability: `normal` survives process crashes and kill -9, `full` also survives an
+    /// OS crash or power loss (fsync per commit batch).
+    #[arg(long, env = "LICENSE_DEMO_DURABILITY", value_enum, default_value_t = Durability::Normal)]
+    pub durability: Durability,
+}
+
+/// Options of `license-demo stress`. Any option makes the run non-interactive; options not given
+/// take their defaults (target http://127.0.0.1:8000, profile light, mode full-cycle, random tool).
+#[derive(Debug, Clone, Default, Args)]
+pub struct StressArgs {
+    /// Server base URL (a loopback server of yours; default http://127.0.0.1:8000).
+    #[arg(long, value_name = "URL")]
+    pub target: Option<String>,
+    /// Load preset: light 5x20, medium 10x50 (2 s ramp-up), heavy 20x100 (5 s), extreme 50x200
+    /// (10 s), custom (give --workers and --ops).
+    #[arg(long, value_enum)]
+    pub profile: Option<Profile>,
+    /// Concurrent workers (overrides the profile; makes it custom).
+    #[arg(long)]
+    pub workers: Option<usize>,
+    /// Operations per worker (overrides the profile; makes it custom).
+    #[arg(long)]
+    pub ops: Option<usize>,
+    /// Seconds over which worker starts are spread evenly (overrides the profile).
+    #[arg(long, value_name = "SECONDS")]
+    pub ramp_up: Option<f64>,
+    /// full-cycle (borrow, hold, return) or checkout-only (borrow and keep).
+    #[arg(long, value_enum)]
+    pub mode: Option<Mode>,
+    /// Borrow only this tool (default: a random tool per operation).
+    #[arg(long)]
+    pub tool: Option<String>,
+    /// Milliseconds to hold each license before returning it (full-cycle; default 20).
+    #[arg(long, value_name = "MS")]
+    pub hold_ms: Option<u64>,
+    /// Cap on total operations started per second, across all workers.
+    #[arg(long, value_name = "OPS_PER_SEC")]
+    pub rate: Option<f64>,
+    /// Users are named PREFIX-<worker> (default `stress`).
+    #[arg(long, value_name = "PREFIX")]
+    pub user_prefix: Option<String>,
+    /// Do not draw the progress bar.
+    #[arg(long)]
+    pub no_progress: bool,
+    /// Print the summary as JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl StressArgs {
+    /// True when no option at all was given (then the tester asks interactively).
+    pub fn is_empty(&self) -> bool {
+        self.target.is_none()
+            && self.profile.is_none()
+            && self.workers.is_none()
+            && self.ops.is_none()
+            && self.ramp_up.is_none()
+            && self.mode.is_none()
+            && self.tool.is_none()
+            && self.hold_ms.is_none()
+            && self.rate.is_none()
+            && self.user_prefix.is_none()
+            && !self.no_progress
+            && !self.json
+    }
+
+    /// Builds the run configuration: the profile's shape, overridden by explicit values.
+    pub fn to_config(&self) -> Result<StressConfig, StressError> {
+        let target = self
+            .target
+            .clone()
+            .unwrap_or_else(|| format!("http://{DEFAULT_BIND}"));
+        let overridden = self.workers.is_some() || self.ops.is_some() || self.ramp_up.is_some();
+        let chosen = self.profile.unwrap_or(Profile::Light);
+        let profile = if overridden { Profile::Custom } else { chosen };
+        let base = chosen.shape();
+        let workers = self.workers.or(base.map(|b| b.0));
+        let ops = self.ops.or(base.map(|b| b.1));
+        let (Some(workers), Some(ops)) = (workers, ops) else {
+            return Err(StressError::Config(
+                "a custom profile needs --workers and --ops".into(),
+            ));
+        };
+        let ramp_up = match self.ramp_up {
+            Some(s) if s.is_finite() && s >= 0.0 => Duration::from_secs_f64(s),
+            Some(_) => {
+                return Err(StressError::Config(
+                    "--ramp-up must be a number of seconds >= 0".into(),
+                ))
+            }
+            None => base.map_or(Duration::ZERO, |b| b.2),
+        };
+        let mut config = StressConfig::from_profile(target, profile);
+        config.workers = workers;
+        config.ops_per_worker = ops;
+        config.ramp_up = ramp_up;
+        config.mode = self.mode.unwrap_or(Mode::FullCycle);
+        if let Some(ms) = self.hold_ms {
+            config.hold = Duration::from_millis(ms);
+        }
+        config.tool = self.tool.clone();
+        config.rate = self.rate;
+        if let Some(p) = &self.user_prefix {
+            config.user_prefix = p.clone();
+        }
+        Ok(config)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn profiles_and_overrides() {
+        let cli = Cli::try_parse_from(["license-demo", "stress", "--profile", "medium"]).unwrap();
+        let Some(Command::Stress(args)) = cli.command else {
+            panic!("no stress")
+        };
+        let c = args.to_config().unwrap();
+        assert_eq!((c.workers, c.ops_per_worker), (10, 50));
+        assert_eq!(c.ramp_up, Duration::from_secs(2));
+        assert_eq!(c.profile, Profile::Medium);
+        assert_eq!(c.target, "http://127.0.0.1:8000");
+
+        let args = StressArgs {
+            profile: Some(Profile::Heavy),
+            workers: Some(3),
+            ..Default::default()
+        };
+        let c = args.to_config().unwrap();
+        assert_eq!(
+            (c.workers, c.ops_per_worker, c.profile),
+            (3, 100, Profile::Custom)
+        );
+
+        let args = StressArgs {
+            profile: Some(Profile::Custom),
+            ..Default::default()
+        };
+        assert!(args.to_config().is_err());
+        assert!(StressArgs::default().is_empty());
+    }
+}

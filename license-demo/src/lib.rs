@@ -1,0 +1,14 @@
+//! `license-demo`: a license server (borrow/return with commit and overage billing) on SQLite,
+//! wrapped in `realtime-layer`, plus a stress tester for it.
+//!
+//! The binary (`license-demo`) serves by default and runs the stress tester as
+//! `license-demo stress`; the library exposes the same pieces for tests and the bench.
+
+#![warn(missing_docs)]
+
+pub mod api;
+pub mod cli;
+pub mod config;
+pub mod pool;
+pub mod server;
+pub mod stress;

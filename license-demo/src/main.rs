@@ -1,0 +1,124 @@
+//! `license-demo` binary: serves by default, `license-demo stress` drives load.
+
+use clap::Parser;
+use license_demo::cli::{Cli, Command, ServeArgs, StressArgs, DEFAULT_BIND};
+use license_demo::config::{default_tools, load_tools_file};
+use license_demo::pool::DbLocation;
+use license_demo::server::{self, ServerConfig};
+use license_demo::stress::{self, report};
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = match cli.command {
+        Some(Command::Stress(args)) => stress_main(&args, &runtime),
+        None => serve_main(&cli.serve, &runtime),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn serve_main(args: &ServeArgs, runtime: &tokio::runtime::Runtime) -> anyhow::Result<ExitCode> {
+    let filter = tracing_subscriber::EnvFilter::try_new(&args.log)
+        .map_err(|e| anyhow::anyhow!("invalid --log filter {:?}: {e}", args.log))?;
+    tracing_subscriber::fmt().with_env_filter(filter).init();
+    let tools = match &args.tools {
+        Some(path) => load_tools_file(path)?,
+        None => default_tools(),
+    };
+    let tool_count = tools.len();
+    let config = ServerConfig {
+        bind: args.bind,
+        db: DbLocation::parse(&args.db),
+        tools,
+        durability: args.durability,
+    };
+    runtime.block_on(async {
+        let server = server::start(config).await?;
+        let url = server.url();
+        println!(
+            "License server listening on {url} (database {}, {tool_count} tools)",
+            args.db
+        );
+        println!("Dashboard: {url}/realtime");
+        println!("Stress it: license-demo stress --profile medium --target {url}");
+        let stop = server.shutdown_token();
+        tokio::spawn(async move {
+            wait_for_signal().await;
+            tracing::info!("shutting down");
+            stop.cancel();
+        });
+        server.wait().await?;
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+fn stress_main(args: &StressArgs, runtime: &tokio::runtime::Runtime) -> anyhow::Result<ExitCode> {
+    let interactive = args.is_empty() && std::io::stdin().is_terminal();
+    let mut config = if interactive {
+        let default_target = format!("http://{DEFAULT_BIND}");
+        let asked = stress::interactive::ask(&default_target, |target| {
+            runtime.block_on(stress::list_tools(target))
+        })?;
+        match asked {
+            Some(c) => c,
+            None => {
+                eprintln!("cancelled");
+                return Ok(ExitCode::SUCCESS);
+            }
+        }
+    } else {
+        if args.is_empty() {
+            eprintln!(
+                "stdin is not a terminal: running the light profile against http://{DEFAULT_BIND}"
+            );
+        }
+        args.to_config()?
+    };
+    config.progress = !args.no_progress && !args.json && std::io::stderr().is_terminal();
+    let report = runtime.block_on(stress::run(config))?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", report::render(&report));
+    }
+    Ok(ExitCode::SUCCESS)
+}
