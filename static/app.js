@@ -232,7 +232,7 @@
   function lineDataset(label, color, extra) {
     var ds = {
       label: label, data: [], borderColor: color, backgroundColor: alpha(color, 0.15),
-      borderWidth: 2, pointRadius: 0, pointHoverRadius: 4, tension: 0.25, fill: false,
+      borderWidth: 2, pointRadius: 0, pointHoverRadius: 4, cubicInterpolationMode: 'monotone', fill: false,
     };
     for (var k in extra) ds[k] = extra[k];
     return ds;
