@@ -1,0 +1,105 @@
+//! The app wraps itself in RealtimeLayer: handler events reach /realtime/stats with the right
+//! kinds, overage flags, reasons and borrow ids; the status source feeds totals and commits.
+
+mod common;
+
+use common::{start, tool};
+use serde_json::Value;
+use std::time::Duration;
+
+fn find<'a>(events: &'a [Value], kind: &str, pred: impl Fn(&Value) -> bool) -> Vec<&'a Value> {
+    events
+        .iter()
+        .filter(|e| e["kind"] == kind && pred(e))
+        .collect()
+}
+
+#[tokio::test]
+async fn events_reach_stats_with_overage_flags_and_reasons() {
+    let s = start(vec![
+        tool("Over", 10, 1, 1, 5.0),
+        tool("Idle", 4, 2, 2, 5.0),
+    ])
+    .await;
+    let (_, first) = s.borrow("Over", "ann").await;
+    let (_, second) = s.borrow("Over", "ben").await;
+    assert_eq!(
+        (first["overage"].as_bool(), second["overage"].as_bool()),
+        (Some(false), Some(true))
+    );
+    let (code, _) = s.borrow("Over", "cat").await;
+    assert_eq!(code, 409); // max_overage
+    let first_id = first["id"].as_str().unwrap();
+    assert_eq!(s.return_id(first_id).await.0, 200);
+    assert_eq!(s.borrow("Unknown Tool", "dan").await.0, 404); // not recorded
+
+    let (code, stats) = s.get("/realtime/stats?window=60").await;
+    assert_eq!(code, 200, "{stats}");
+    assert_eq!(stats["borrow_count"], 2, "{stats}");
+    assert_eq!(stats["return_count"], 1);
+    assert_eq!(stats["failure_count"], 1);
+    assert_eq!(stats["rates"]["overage_percent"], 50.0);
+
+    let events = stats["recent_events"].as_array().unwrap();
+    assert_eq!(events.len(), 4, "{stats}");
+    let fp = |id: &str| id[..18].to_string(); // UUIDs are kept as their first 16 hex digits
+    let b1 = find(events, "borrow", |e| e["borrow_id"] == fp(first_id));
+    assert_eq!(b1.len(), 1);
+    assert_eq!(b1[0]["overage"], false);
+    assert_eq!(b1[0]["user"], "ann");
+    assert_eq!(b1[0]["resource"], "Over");
+    let b2 = find(events, "borrow", |e| {
+        e["borrow_id"] == fp(second["id"].as_str().unwrap())
+    });
+    assert_eq!(b2[0]["overage"], true);
+    let f = find(events, "failure", |_| true);
+    assert_eq!(f.len(), 1);
+    assert_eq!(f[0]["reason"], "max_overage");
+    assert_eq!(f[0]["user"], "cat");
+    let r = find(events, "return", |e| e["borrow_id"] == fp(first_id));
+    assert_eq!(r.len(), 1);
+    assert_eq!(r[0]["user"], "ann");
+    assert!(events.iter().all(|e| e["resource"] != "Unknown Tool"));
+
+    let resources = stats["resources"].as_array().unwrap();
+    let over = resources.iter().find(|r| r["name"] == "Over").unwrap();
+    assert_eq!(over["borrows"], 2);
+    assert_eq!(over["overage_borrows"], 1);
+    assert_eq!(over["returns"], 1);
+    assert_eq!(over["failures"], 1);
+    assert_eq!(over["total"], 10);
+    assert_eq!(over["commit"], 1);
+    // Tools with no traffic still appear, from the status source.
+    let idle = resources
+        .iter()
+        .find(|r| r["name"] == "Idle")
+        .expect("status source lists Idle");
+    assert_eq!(idle["total"], 4);
+
+    // The status source is sampled once per tick: wait for it to report 1 borrowed.
+    let mut borrowed = Value::Null;
+    for _ in 0..50 {
+        let (_, st) = s.get("/realtime/stats?window=60").await;
+        borrowed = st["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == "Over")
+            .unwrap()["borrowed"]
+            .clone();
+        if borrowed == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(borrowed, 1);
+
+    let (code, config) = s.get("/realtime/config").await;
+    assert_eq!(code, 200);
+    assert_eq!(config["labels"]["title"], "License Server");
+    assert_eq!(config["labels"]["resources"], "Tools");
+
+    let metrics = s.client.get(s.url("/metrics")).send().await.unwrap();
+    assert_eq!(metrics.status(), 200);
+    assert!(metrics.text().await.unwrap().contains("Over"));
+}
