@@ -32,6 +32,7 @@
     gen: 0,
     attempt: 0,
     timer: null,
+    countdown: null,
     status: 'connecting',
     needHistoryOnSnapshot: false,
     // latest frame values (absent fields in a delta keep these)
@@ -764,6 +765,7 @@
 
   function closeStream() {
     if (state.timer) { clearTimeout(state.timer); state.timer = null; }
+    if (state.countdown) { clearInterval(state.countdown); state.countdown = null; }
     if (state.es) {
       state.es.onopen = state.es.onmessage = state.es.onerror = null;
       state.es.close();
@@ -775,6 +777,7 @@
     closeStream();
     var gen = ++state.gen;
     if (state.attempt === 0) setStatus('connecting', 'Connecting…');
+    else setStatus('reconnecting', 'Reconnecting (attempt ' + state.attempt + '/' + MAX_ATTEMPTS + ')…');
     var es = new EventSource(streamUrl());
     state.es = es;
     es.onopen = function () {
@@ -807,7 +810,13 @@
     state.attempt++;
     var delay = Math.min(MAX_DELAY_MS, BASE_DELAY_MS * Math.pow(2, state.attempt - 1));
     delay = Math.round(delay * (0.85 + Math.random() * 0.3));
-    setStatus('reconnecting', 'Reconnecting (attempt ' + state.attempt + '/' + MAX_ATTEMPTS + ') in ' + Math.ceil(delay / 1000) + ' s…');
+    var at = Date.now() + delay;
+    var show = function () {
+      var left = Math.max(0, Math.ceil((at - Date.now()) / 1000));
+      setStatus('reconnecting', 'Reconnecting (attempt ' + state.attempt + '/' + MAX_ATTEMPTS + ')' + (left ? ' in ' + left + ' s…' : '…'));
+    };
+    show();
+    state.countdown = setInterval(show, 1000);
     state.timer = setTimeout(function () { state.timer = null; connect(); }, delay);
   }
 
