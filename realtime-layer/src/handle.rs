@@ -50,6 +50,8 @@ pub(crate) struct Shared {
     /// Open SSE streams (exported as a gauge).
     pub(crate) stream_clients: AtomicU64,
     pub(crate) metrics: Metrics,
+    /// The live stream's frame builder, started on the first subscription.
+    pub(crate) stream_hub: std::sync::OnceLock<Arc<crate::stream::StreamHub>>,
 }
 
 /// A cloneable handle on one realtime instance: the event buffer, its routes, its layer and its
@@ -294,6 +296,7 @@ impl RealtimeBuilder {
             shutdown: CancellationToken::new(),
             stream_clients: AtomicU64::new(0),
             metrics: Metrics::install(meters, weak.clone()),
+            stream_hub: std::sync::OnceLock::new(),
         });
         Ok(Realtime { shared })
     }

@@ -62,6 +62,7 @@ mod metrics;
 mod routes;
 mod snapshot;
 mod status;
+mod stream;
 
 pub use buffer::{
     BufferConfig, BufferStats, ConfigError, Cursor, EventBuffer, EventFilter, EventRecord,

@@ -1,10 +1,13 @@
 //! The `/realtime` routes: mount them anywhere with `merge` or `nest`.
 
 mod config;
+mod csv;
 mod error;
+mod history;
 mod page;
 mod params;
 mod stats;
+mod stream;
 
 pub use config::RANGES;
 pub use error::ApiError;
@@ -24,6 +27,9 @@ impl Realtime {
     /// | `GET /realtime/assets/{*path}` | its scripts, styles, vendored Chart.js |
     /// | `GET /realtime/config` | labels, ranges, retention for the page |
     /// | `GET /realtime/stats?window=S` | buffer facts, rates, resources, recent events (JSON) |
+    /// | `GET /realtime/stream?resource=&user=` | live frames (Server-Sent Events) |
+    /// | `GET /realtime/history?window=S&resource=` | downsampled chart series (JSON) |
+    /// | `GET /realtime/events.csv?window=S&resource=&user=` | buffered events (CSV, streamed) |
     ///
     /// Merge them into an app (`app.merge(realtime.routes())`) or nest them under a prefix
     /// (`Router::new().nest("/admin", realtime.routes())` serves `/admin/realtime`); the page
@@ -32,6 +38,9 @@ impl Realtime {
         Router::new()
             .route("/realtime/stats", get(stats::stats))
             .route("/realtime/config", get(config::config))
+            .route("/realtime/stream", get(stream::stream))
+            .route("/realtime/history", get(history::history_route))
+            .route("/realtime/events.csv", get(csv::events_csv))
             .merge(page::router())
             .with_state(self.clone())
     }

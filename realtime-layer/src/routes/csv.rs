@@ -1,0 +1,146 @@
+//! `GET /realtime/events.csv?window=SECONDS&resource=NAME&user=NAME`: the buffered events as RFC
+//! 4180 CSV, streamed page by page (the buffer lock is held for one page at a time, and memory
+//! stays at one page whatever the export size).
+
+use super::error::ApiError;
+use super::params::{self, QueryMap};
+use crate::buffer::{Cursor, EventFilter, EventRecord};
+use crate::event::EventKind;
+use crate::handle::Realtime;
+use axum::body::{Body, Bytes};
+use axum::extract::{Query, State};
+use axum::http::{header, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use std::convert::Infallible;
+
+/// Events per page (and per body chunk).
+const PAGE: usize = 1000;
+
+/// The header row.
+pub(crate) const HEADER: [&str; 7] = [
+    "ts",
+    "kind",
+    "resource",
+    "user",
+    "borrow_id",
+    "overage",
+    "reason",
+];
+
+/// `2025-11-28T15:00:00.123Z`.
+pub(crate) fn rfc3339_ms(ts_ms: u64) -> String {
+    let secs = (ts_ms / 1000).min(i64::MAX as u64) as i64;
+    match time::OffsetDateTime::from_unix_timestamp(secs) {
+        Ok(dt) => format!(
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+            dt.year(),
+            dt.month() as u8,
+            dt.day(),
+            dt.hour(),
+            dt.minute(),
+            dt.second(),
+            ts_ms % 1000
+        ),
+        Err(_) => ts_ms.to_string(),
+    }
+}
+
+/// Rows of `events` (plus the header when `header`), quoted as RFC 4180 requires.
+fn encode(events: &[EventRecord], header: bool) -> Bytes {
+    let mut w = ::csv::WriterBuilder::new()
+        .terminator(::csv::Terminator::CRLF)
+        .from_writer(Vec::with_capacity(events.len() * 80 + 64));
+    if header {
+        let _ = w.write_record(HEADER);
+    }
+    for e in events {
+        let ts = rfc3339_ms(e.ts_ms);
+        let overage = match e.kind {
+            EventKind::Borrow if e.overage => "true",
+            EventKind::Borrow => "false",
+            _ => "",
+        };
+        let _ = w.write_record([
+            ts.as_str(),
+            e.kind.as_str(),
+            &e.resource,
+            &e.user,
+            e.borrow_id.as_deref().unwrap_or(""),
+            overage,
+            e.reason.as_deref().unwrap_or(""),
+        ]);
+    }
+    Bytes::from(w.into_inner().unwrap_or_default())
+}
+
+struct Export {
+    realtime: Realtime,
+    filter: EventFilter,
+    cursor: Cursor,
+    /// Events recorded after this (during the export) are left out, so the export ends.
+    until_ms: u64,
+    header: bool,
+    done: bool,
+}
+
+impl Export {
+    fn next_chunk(&mut self) -> Option<Bytes> {
+        if self.done {
+            return None;
+        }
+        let (mut page, next) = self.realtime.buffer().page(self.cursor, PAGE, &self.filter);
+        self.cursor = next;
+        if page.len() < PAGE {
+            self.done = true;
+        }
+        if let Some(cut) = page.iter().position(|e| e.ts_ms > self.until_ms) {
+            page.truncate(cut);
+            self.done = true;
+        }
+        if page.is_empty() && !self.header {
+            return None;
+        }
+        let bytes = encode(&page, self.header);
+        self.header = false;
+        Some(bytes)
+    }
+}
+
+pub(crate) async fn events_csv(
+    State(realtime): State<Realtime>,
+    Query(q): Query<QueryMap>,
+) -> Result<Response, ApiError> {
+    let retention = realtime.buffer().config().retention.as_secs();
+    let window = params::window(&q, &realtime, retention.min(u32::MAX as u64) as u32)?;
+    let filter = params::filter(&q, &realtime)?;
+    let now = realtime.buffer().clock().now_ms();
+    let cursor = realtime
+        .buffer()
+        .cursor_at(now.saturating_sub(window as u64 * 1000));
+    let export = Export {
+        realtime,
+        filter,
+        cursor,
+        until_ms: now,
+        header: true,
+        done: false,
+    };
+    let body = futures_util::stream::unfold(export, |mut export| async move {
+        // Let other tasks run between pages of a long export.
+        tokio::task::yield_now().await;
+        let chunk = export.next_chunk()?;
+        Some((Ok::<_, Infallible>(chunk), export))
+    });
+    let mut response = Body::from_stream(body).into_response();
+    let h = response.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/csv; charset=utf-8"),
+    );
+    h.insert(
+        header::CONTENT_DISPOSITION,
+        HeaderValue::from_static("attachment; filename=\"realtime-events.csv\""),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(response)
+}

@@ -1,0 +1,524 @@
+//! The live stream: compute once, send to everyone.
+//!
+//! One [`StreamHub`] per [`Realtime`] owns one [`Channel`] per distinct `(resource, user)` filter.
+//! A single background task (started on the first subscription, stopped by the shutdown token or
+//! when the instance is dropped) builds one frame per channel per tick, or `push_delay` at most
+//! after an event, serialises it once into an SSE message ([`Bytes`]) and publishes it on a
+//! `tokio::sync::watch` channel. Every client of that filter writes the same `Bytes` (a reference
+//! count, no copy); a slow client simply sees the newest frame next and, having missed one, gets a
+//! catch-up snapshot instead of the delta, so it never blocks the others nor queues memory.
+//!
+//! A frame costs O(resources + new events): rates and peaks come from the per-second aggregates,
+//! new events from a cursor, and the previous values are kept to leave unchanged fields out.
+
+mod frame;
+
+use crate::buffer::{Cursor, EventFilter, EventRecord, SecondPoint};
+use crate::handle::{Realtime, Shared};
+use crate::routes::ApiError;
+use crate::snapshot::Rates;
+use axum::body::Bytes;
+use axum::http::StatusCode;
+use frame::{BufferFrame, FrameJson, FrameKind, ResourceFrame};
+use parking_lot::Mutex;
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+pub(crate) use frame::KEEP_ALIVE;
+
+/// Most events a delta carries (the newest are kept; `events_omitted` counts the rest).
+pub(crate) const MAX_FRAME_EVENTS: usize = 20;
+/// Most events a snapshot carries.
+pub(crate) const SNAPSHOT_EVENTS: usize = 50;
+/// Frames remembered per channel to answer `Last-Event-ID` exactly.
+pub(crate) const HISTORY_FRAMES: usize = 128;
+/// Distinct filters streamed at once.
+pub(crate) const MAX_FILTERS: usize = 64;
+/// How long a channel without subscribers is kept (so a reconnect can resume exactly).
+pub(crate) const LINGER: Duration = Duration::from_secs(30);
+/// The window of the rates in frames.
+pub(crate) const RATE_WINDOW: u32 = 60;
+/// The `retry:` advice sent once per connection, in milliseconds.
+pub(crate) const RETRY_MS: u64 = 3_000;
+
+/// One published frame: its sequence number, the previous frame's (to detect skipped frames) and
+/// the encoded delta message.
+#[derive(Debug)]
+pub(crate) struct Published {
+    pub(crate) seq: u64,
+    pub(crate) prev_seq: u64,
+    pub(crate) delta: Bytes,
+}
+
+/// What a client that followed every frame holds (the base of deltas and of snapshots).
+#[derive(Debug, Clone, Default)]
+struct Sent {
+    ts_ms: u64,
+    rates: Rates,
+    resources: Vec<ResourceFrame>,
+    buffer: BufferFrame,
+    point: Option<SecondPoint>,
+}
+
+#[derive(Debug)]
+struct HistoryFrame {
+    seq: u64,
+    events: Vec<EventRecord>,
+    omitted: u64,
+}
+
+struct ChannelState {
+    cursor: Cursor,
+    seq: u64,
+    sent: Sent,
+    /// When rates and buffer were last refreshed in a frame.
+    refreshed: Instant,
+    /// Newest events, oldest first (for snapshots of new clients).
+    recent: VecDeque<EventRecord>,
+    /// The last frames' events (for `Last-Event-ID` and lagging clients).
+    history: VecDeque<HistoryFrame>,
+    /// The generic snapshot of frame `seq`, built on first demand.
+    snapshot: Option<(u64, Bytes)>,
+    /// Since when nobody listens.
+    idle_since: Option<Instant>,
+}
+
+/// The frames of one filter.
+pub(crate) struct Channel {
+    filter: EventFilter,
+    tx: watch::Sender<Arc<Published>>,
+    state: Mutex<ChannelState>,
+}
+
+type FilterKey = (Option<String>, Option<String>);
+
+/// Builds and fans out frames for every filter of one instance.
+pub(crate) struct StreamHub {
+    channels: Mutex<HashMap<FilterKey, Arc<Channel>>>,
+    /// Sequence numbers are shared by all channels and start at the hub's start time in
+    /// milliseconds, so ids keep increasing across server restarts and an id from another
+    /// process or filter never matches a remembered frame.
+    next_seq: AtomicU64,
+}
+
+impl StreamHub {
+    fn new(start: u64) -> Self {
+        StreamHub {
+            channels: Mutex::new(HashMap::new()),
+            next_seq: AtomicU64::new(start.max(1)),
+        }
+    }
+
+    fn seq(&self) -> u64 {
+        self.next_seq.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// The channel of `filter`, created (with its first frame) when new.
+    pub(crate) fn channel(
+        &self,
+        realtime: &Realtime,
+        filter: EventFilter,
+    ) -> Result<Arc<Channel>, ApiError> {
+        let key = (filter.resource.clone(), filter.user.clone());
+        let mut channels = self.channels.lock();
+        if let Some(ch) = channels.get(&key) {
+            return Ok(ch.clone());
+        }
+        if channels.len() >= MAX_FILTERS {
+            let idle = channels
+                .iter()
+                .find(|(_, ch)| ch.tx.receiver_count() == 0)
+                .map(|(k, _)| k.clone());
+            match idle {
+                Some(k) => {
+                    channels.remove(&k);
+                }
+                None => {
+                    return Err(ApiError::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "too_many_filters",
+                        format!(
+                            "at most {MAX_FILTERS} distinct stream filters can be open at once; \
+                             try again later or drop a filter"
+                        ),
+                    ))
+                }
+            }
+        }
+        let ch = Arc::new(Channel::new(realtime, filter, self.seq()));
+        channels.insert(key, ch.clone());
+        Ok(ch)
+    }
+
+    /// Builds one frame for every channel and forgets channels nobody listened to for [`LINGER`].
+    fn build_all(&self, realtime: &Realtime, now: Instant) {
+        let channels: Vec<Arc<Channel>> = {
+            let mut map = self.channels.lock();
+            map.retain(|_, ch| {
+                let mut st = ch.state.lock();
+                if ch.tx.receiver_count() > 0 {
+                    st.idle_since = None;
+                    true
+                } else {
+                    let since = *st.idle_since.get_or_insert(now);
+                    now.duration_since(since) < LINGER
+                }
+            });
+            map.values().cloned().collect()
+        };
+        let tick = realtime.stream_config().tick;
+        for ch in channels {
+            ch.build(realtime, self.seq(), now, tick);
+        }
+    }
+}
+
+impl Channel {
+    /// A channel whose first frame (seq `seq`) reflects the buffer now, with the newest events
+    /// for snapshots.
+    fn new(realtime: &Realtime, filter: EventFilter, seq: u64) -> Channel {
+        let buffer = realtime.buffer();
+        let before_ms = buffer.clock().now_ms();
+        // Find where the newest SNAPSHOT_EVENTS start, then read forward from there: one locked
+        // call gives both the events and the exact cursor after them (no gap, no duplicate).
+        let retention = buffer.config().retention.as_secs().min(u32::MAX as u64) as u32;
+        let from_ms = buffer
+            .recent_events(retention, SNAPSHOT_EVENTS, &filter)
+            .last()
+            .map_or(before_ms, |e| e.ts_ms);
+        let (events, _, cursor) =
+            buffer.events_after(buffer.cursor_at(from_ms), SNAPSHOT_EVENTS, &filter);
+        let now = Instant::now();
+        let (tx, _) = watch::channel(Arc::new(Published {
+            seq: 0,
+            prev_seq: 0,
+            delta: Bytes::new(),
+        }));
+        let ch = Channel {
+            filter,
+            tx,
+            state: Mutex::new(ChannelState {
+                cursor,
+                seq: 0,
+                sent: Sent::default(),
+                refreshed: now,
+                recent: events.into(),
+                history: VecDeque::new(),
+                snapshot: None,
+                idle_since: None,
+            }),
+        };
+        {
+            let mut st = ch.state.lock();
+            let (sent, _) = compute(realtime, &ch.filter, &st.sent);
+            st.sent = sent;
+            st.seq = seq;
+            st.history.push_back(HistoryFrame {
+                seq,
+                events: Vec::new(),
+                omitted: 0,
+            });
+            let delta = st.encode(FrameKind::Delta, &[], 0, true, true, true, true);
+            ch.tx.send_replace(Arc::new(Published {
+                seq,
+                prev_seq: 0,
+                delta,
+            }));
+        }
+        ch
+    }
+
+    /// A receiver of this channel's frames.
+    pub(crate) fn subscribe(&self) -> watch::Receiver<Arc<Published>> {
+        self.tx.subscribe()
+    }
+
+    /// Builds and publishes the next frame.
+    fn build(&self, realtime: &Realtime, seq: u64, now: Instant, tick: Duration) {
+        let mut st = self.state.lock();
+        let buffer = realtime.buffer();
+        let (events, omitted, cursor) =
+            buffer.events_after(st.cursor, MAX_FRAME_EVENTS, &self.filter);
+        st.cursor = cursor;
+        // Rates and buffer facts move with every event; refresh them once per tick at most
+        // (resources, events and points go out at once).
+        let refresh = now.duration_since(st.refreshed) >= tick.mul_f64(0.9);
+        let (next, point_changed) = compute(realtime, &self.filter, &st.sent);
+        let inc_rates = refresh && next.rates != st.sent.rates;
+        let inc_buffer = refresh && next.buffer != st.sent.buffer;
+        let inc_resources = next.resources != st.sent.resources;
+        if refresh {
+            st.refreshed = now;
+        }
+        let sent = Sent {
+            ts_ms: next.ts_ms,
+            rates: if inc_rates { next.rates } else { st.sent.rates },
+            resources: if inc_resources {
+                next.resources
+            } else {
+                std::mem::take(&mut st.sent.resources)
+            },
+            buffer: if inc_buffer {
+                next.buffer
+            } else {
+                std::mem::take(&mut st.sent.buffer)
+            },
+            point: next.point,
+        };
+        st.sent = sent;
+        let prev_seq = st.seq;
+        st.seq = seq;
+        let delta = st.encode(
+            FrameKind::Delta,
+            &events,
+            omitted,
+            inc_rates,
+            inc_resources,
+            inc_buffer,
+            point_changed,
+        );
+        for e in &events {
+            if st.recent.len() == SNAPSHOT_EVENTS {
+                st.recent.pop_front();
+            }
+            st.recent.push_back(e.clone());
+        }
+        if st.history.len() == HISTORY_FRAMES {
+            st.history.pop_front();
+        }
+        st.history.push_back(HistoryFrame {
+            seq,
+            events,
+            omitted,
+        });
+        st.snapshot = None;
+        self.tx.send_replace(Arc::new(Published {
+            seq,
+            prev_seq,
+            delta,
+        }));
+    }
+
+    /// A snapshot of the newest frame for a client that last saw frame `last_seen` (`None`: a new
+    /// client). When `last_seen` is remembered, the snapshot's events are exactly those of the
+    /// frames after it (no gap, no duplicate); otherwise the newest events. Marks the newest
+    /// frame seen in `rx` and returns its sequence number with the message.
+    pub(crate) fn catch_up(
+        &self,
+        last_seen: Option<u64>,
+        rx: &mut watch::Receiver<Arc<Published>>,
+    ) -> (u64, Bytes) {
+        let mut st = self.state.lock();
+        // Frames are published under the state lock: the newest one is frame `st.seq`.
+        rx.borrow_and_update();
+        let seq = st.seq;
+        let pos = last_seen.and_then(|id| st.history.iter().position(|h| h.seq == id));
+        if let Some(pos) = pos {
+            let mut omitted = 0u64;
+            let mut events: VecDeque<&EventRecord> = VecDeque::new();
+            for h in st.history.iter().skip(pos + 1) {
+                omitted += h.omitted;
+                for e in &h.events {
+                    if events.len() == SNAPSHOT_EVENTS {
+                        events.pop_front();
+                        omitted += 1;
+                    }
+                    events.push_back(e);
+                }
+            }
+            let events: Vec<EventRecord> = events.into_iter().cloned().collect();
+            let bytes = st.encode(
+                FrameKind::Snapshot,
+                &events,
+                omitted,
+                true,
+                true,
+                true,
+                true,
+            );
+            return (seq, bytes);
+        }
+        if let Some((s, bytes)) = &st.snapshot {
+            if *s == seq {
+                return (seq, bytes.clone());
+            }
+        }
+        let events: Vec<EventRecord> = st.recent.iter().cloned().collect();
+        let bytes = st.encode(FrameKind::Snapshot, &events, 0, true, true, true, true);
+        st.snapshot = Some((seq, bytes.clone()));
+        (seq, bytes)
+    }
+}
+
+impl ChannelState {
+    /// Encodes frame `self.seq` from the sent values, with the chosen fields.
+    #[allow(clippy::too_many_arguments)]
+    fn encode(
+        &self,
+        kind: FrameKind,
+        events: &[EventRecord],
+        omitted: u64,
+        rates: bool,
+        resources: bool,
+        buffer: bool,
+        point: bool,
+    ) -> Bytes {
+        let with_events = kind == FrameKind::Snapshot || !events.is_empty() || omitted > 0;
+        FrameJson {
+            seq: self.seq,
+            kind,
+            ts_ms: self.sent.ts_ms,
+            rates: rates.then_some(&self.sent.rates),
+            resources: resources.then_some(self.sent.resources.as_slice()),
+            buffer: buffer.then_some(&self.sent.buffer),
+            events: with_events.then_some(events),
+            events_omitted: with_events.then_some(omitted),
+            point: if point {
+                self.sent.point.as_ref()
+            } else {
+                None
+            },
+        }
+        .to_sse()
+    }
+}
+
+/// Current values for `filter`; the flag tells whether `point` moved to a newer second than in
+/// `prev` (it is only recomputed then).
+fn compute(realtime: &Realtime, filter: &EventFilter, prev: &Sent) -> (Sent, bool) {
+    let buffer = realtime.buffer();
+    let ts_ms = buffer.clock().now_ms();
+    let (totals, views) = realtime.resource_views(RATE_WINDOW, filter);
+    let point_t = (ts_ms / 1000).saturating_sub(1);
+    let (point, changed) = match prev.point {
+        Some(p) if p.t == point_t => (Some(p), false),
+        _ => (Some(second_point(realtime, filter, point_t)), true),
+    };
+    let sent = Sent {
+        ts_ms,
+        rates: Rates::from_totals(&totals, RATE_WINDOW),
+        resources: views.iter().map(ResourceFrame::from).collect(),
+        buffer: buffer.stats().into(),
+        point,
+    };
+    (sent, changed)
+}
+
+/// The aggregate of second `t` for `filter` (zero counts and the carried level when idle). With
+/// a user filter the counts are that user's events (read from the events of that second), and
+/// `peak_borrowed` stays the pool's (levels are not kept per user).
+fn second_point(realtime: &Realtime, filter: &EventFilter, t: u64) -> SecondPoint {
+    let buffer = realtime.buffer();
+    let series = buffer.seconds(t, t, filter.resource.as_deref());
+    let mut p = series.points.first().copied().unwrap_or(SecondPoint {
+        t,
+        peak_borrowed: series.level_before,
+        end_borrowed: series.level_before,
+        ..SecondPoint::default()
+    });
+    if filter.user.is_some() {
+        p.borrows = 0;
+        p.overage_borrows = 0;
+        p.returns = 0;
+        p.failures = 0;
+        let end_ms = (t + 1) * 1000;
+        let mut cursor = buffer.cursor_at(t * 1000);
+        'pages: loop {
+            let (page, next) = buffer.page(cursor, 1000, filter);
+            if page.is_empty() {
+                break;
+            }
+            for e in &page {
+                if e.ts_ms >= end_ms {
+                    break 'pages;
+                }
+                match e.kind {
+                    crate::event::EventKind::Borrow => {
+                        p.borrows += 1;
+                        p.overage_borrows += e.overage as u32;
+                    }
+                    crate::event::EventKind::Return => p.returns += 1,
+                    crate::event::EventKind::Failure => p.failures += 1,
+                }
+            }
+            cursor = next;
+        }
+    }
+    p
+}
+
+impl Realtime {
+    /// The hub of this instance, started (with its task) on first use. Needs a Tokio runtime.
+    pub(crate) fn stream_hub(&self) -> &Arc<StreamHub> {
+        self.shared.stream_hub.get_or_init(|| {
+            let hub = Arc::new(StreamHub::new(self.buffer().clock().now_ms()));
+            tokio::spawn(run(Arc::downgrade(&self.shared), hub.clone()));
+            hub
+        })
+    }
+
+    /// The JSON snapshot frame a new `/realtime/stream` client with `filter` would receive now,
+    /// built from scratch (what the stream does once per channel; its per-tick frames cost the
+    /// same or less). For debugging, tests and benchmarks; needs no runtime.
+    ///
+    /// ```
+    /// use realtime_layer::{Event, Realtime};
+    ///
+    /// let realtime = Realtime::builder().build().unwrap();
+    /// realtime.record(Event::borrow("GPU", "ann"));
+    /// let frame: serde_json::Value =
+    ///     serde_json::from_str(&realtime.snapshot_frame(&Default::default())).unwrap();
+    /// assert_eq!(frame["kind"], "snapshot");
+    /// assert_eq!(frame["resources"][0]["borrowed"], 1);
+    /// assert_eq!(frame["events"][0]["user"], "ann");
+    /// ```
+    pub fn snapshot_frame(&self, filter: &EventFilter) -> String {
+        let ch = Channel::new(self, filter.clone(), 1);
+        let mut rx = ch.subscribe();
+        let (_, bytes) = ch.catch_up(None, &mut rx);
+        let text = std::str::from_utf8(&bytes).expect("frames are UTF-8");
+        let data = text
+            .split_once("data: ")
+            .map_or(text, |(_, d)| d)
+            .trim_end();
+        data.to_owned()
+    }
+}
+
+/// The hub's task: a frame per tick, or soon after activity (coalesced, at most one per
+/// `push_delay`). Ends on shutdown or when the instance is gone.
+async fn run(weak: Weak<Shared>, hub: Arc<StreamHub>) {
+    let mut last_build = Instant::now();
+    loop {
+        let Some(shared) = weak.upgrade() else { return };
+        let realtime = Realtime { shared };
+        let config = realtime.stream_config().clone();
+        let shutdown = realtime.shared.shutdown.clone();
+        let active = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = realtime.shared.activity.notified() => true,
+            _ = tokio::time::sleep_until(last_build + config.tick) => false,
+        };
+        if active {
+            // Coalesce a burst briefly, and keep to one frame per push_delay.
+            let coalesce = config.push_delay / 10;
+            let at = (Instant::now() + coalesce).max(last_build + config.push_delay);
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep_until(at) => {}
+            }
+        }
+        // This frame reads every event recorded so far: drop a wake-up already pending.
+        {
+            use futures_util::FutureExt as _;
+            let _ = realtime.shared.activity.notified().now_or_never();
+        }
+        let now = Instant::now();
+        hub.build_all(&realtime, now);
+        last_build = now;
+    }
+}

@@ -1,0 +1,476 @@
+//! `/realtime/stream` over real TCP: frames, ids, push latency, reconnects, filters, limits,
+//! the clients gauge and graceful shutdown.
+
+use axum::body::Bytes;
+use futures_util::{Stream, StreamExt};
+use realtime_layer::{Event, Realtime, ResourceStatus};
+use serde_json::Value;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::time::{Duration, Instant};
+use tokio::task::JoinHandle;
+
+type ByteStream = Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>;
+
+/// One parsed SSE message.
+#[derive(Debug)]
+struct Msg {
+    id: Option<u64>,
+    retry: Option<u64>,
+    frame: Value,
+}
+
+/// A minimal SSE reader over a reqwest body.
+struct SseClient {
+    body: ByteStream,
+    buf: String,
+    comments: usize,
+}
+
+impl SseClient {
+    async fn connect(addr: SocketAddr, query: &str, last_id: Option<u64>) -> SseClient {
+        let res = Self::request(addr, query, last_id).await;
+        assert_eq!(res.status(), 200, "{:?}", res.text().await);
+        SseClient::from_response(res)
+    }
+
+    async fn request(addr: SocketAddr, query: &str, last_id: Option<u64>) -> reqwest::Response {
+        let mut req = reqwest::Client::new().get(format!("http://{addr}/realtime/stream{query}"));
+        if let Some(id) = last_id {
+            req = req.header("Last-Event-ID", id.to_string());
+        }
+        req.send().await.expect("request")
+    }
+
+    fn from_response(res: reqwest::Response) -> SseClient {
+        SseClient {
+            body: Box::pin(res.bytes_stream()),
+            buf: String::new(),
+            comments: 0,
+        }
+    }
+
+    /// The next message, or `None` when the stream ended.
+    async fn next(&mut self) -> Option<Msg> {
+        loop {
+            if let Some(end) = self.buf.find("\n\n") {
+                let block: String = self.buf.drain(..end + 2).collect();
+                let (mut id, mut retry, mut data) = (None, None, None::<String>);
+                for line in block.lines() {
+                    if line.starts_with(':') {
+                        self.comments += 1;
+                    } else if let Some(v) = line.strip_prefix("id: ") {
+                        id = Some(v.parse().expect("numeric id"));
+                    } else if let Some(v) = line.strip_prefix("retry: ") {
+                        retry = Some(v.parse().expect("numeric retry"));
+                    } else if let Some(v) = line.strip_prefix("data: ") {
+                        assert!(data.is_none(), "one data line per frame");
+                        data = Some(v.to_owned());
+                    }
+                }
+                if let Some(data) = data {
+                    let frame = serde_json::from_str(&data).expect("JSON frame");
+                    return Some(Msg { id, retry, frame });
+                }
+                continue;
+            }
+            match self.body.next().await {
+                Some(Ok(chunk)) => self.buf.push_str(std::str::from_utf8(&chunk).unwrap()),
+                Some(Err(_)) | None => return None,
+            }
+        }
+    }
+
+    async fn next_within(&mut self, d: Duration) -> Msg {
+        tokio::time::timeout(d, self.next())
+            .await
+            .expect("a frame in time")
+            .expect("stream open")
+    }
+
+    /// Reads frames until one satisfies `pred` (within `d`), returning it and the time taken.
+    async fn until(&mut self, d: Duration, mut pred: impl FnMut(&Msg) -> bool) -> (Msg, Duration) {
+        let start = Instant::now();
+        loop {
+            let left = d.checked_sub(start.elapsed()).expect("condition in time");
+            let msg = self.next_within(left).await;
+            if pred(&msg) {
+                return (msg, start.elapsed());
+            }
+        }
+    }
+}
+
+fn events_of(msg: &Msg) -> Vec<Value> {
+    msg.frame["events"].as_array().cloned().unwrap_or_default()
+}
+
+fn has_user(msg: &Msg, user: &str) -> bool {
+    events_of(msg).iter().any(|e| e["user"] == user)
+}
+
+struct Server {
+    addr: SocketAddr,
+    task: JoinHandle<()>,
+}
+
+async fn serve(realtime: &Realtime) -> Server {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = realtime.routes().merge(realtime.metrics_routes());
+    let token = realtime.shutdown_token();
+    let task = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(token.cancelled_owned())
+            .await
+            .unwrap();
+    });
+    Server { addr, task }
+}
+
+fn fast(tick_ms: u64) -> Realtime {
+    Realtime::builder()
+        .tick(Duration::from_millis(tick_ms))
+        .build()
+        .unwrap()
+}
+
+async fn wait_for(mut cond: impl FnMut() -> bool, d: Duration) {
+    let start = Instant::now();
+    while !cond() {
+        assert!(start.elapsed() < d, "condition not reached in {d:?}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snapshot_then_deltas_with_increasing_ids_and_push_within_window() {
+    let realtime = Realtime::builder().build().unwrap(); // default 1 s tick, 100 ms push
+    realtime
+        .record(Event::borrow("GPU A100", "ann").borrow_id("550e8400-e29b-41d4-a716-446655440000"));
+    let server = serve(&realtime).await;
+
+    let res = SseClient::request(server.addr, "", None).await;
+    assert_eq!(res.status(), 200);
+    let h = res.headers();
+    assert_eq!(h["content-type"], "text/event-stream");
+    assert_eq!(h["cache-control"], "no-cache");
+    assert_eq!(h["x-accel-buffering"], "no");
+    let mut sse = SseClient::from_response(res);
+
+    let first = sse.next_within(Duration::from_secs(2)).await;
+    assert_eq!(first.retry, Some(3000), "retry: on the first message");
+    assert_eq!(first.frame["kind"], "snapshot");
+    assert_eq!(first.id, first.frame["seq"].as_u64());
+    for field in ["rates", "resources", "buffer", "events", "point", "ts_ms"] {
+        assert!(!first.frame[field].is_null(), "snapshot has {field}");
+    }
+    assert_eq!(first.frame["resources"][0]["name"], "GPU A100");
+    assert_eq!(first.frame["resources"][0]["borrowed"], 1);
+    assert_eq!(first.frame["events"][0]["user"], "ann");
+    assert_eq!(first.frame["events"][0]["borrow_id"], "550e8400-e29b-41d4");
+    assert_eq!(first.frame["buffer"]["total_events"], 1);
+
+    // Let the stream go idle, then measure event-to-frame latency a few times.
+    let mut last_id = first.id.unwrap();
+    let mut worst = Duration::ZERO;
+    for i in 0..5 {
+        tokio::time::sleep(Duration::from_millis(150 + 70 * i)).await;
+        let user = format!("user-{i}");
+        realtime.record(Event::borrow("GPU A100", &user));
+        let recorded = Instant::now();
+        let (msg, _) = sse
+            .until(Duration::from_secs(2), |m| {
+                let id = m.id.unwrap();
+                assert!(id > last_id, "ids increase: {id} after {last_id}");
+                last_id = id;
+                assert_eq!(m.retry, None, "retry only once");
+                assert_eq!(m.frame["kind"], "delta");
+                has_user(m, &user)
+            })
+            .await;
+        let latency = recorded.elapsed();
+        worst = worst.max(latency);
+        assert_eq!(msg.frame["resources"][0]["borrowed"], 2 + i);
+        assert_eq!(msg.frame["events_omitted"], 0);
+    }
+    eprintln!("worst event-to-frame latency: {worst:?}");
+    assert!(
+        worst < Duration::from_millis(350),
+        "push within the 100 ms window (+ scheduling slack), worst {worst:?}"
+    );
+
+    // Idle: frames still tick about once per second, small, with the clock moving.
+    let (a, _) = sse.until(Duration::from_secs(3), |_| true).await;
+    let (b, gap) = sse.until(Duration::from_secs(3), |_| true).await;
+    assert!(b.id > a.id);
+    assert!(
+        gap > Duration::from_millis(700),
+        "idle frames ~1 s apart: {gap:?}"
+    );
+    assert!(b.frame["ts_ms"].as_u64() > a.frame["ts_ms"].as_u64());
+    realtime.shutdown();
+    tokio::time::timeout(Duration::from_secs(5), server.task)
+        .await
+        .unwrap()
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bursts_are_coalesced_and_bounded() {
+    let realtime = fast(1000);
+    let server = serve(&realtime).await;
+    let mut sse = SseClient::connect(server.addr, "", None).await;
+    sse.next_within(Duration::from_secs(2)).await;
+    let events: Vec<Event> = (0..500)
+        .map(|i| Event::borrow("pool", format!("u{i}")))
+        .collect();
+    realtime.record_all(&events);
+    let (msg, _) = sse
+        .until(Duration::from_secs(2), |m| !events_of(m).is_empty())
+        .await;
+    let got = events_of(&msg);
+    assert!(got.len() <= 20, "events are bounded per frame");
+    assert_eq!(
+        got.len() as u64 + msg.frame["events_omitted"].as_u64().unwrap(),
+        500
+    );
+    assert_eq!(got.last().unwrap()["user"], "u499", "the newest are kept");
+    let start = Instant::now();
+    let mut frames = 0;
+    while start.elapsed() < Duration::from_secs(1) {
+        for i in 0..20 {
+            realtime.record(Event::failure("pool", format!("f{i}"), "exhausted"));
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        while let Ok(Some(_)) = tokio::time::timeout(Duration::from_millis(1), sse.next()).await {
+            frames += 1;
+        }
+    }
+    assert!(
+        frames <= 14,
+        "at most ~10 frames/s under constant load, got {frames}"
+    );
+    realtime.shutdown();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn last_event_id_resumes_with_a_snapshot_without_gap_or_duplicate() {
+    let realtime = fast(200);
+    let server = serve(&realtime).await;
+    let mut sse = SseClient::connect(server.addr, "", None).await;
+    sse.next_within(Duration::from_secs(2)).await;
+    realtime.record(Event::borrow("pool", "seen-1"));
+    realtime.record(Event::borrow("pool", "seen-2"));
+    let (msg, _) = sse
+        .until(Duration::from_secs(2), |m| has_user(m, "seen-2"))
+        .await;
+    let last_id = msg.id.unwrap();
+    drop(sse);
+
+    // Missed while disconnected.
+    realtime.record(Event::returned("pool", "missed-1"));
+    realtime.record(Event::failure("pool", "missed-2", "exhausted"));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let mut again = SseClient::connect(server.addr, "", Some(last_id)).await;
+    let snap = again.next_within(Duration::from_secs(2)).await;
+    assert_eq!(snap.frame["kind"], "snapshot");
+    assert!(snap.id.unwrap() > last_id);
+    let users: Vec<String> = events_of(&snap)
+        .iter()
+        .map(|e| e["user"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(users, ["missed-1", "missed-2"], "exactly the missed events");
+    assert_eq!(snap.frame["resources"][0]["borrowed"], 1);
+    // And then deltas continue from the snapshot.
+    realtime.record(Event::borrow("pool", "after"));
+    let (next, _) = again
+        .until(Duration::from_secs(2), |m| has_user(m, "after"))
+        .await;
+    assert_eq!(next.frame["kind"], "delta");
+    assert_eq!(events_of(&next).len(), 1);
+
+    // An id the server does not remember: a snapshot with the newest events.
+    let mut stale = SseClient::connect(server.addr, "", Some(7)).await;
+    let snap = stale.next_within(Duration::from_secs(2)).await;
+    assert_eq!(snap.frame["kind"], "snapshot");
+    assert_eq!(events_of(&snap).len(), 5);
+    realtime.shutdown();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resource_and_user_filters_restrict_events_and_rates() {
+    let realtime = Realtime::builder()
+        .tick(Duration::from_millis(200))
+        .status_source(|| {
+            vec![
+                ResourceStatus::new("Tool A", 10, 5, 0),
+                ResourceStatus::new("Tool B", 4, 2, 0),
+            ]
+        })
+        .build()
+        .unwrap();
+    let server = serve(&realtime).await;
+    let mut by_res = SseClient::connect(server.addr, "?resource=Tool%20B", None).await;
+    let mut by_user = SseClient::connect(server.addr, "?user=bob", None).await;
+    let snap = by_res.next_within(Duration::from_secs(2)).await;
+    let names: Vec<Value> = snap.frame["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].clone())
+        .collect();
+    assert_eq!(names, ["Tool B"]);
+    by_user.next_within(Duration::from_secs(2)).await;
+
+    for (res, user) in [
+        ("Tool A", "ann"),
+        ("Tool B", "ann"),
+        ("Tool A", "bob"),
+        ("Tool B", "bob"),
+        ("Tool B", "bob"),
+    ] {
+        realtime.record(Event::borrow(res, user));
+    }
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    realtime.record(Event::failure("Tool A", "carl", "marker"));
+    let mut res_events = Vec::new();
+    let mut res_rates = None;
+    by_res
+        .until(Duration::from_secs(3), |m| {
+            res_events.extend(events_of(m));
+            if !m.frame["rates"].is_null() {
+                res_rates = Some(m.frame["rates"].clone());
+            }
+            res_rates
+                .as_ref()
+                .is_some_and(|r| r["borrows_per_min"] == 3.0)
+        })
+        .await;
+    assert_eq!(res_events.len(), 3);
+    assert!(res_events.iter().all(|e| e["resource"] == "Tool B"));
+
+    let mut user_events = Vec::new();
+    let mut user_rates = None;
+    by_user
+        .until(Duration::from_secs(3), |m| {
+            user_events.extend(events_of(m));
+            if !m.frame["rates"].is_null() {
+                user_rates = Some(m.frame["rates"].clone());
+            }
+            user_rates
+                .as_ref()
+                .is_some_and(|r| r["borrows_per_min"] == 3.0)
+        })
+        .await;
+    assert_eq!(user_events.len(), 3);
+    assert!(user_events.iter().all(|e| e["user"] == "bob"));
+
+    // Unknown resource: the JSON 404 of the other routes.
+    let res = SseClient::request(server.addr, "?resource=nope", None).await;
+    assert_eq!(res.status(), 404);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["error"], "unknown_resource");
+    realtime.shutdown();
+}
+
+async fn metrics_gauge(addr: SocketAddr) -> u64 {
+    let text = reqwest::get(format!("http://{addr}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find(|l| l.starts_with("realtime_stream_clients"))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no realtime_stream_clients in:\n{text}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_streams_answers_503_and_disconnects_free_slots_and_gauge() {
+    let realtime = Realtime::builder()
+        .tick(Duration::from_millis(100))
+        .max_streams(3)
+        .build()
+        .unwrap();
+    let server = serve(&realtime).await;
+    assert_eq!(metrics_gauge(server.addr).await, 0);
+    let mut open = Vec::new();
+    for q in ["", "?user=a", ""] {
+        let mut c = SseClient::connect(server.addr, q, None).await;
+        c.next_within(Duration::from_secs(2)).await;
+        open.push(c);
+    }
+    assert_eq!(realtime.stream_clients(), 3);
+    assert_eq!(metrics_gauge(server.addr).await, 3);
+
+    let res = SseClient::request(server.addr, "", None).await;
+    assert_eq!(res.status(), 503);
+    assert_eq!(res.headers()["content-type"], "application/json");
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["error"], "too_many_streams");
+    assert!(body["detail"].as_str().unwrap().contains('3'));
+    assert_eq!(
+        realtime.stream_clients(),
+        3,
+        "a refused stream is not counted"
+    );
+
+    open.pop();
+    wait_for(|| realtime.stream_clients() == 2, Duration::from_secs(3)).await;
+    let mut c = SseClient::connect(server.addr, "", None).await;
+    c.next_within(Duration::from_secs(2)).await;
+    assert_eq!(realtime.stream_clients(), 3);
+    drop(c);
+    open.clear();
+    wait_for(|| realtime.stream_clients() == 0, Duration::from_secs(3)).await;
+    assert_eq!(metrics_gauge(server.addr).await, 0);
+    realtime.shutdown();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graceful_shutdown_completes_with_streams_open() {
+    let realtime = Realtime::builder().build().unwrap();
+    let server = serve(&realtime).await;
+    let mut clients = Vec::new();
+    for q in ["", "", "?user=x"] {
+        let mut c = SseClient::connect(server.addr, q, None).await;
+        c.next_within(Duration::from_secs(2)).await;
+        clients.push(c);
+    }
+    let start = Instant::now();
+    realtime.shutdown();
+    tokio::time::timeout(Duration::from_secs(3), server.task)
+        .await
+        .expect("serve returns promptly")
+        .unwrap();
+    eprintln!("graceful shutdown took {:?}", start.elapsed());
+    for c in &mut clients {
+        let end = tokio::time::timeout(Duration::from_secs(2), async {
+            while c.next().await.is_some() {}
+        })
+        .await;
+        assert!(end.is_ok(), "stream ended");
+    }
+    assert_eq!(realtime.stream_clients(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keep_alive_comments_are_sent() {
+    let realtime = Realtime::builder()
+        .stream_config(realtime_layer::StreamConfig {
+            keep_alive: Duration::from_millis(200),
+            ..Default::default()
+        })
+        .build()
+        .unwrap();
+    let server = serve(&realtime).await;
+    let mut sse = SseClient::connect(server.addr, "", None).await;
+    sse.next_within(Duration::from_secs(2)).await;
+    sse.next_within(Duration::from_secs(2)).await; // the next tick, ~1 s later
+    assert!(sse.comments >= 3, "keep-alive comments: {}", sse.comments);
+    realtime.shutdown();
+}
