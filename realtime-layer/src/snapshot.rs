@@ -43,9 +43,9 @@ impl Rates {
         let attempts = totals.borrows + totals.failures;
         Rates {
             window_seconds,
-            borrows_per_min: round(totals.borrows as f64 * per_min, 2),
-            returns_per_min: round(totals.returns as f64 * per_min, 2),
-            failures_per_min: round(totals.failures as f64 * per_min, 2),
+            borrows_per_min: round(totals.borrows as f64 * per_min, 4),
+            returns_per_min: round(totals.returns as f64 * per_min, 4),
+            failures_per_min: round(totals.failures as f64 * per_min, 4),
             overage_percent: if totals.borrows == 0 {
                 0.0
             } else {

@@ -554,7 +554,8 @@ impl Inner {
                 ring.expire_before(t_min);
             }
         }
-        self.seconds.expire_before((cutoff / 1000) as u32);
+        // A second goes as soon as its start is past retention (never kept longer than events).
+        self.seconds.expire_before(cutoff.div_ceil(1000) as u32);
         let t = self.rel(now).max(self.last_t);
         self.last_t = t;
         t
@@ -720,7 +721,8 @@ impl Inner {
             return Vec::new();
         }
         let t_from = self.rel(from_ms);
-        // Walk the three rings backwards, always taking the newest head.
+        // Walk the three rings backwards, always taking the newest head. Within one millisecond
+        // the order is borrow, return, failure (the exact reverse of `walk`).
         let mut next: [u64; 3] = std::array::from_fn(|k| self.rings[k].end_seq());
         let mut out = Vec::new();
         while out.len() < limit {
@@ -728,7 +730,7 @@ impl Inner {
             for k in 0..3 {
                 if next[k] > self.rings[k].front_seq() {
                     if let Some(e) = self.rings[k].get(next[k] - 1) {
-                        if e.t >= t_from && best.is_none_or(|(_, t)| e.t > t) {
+                        if e.t >= t_from && best.is_none_or(|(_, t)| e.t >= t) {
                             best = Some((k, e.t));
                         }
                     }

@@ -239,7 +239,9 @@ mod tests {
         agg.on_failure(11, 2);
         agg.on_return(12, 1);
         let mut seen = Vec::new();
-        agg.for_each(0, 100, |h, e| seen.push((h.sec, h.peak_total, e.to_vec())));
+        agg.for_each(0, 100, |h, e| {
+            seen.push((h.sec, h.peak_total, e.copied().collect::<Vec<_>>()))
+        });
         assert_eq!(seen.len(), 3);
         let first = seen[0].2[0];
         assert_eq!((first.borrows, first.overage, first.returns), (2, 1, 1));
