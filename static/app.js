@@ -125,7 +125,7 @@
       ctx.font = '600 10px ' + getComputedStyle(document.body).fontFamily;
       ctx.textBaseline = 'top';
       var kinds = chart.options.plugins.rtAlerts || {};
-      var labelEnd = -Infinity;
+      var rowEnds = [-Infinity, -Infinity];
       for (var i = 0; i < r.alerts.length; i++) {
         var a = r.alerts[i];
         if (a.level === 'spike' ? !kinds.spikes : !kinds.overage) continue;
@@ -143,12 +143,15 @@
         ctx.setLineDash([]);
         var w = ctx.measureText(a.short).width + 8;
         var lx = Math.min(Math.max(x - w / 2, area.left), area.right - w);
-        if (lx < labelEnd + 2) continue; // line drawn, label would overlap the previous one
-        labelEnd = lx + w;
+        // labels that would overlap go to a second row; past that only the line is drawn
+        var row = lx >= rowEnds[0] + 2 ? 0 : lx >= rowEnds[1] + 2 ? 1 : -1;
+        if (row < 0) continue;
+        rowEnds[row] = lx + w;
+        var ly = area.top + row * 15;
         ctx.fillStyle = color;
-        ctx.fillRect(lx, area.top, w, 13);
-        ctx.fillStyle = '#ffffff';
-        ctx.fillText(a.short, lx + 4, area.top + 1.5);
+        ctx.fillRect(lx, ly, w, 13);
+        ctx.fillStyle = a.level === 'warn' ? '#1b2330' : '#ffffff';
+        ctx.fillText(a.short, lx + 4, ly + 1.5);
       }
       ctx.restore();
     },
@@ -328,37 +331,17 @@
     });
   }
 
+  // Colour scheme changed: rebuild the charts with the new palette (cached element options in
+  // Chart.js do not all follow in-place colour changes), then refill them from the model.
   function restyleCharts() {
     if (typeof Chart === 'undefined' || !charts.util) return;
-    var th = theme();
-    Chart.defaults.color = th.muted;
-    Chart.defaults.borderColor = th.grid;
-    Object.keys(charts).forEach(function (name) {
-      var c = charts[name];
-      c.data.datasets.forEach(function (ds) {
-        var col = th[ds.color];
-        if (!col) return;
-        if (name === 'util') {
-          ds.backgroundColor = col;
-          if (ds.type === 'line') ds.borderColor = th.panel;
-        } else if (name === 'failures') {
-          ds.backgroundColor = alpha(col, 0.75);
-          ds.borderColor = col;
-        } else {
-          ds.borderColor = col;
-          ds.backgroundColor = alpha(col, 0.15);
-        }
-      });
-      var sc = c.options.scales;
-      Object.keys(sc).forEach(function (k) {
-        if (sc[k].ticks) sc[k].ticks.color = (name === 'util' && k === 'y') ? th.text : th.muted;
-        if (sc[k].grid && sc[k].grid.display !== false) sc[k].grid.color = th.grid;
-        if (sc[k].border && sc[k].border.color) sc[k].border.color = th.border;
-        if (sc[k].title) sc[k].title.color = th.muted;
-      });
-      c.options.plugins.legend.labels.color = th.text;
-      c.update('none');
-    });
+    Object.keys(charts).forEach(function (name) { charts[name].destroy(); delete charts[name]; });
+    var box = $('chart-util').parentNode;
+    delete box.dataset.h;
+    createCharts();
+    state.seriesDirty = true;
+    state.utilDirty = true;
+    renderCharts(true);
   }
 
   function showChartMsg(text) {
@@ -555,13 +538,13 @@
     if (state.paused && !force) return;
     if (state.renderQueued) return;
     state.renderQueued = true;
-    var run = function () { state.renderQueued = false; renderCharts(); };
+    var run = function () { state.renderQueued = false; renderCharts(force); };
     // rAF stops in background tabs; a timer keeps charts current when the tab is hidden.
     if (document.hidden) setTimeout(run, 250); else requestAnimationFrame(run);
   }
 
-  function renderCharts() {
-    if (state.paused || !charts.util) return;
+  function renderCharts(force) {
+    if ((state.paused && !force) || !charts.util) return;
     var s = state.series;
     if (state.seriesDirty && s) {
       state.seriesDirty = false;

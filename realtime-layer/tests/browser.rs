@@ -1,0 +1,565 @@
+//! End-to-end test of the dashboard in headless Chromium (through chromedriver).
+//!
+//! Starts a real server with simulated history and live load, opens `/realtime`, records events
+//! through the layer (one with a hostile user name), and checks what a person would see: the
+//! status is "connected", the cards move, the utilization chart lists the resources, the hostile
+//! name is rendered as text, the range selector reloads history, and the browser console shows no
+//! errors or CSP violations. Screenshots (light and dark) go to `target/browser/`.
+//!
+//! Needs `chromium` and `chromedriver` on `PATH` (or `CHROME` / `CHROMEDRIVER` set). When they are
+//! missing the test prints `SKIPPED` and passes, unless `REQUIRE_BROWSER=1` (set by `.ci/run`),
+//! which makes a missing browser a failure.
+
+#[path = "browser/webdriver.rs"]
+mod webdriver;
+
+use axum::extract::Query;
+use axum::routing::post;
+use axum::Router;
+use realtime_layer::{Clock, Event, Labels, Realtime, ResourceStatus, SystemClock};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use webdriver::{find_binary, Driver, Session};
+
+const HOSTILE: &str = "<img src=x onerror=alert(1)>";
+const HOSTILE_REASON: &str = "<b>exhausted</b>";
+/// Minutes of simulated history recorded before the page opens.
+const HISTORY_MINUTES: i64 = 40;
+
+/// The system clock shifted by an adjustable offset, to record "past" events quickly.
+#[derive(Clone, Default)]
+struct ShiftedClock(Arc<AtomicI64>);
+
+impl ShiftedClock {
+    fn set_offset_ms(&self, ms: i64) {
+        self.0.store(ms, Ordering::SeqCst);
+    }
+}
+
+impl Clock for ShiftedClock {
+    fn now_ms(&self) -> u64 {
+        (SystemClock.now_ms() as i64 + self.0.load(Ordering::SeqCst)) as u64
+    }
+}
+
+/// A small license-pool simulation: pools with totals and commits, users borrowing and returning.
+struct Sim {
+    rng: u64,
+    pools: Vec<(String, u32, u32, u32)>, // name, total, commit, borrowed
+    holders: Vec<Vec<String>>,
+}
+
+const USERS: &[&str] = &[
+    "alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi", "ivan", "judy", "mallory",
+    "niaj", "olivia", "peggy", "rupert", "sybil", "trent", "victor", "walter",
+];
+
+impl Sim {
+    fn new() -> Sim {
+        let pools = vec![
+            ("ECU Suite".to_string(), 20, 8, 0),
+            ("CAN Analyzer".to_string(), 12, 8, 0),
+            ("Flash Programmer".to_string(), 8, 4, 0),
+            ("HIL Simulator".to_string(), 6, 2, 0),
+        ];
+        let holders = vec![Vec::new(); pools.len()];
+        Sim {
+            rng: 0x9E37_79B9_7F4A_7C15,
+            pools,
+            holders,
+        }
+    }
+
+    fn next(&mut self) -> u64 {
+        // xorshift64*
+        self.rng ^= self.rng >> 12;
+        self.rng ^= self.rng << 25;
+        self.rng ^= self.rng >> 27;
+        self.rng.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    fn chance(&mut self, p: f64) -> bool {
+        ((self.next() >> 11) as f64 / (1u64 << 53) as f64) < p
+    }
+
+    /// Events of one simulated second. Each pool gets about `total * load / 20` requests a second
+    /// and users keep a license ~20 s, so a pool runs at about `load` of its size on average.
+    fn second(&mut self, load: f64) -> Vec<Event> {
+        let mut events = Vec::new();
+        for i in 0..self.pools.len() {
+            let (name, total, commit, _) = self.pools[i].clone();
+            let p = f64::from(total) * load * 0.05 / 4.0;
+            for _ in 0..4 {
+                if !self.chance(p) {
+                    continue;
+                }
+                let user = USERS[(self.next() % USERS.len() as u64) as usize].to_string();
+                let borrowed = self.pools[i].3;
+                if borrowed >= total {
+                    events.push(Event::failure(name.clone(), user, "exhausted"));
+                } else {
+                    self.pools[i].3 += 1;
+                    self.holders[i].push(user.clone());
+                    let id = format!("{}", self.next() % 1_000_000);
+                    let borrow = Event::borrow(name.clone(), user);
+                    events.push(borrow.overage(borrowed >= commit).borrow_id(id));
+                }
+            }
+            let mut k = self.holders[i].len();
+            while k > 0 {
+                k -= 1;
+                if self.chance(0.05) {
+                    let user = self.holders[i].swap_remove(k);
+                    self.pools[i].3 -= 1;
+                    events.push(Event::returned(name.clone(), user));
+                }
+            }
+        }
+        events
+    }
+
+    fn status(&self) -> Vec<ResourceStatus> {
+        self.pools
+            .iter()
+            .map(|(n, t, c, b)| ResourceStatus::new(n.clone(), *t, *c, *b))
+            .collect()
+    }
+}
+
+/// Load over time (seconds since the start of the simulated history): a calm start, a busy
+/// stretch with overage around minute 15, and a rising load into the live part of the test.
+fn load_at(second: i64) -> f64 {
+    let x = second as f64 / 60.0;
+    let wave = 0.3 + 0.15 * (x / 2.5).sin();
+    let busy = if (12.0..18.0).contains(&x) { 0.35 } else { 0.0 };
+    let rising = ((x - 30.0) / 10.0).clamp(0.0, 1.0) * 0.45;
+    (wave + busy + rising).clamp(0.05, 1.0)
+}
+
+/// `[bucket count, buckets with borrows]` of the borrows chart.
+const BORROW_BUCKETS_JS: &str = "var d = Chart.getChart('chart-borrows').data;
+    return [d.labels.length, d.datasets[0].data.filter(function (v) { return v > 0; }).length];";
+
+#[derive(Deserialize)]
+struct Checkout {
+    kind: String,
+    resource: String,
+    user: String,
+    #[serde(default)]
+    overage: bool,
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+/// A handler behind the layer: the event travels in the response and the layer records it.
+async fn checkout(Query(q): Query<Checkout>) -> (Event, &'static str) {
+    let event = match q.kind.as_str() {
+        "borrow" => Event::borrow(q.resource, q.user).overage(q.overage),
+        "return" => Event::returned(q.resource, q.user),
+        _ => Event::failure(
+            q.resource,
+            q.user,
+            q.reason.unwrap_or_else(|| "exhausted".into()),
+        ),
+    };
+    (event, "ok")
+}
+
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"))
+}
+
+fn require_browser() -> bool {
+    std::env::var("REQUIRE_BROWSER").is_ok_and(|v| !v.is_empty() && v != "0")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dashboard_in_headless_chromium() {
+    let chromedriver = find_binary("CHROMEDRIVER", &["chromedriver", "chromium-driver"]);
+    let chrome = find_binary(
+        "CHROME",
+        &[
+            "chromium",
+            "chromium-browser",
+            "google-chrome",
+            "google-chrome-stable",
+        ],
+    );
+    let (Some(chromedriver), Some(chrome)) = (chromedriver, chrome) else {
+        let msg = "chromium and/or chromedriver not found on PATH (apt-get install chromium chromium-driver)";
+        if require_browser() {
+            panic!("REQUIRE_BROWSER is set but {msg}");
+        }
+        eprintln!("\n**********************************************************************");
+        eprintln!("SKIPPED: dashboard browser test: {msg}");
+        eprintln!("**********************************************************************\n");
+        return;
+    };
+
+    // ---- a server with 40 minutes of simulated history --------------------------------------
+    // The clock starts in the past (the buffer counts time from its creation) and catches up.
+    let history = HISTORY_MINUTES * 60;
+    let clock = ShiftedClock::default();
+    clock.set_offset_ms(-history * 1000);
+    let sim = Arc::new(Mutex::new(Sim::new()));
+    let status_sim = sim.clone();
+    let rt = Realtime::builder()
+        .clock(clock.clone())
+        .labels(
+            Labels::default()
+                .title("License Server")
+                .resource("Tool", "Tools"),
+        )
+        .status_source(move || status_sim.lock().unwrap().status())
+        .build()
+        .expect("realtime config");
+
+    for s in 0..history {
+        clock.set_offset_ms(-(history - s) * 1000);
+        let events = sim.lock().unwrap().second(load_at(s));
+        rt.record_all(&events);
+    }
+    clock.set_offset_ms(0);
+
+    let app: Router = Router::new()
+        .route("/checkout", post(checkout))
+        .layer(rt.layer())
+        .merge(rt.routes());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move {
+        axum::serve(listener, app).await.unwrap();
+    });
+    let base = format!("http://{addr}");
+
+    // Live load while the page is open: one simulated second per second, in four slices.
+    let load_rt = rt.clone();
+    let load_sim = sim.clone();
+    let load = tokio::spawn(async move {
+        let mut s = history;
+        loop {
+            let events = load_sim.lock().unwrap().second(load_at(s));
+            for slice in events.chunks(events.len().div_ceil(4).max(1)) {
+                load_rt.record_all(slice);
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+            if events.is_empty() {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            s += 1;
+        }
+    });
+
+    // The page carries the strict CSP the issue asks for.
+    let http = reqwest::Client::new();
+    let page = http.get(format!("{base}/realtime")).send().await.unwrap();
+    assert!(page.status().is_success());
+    let csp = page.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"),
+        "{csp}"
+    );
+
+    // ---- the browser -------------------------------------------------------------------------
+    let driver = Driver::start(&chromedriver).await.expect("chromedriver");
+    let profile = std::env::temp_dir().join(format!("rt-browser-test-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&profile);
+    let capabilities = json!({
+        "browserName": "chrome",
+        "goog:loggingPrefs": { "browser": "ALL" },
+        "goog:chromeOptions": {
+            "binary": chrome.to_string_lossy(),
+            "args": [
+                "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--disable-quic", "--no-first-run", "--disable-background-networking",
+                "--disable-component-update", "--disable-sync", "--hide-scrollbars",
+                "--force-device-scale-factor=1", "--window-size=1440,1400",
+                format!("--user-data-dir={}", profile.display()),
+            ],
+        },
+    });
+    let browser = Session::new(&driver, capabilities)
+        .await
+        .expect("browser session");
+    // Run the checks in their own task so that a failed assertion still closes the browser.
+    let browser = Arc::new(browser);
+    let checks = {
+        let (browser, rt, http, base) = (browser.clone(), rt.clone(), http.clone(), base.clone());
+        tokio::spawn(async move { run_checks(&browser, &rt, &http, &base).await })
+    };
+    let result = checks.await;
+
+    let log = browser.browser_log().await.unwrap_or_default();
+    if let Ok(browser) = Arc::try_unwrap(browser) {
+        browser.quit().await;
+    }
+    drop(driver);
+    let _ = std::fs::remove_dir_all(&profile);
+    load.abort();
+    rt.shutdown();
+    server.abort();
+
+    match result {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => panic!("{e}"),
+        Err(join) => std::panic::resume_unwind(join.into_panic()),
+    }
+    // Everything the console saw during the whole run, CSP reports included.
+    assert_clean_log(&log);
+}
+
+fn assert_clean_log(log: &[Value]) {
+    let bad: Vec<String> = log
+        .iter()
+        .filter(|entry| {
+            let level = entry["level"].as_str().unwrap_or("");
+            let msg = entry["message"].as_str().unwrap_or("");
+            level == "SEVERE"
+                || msg.contains("Content Security Policy")
+                || msg.contains("Content-Security-Policy")
+        })
+        .map(|entry| format!("{} {}", entry["level"], entry["message"]))
+        .collect();
+    assert!(
+        bad.is_empty(),
+        "browser console errors:\n{}",
+        bad.join("\n")
+    );
+}
+
+async fn text(browser: &Session, id: &str) -> String {
+    browser
+        .execute(
+            "return document.getElementById(arguments[0]).textContent;",
+            vec![json!(id)],
+        )
+        .await
+        .unwrap()
+        .as_str()
+        .unwrap_or("")
+        .to_owned()
+}
+
+async fn run_checks(
+    browser: &Session,
+    rt: &Realtime,
+    http: &reqwest::Client,
+    base: &str,
+) -> Result<(), String> {
+    let long = Duration::from_secs(20);
+    browser.goto(&format!("{base}/realtime")).await?;
+
+    // Connected, labels from the layer, history loaded for the default 30 min range.
+    browser
+        .wait_for(
+            "status connected",
+            "return document.getElementById('status').dataset.state === 'connected';",
+            long,
+        )
+        .await;
+    assert_eq!(text(browser, "status-text").await, "Connected");
+    assert_eq!(text(browser, "title").await, "License Server");
+    assert_eq!(text(browser, "th-resource").await, "Tool");
+    browser
+        .wait_for(
+            "history for 30 min",
+            "var c = document.getElementById('charts').dataset; return c.range === '1800' && c.historyLoads === '1';",
+            long,
+        )
+        .await;
+    let range = browser
+        .execute("return document.getElementById('range').value;", vec![])
+        .await?;
+    assert_eq!(range, json!("1800"), "30 min is the default range");
+
+    // Cards show numbers; remember the buffer size to see it move.
+    let buffer_before = browser
+        .wait_for(
+            "cards filled",
+            "var b = document.getElementById('m-buffer').textContent, r = document.getElementById('m-borrows').textContent;
+             return b !== '–' && r !== '–' && b;",
+            long,
+        )
+        .await;
+    let buffer_before = buffer_before.as_str().unwrap().replace(',', "");
+    let buffer_before: u64 = buffer_before
+        .parse()
+        .map_err(|_| format!("buffer card {buffer_before:?}"))?;
+    assert!(
+        buffer_before > 1000,
+        "buffer card shows the simulated history: {buffer_before}"
+    );
+
+    // The utilization chart lists every resource from the status source.
+    let labels = browser
+        .wait_for(
+            "utilization chart labels",
+            "var c = Chart.getChart('chart-util'); return c && c.data.labels.length >= 4 && c.data.labels;",
+            long,
+        )
+        .await;
+    for name in [
+        "ECU Suite",
+        "CAN Analyzer",
+        "Flash Programmer",
+        "HIL Simulator",
+    ] {
+        assert!(
+            labels.as_array().unwrap().contains(&json!(name)),
+            "{name} in {labels}"
+        );
+    }
+    // History reached the charts: borrows spread over the 30 min, not piled up in one bucket.
+    let total = browser.execute(BORROW_BUCKETS_JS, vec![]).await?;
+    assert!(
+        total[0].as_u64().unwrap() >= 300,
+        "30 min of buckets: {total}"
+    );
+    assert!(
+        total[1].as_u64().unwrap() >= 200,
+        "history spread over the buckets: {total}"
+    );
+
+    // Events through the layer, with a hostile user name and reason.
+    for (kind, overage, reason) in [
+        ("borrow", "true", ""),
+        ("return", "false", ""),
+        ("failure", "false", HOSTILE_REASON),
+    ] {
+        let r = http
+            .post(format!("{base}/checkout"))
+            .query(&[
+                ("kind", kind),
+                ("resource", "ECU Suite"),
+                ("user", HOSTILE),
+                ("overage", overage),
+                ("reason", reason),
+            ])
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        assert!(r.status().is_success(), "checkout {kind}: {}", r.status());
+    }
+    let hostile_rows = browser
+        .wait_for(
+            "hostile rows in the event log",
+            "var rows = Array.from(document.querySelectorAll('#events-body tr')).filter(function (tr) {
+                 return tr.querySelector('td.user').textContent === arguments[0]; });
+             return rows.length >= 3 && rows.map(function (tr) {
+                 return [tr.dataset.kind, tr.querySelector('td.user').innerHTML, tr.querySelector('td.details').textContent]; });"
+                .replace("arguments[0]", &serde_json::to_string(HOSTILE).unwrap())
+                .as_str(),
+            long,
+        )
+        .await;
+    let rows = hostile_rows.as_array().unwrap();
+    for row in rows {
+        assert_eq!(
+            row[1],
+            json!("&lt;img src=x onerror=alert(1)&gt;"),
+            "escaped as text: {row}"
+        );
+    }
+    assert!(
+        rows.iter()
+            .any(|r| r[0] == json!("failure") && r[2].as_str().unwrap().contains(HOSTILE_REASON)),
+        "failure reason rendered as text: {hostile_rows}"
+    );
+    assert!(
+        rows.iter()
+            .any(|r| r[0] == json!("borrow") && r[2].as_str().unwrap().contains("overage")),
+        "overage borrow flagged: {hostile_rows}"
+    );
+    let injected = browser
+        .execute("return document.querySelectorAll('#events-body img, #events-body b, select img').length;", vec![])
+        .await?;
+    assert_eq!(injected, json!(0), "no markup injected from event fields");
+
+    // The cards change: the buffer count grows with the recorded events.
+    let grown = browser
+        .wait_for(
+            "buffer card to grow",
+            &format!(
+                "var v = parseInt(document.getElementById('m-buffer').textContent.replace(/[^0-9]/g, ''), 10);
+                 return v > {buffer_before} && v;"
+            ),
+            long,
+        )
+        .await;
+    assert!(grown.as_u64().unwrap() > buffer_before);
+    let active = text(browser, "m-active").await;
+    assert!(
+        active.parse::<u32>().is_ok(),
+        "active card is a number: {active:?}"
+    );
+
+    // The range selector reloads history: pick 5 min, then back to 30 min.
+    browser.click(&browser.find("#range").await?).await?;
+    browser
+        .click(&browser.find("#range option[value='300']").await?)
+        .await?;
+    browser
+        .wait_for(
+            "history for 5 min",
+            "var c = document.getElementById('charts').dataset; return c.range === '300' && c.historyLoads === '2';",
+            long,
+        )
+        .await;
+    let five = browser.execute(BORROW_BUCKETS_JS, vec![]).await?;
+    let n = five[0].as_u64().unwrap();
+    assert!((250..=320).contains(&n), "5 min of 1 s buckets: {five}");
+    assert!(
+        five[1].as_u64().unwrap() >= 60,
+        "5 min history has borrows: {five}"
+    );
+    browser.click(&browser.find("#range").await?).await?;
+    browser
+        .click(&browser.find("#range option[value='1800']").await?)
+        .await?;
+    browser
+        .wait_for(
+            "history for 30 min again",
+            "var c = document.getElementById('charts').dataset; return c.range === '1800' && c.historyLoads === '3';",
+            long,
+        )
+        .await;
+
+    // Still one connection, still connected; the stream counts one client.
+    assert_eq!(text(browser, "status").await.trim(), "Connected");
+    assert_eq!(rt.stream_clients(), 1, "exactly one EventSource open");
+
+    // Screenshots for review: let a few live seconds land first.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    browser
+        .execute(
+            "document.activeElement.blur(); window.scrollTo(0, 0);",
+            vec![],
+        )
+        .await?;
+    let dir = target_dir().join("browser");
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let light = dir.join("dashboard.png");
+    std::fs::write(&light, browser.screenshot().await?).map_err(|e| e.to_string())?;
+    eprintln!("screenshot: {}", light.display());
+
+    browser
+        .cdp(
+            "Emulation.setEmulatedMedia",
+            json!({ "features": [{ "name": "prefers-color-scheme", "value": "dark" }] }),
+        )
+        .await?;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let dark = dir.join("dashboard-dark.png");
+    std::fs::write(&dark, browser.screenshot().await?).map_err(|e| e.to_string())?;
+    eprintln!("screenshot: {}", dark.display());
+    Ok(())
+}
