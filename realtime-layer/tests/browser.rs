@@ -230,7 +230,9 @@ async fn dashboard_in_headless_chromium() {
     let app: Router = Router::new()
         .route("/checkout", post(checkout))
         .layer(rt.layer())
-        .merge(rt.routes());
+        .merge(rt.routes())
+        // The same routes under a prefix: the page's relative URLs must work there too.
+        .nest("/admin", rt.routes());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let server = tokio::spawn(async move {
@@ -334,6 +336,20 @@ fn assert_clean_log(log: &[Value]) {
         "browser console errors:\n{}",
         bad.join("\n")
     );
+}
+
+/// The server sees exactly one open stream (an old one may take a moment to be noticed closed).
+async fn wait_one_stream(rt: &Realtime) -> Result<(), String> {
+    for _ in 0..100 {
+        if rt.stream_clients() == 1 {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Err(format!(
+        "expected 1 open stream, server counts {}",
+        rt.stream_clients()
+    ))
 }
 
 async fn text(browser: &Session, id: &str) -> String {
@@ -537,6 +553,103 @@ async fn run_checks(
     assert_eq!(text(browser, "status").await.trim(), "Connected");
     assert_eq!(rt.stream_clients(), 1, "exactly one EventSource open");
 
+    // The resource filter: history and stream reconnect filtered, the log only shows that
+    // resource, the CSV link carries the filter, and the old connection is closed.
+    browser
+        .click(&browser.find("#resource-filter").await?)
+        .await?;
+    browser
+        .click(
+            &browser
+                .find("#resource-filter option[value='HIL Simulator']")
+                .await?,
+        )
+        .await?;
+    browser
+        .wait_for(
+            "history filtered by resource",
+            "return document.getElementById('charts').dataset.historyLoads === '4';",
+            long,
+        )
+        .await;
+    browser
+        .wait_for(
+            "filtered events in the log",
+            "var cells = Array.from(document.querySelectorAll('#events-body td.resource'));
+             return cells.length >= 2 && cells.every(function (td) { return td.textContent === 'HIL Simulator'; });",
+            long,
+        )
+        .await;
+    let href = browser
+        .execute("return document.getElementById('csv').href;", vec![])
+        .await?;
+    let href = href.as_str().unwrap_or("").to_owned();
+    assert!(
+        href.contains("/realtime/events.csv?window=1800&resource=HIL%20Simulator"),
+        "{href}"
+    );
+    let csv = http.get(&href).send().await.map_err(|e| e.to_string())?;
+    assert!(
+        csv.status().is_success(),
+        "CSV export answers: {}",
+        csv.status()
+    );
+    let body = csv.text().await.map_err(|e| e.to_string())?;
+    assert!(
+        body.starts_with("ts,kind,resource,user,borrow_id,overage,reason"),
+        "{body:.80}"
+    );
+    assert!(
+        body.lines().skip(1).all(|l| l.contains(",HIL Simulator,")),
+        "filtered CSV"
+    );
+    wait_one_stream(rt).await?;
+
+    // Pause freezes the charts while the cards stay live; resume catches up.
+    const LAST_LABEL_JS: &str =
+        "var l = Chart.getChart('chart-borrows').data.labels; return l[l.length - 1];";
+    browser.click(&browser.find("#pause").await?).await?;
+    let frozen = browser.execute(LAST_LABEL_JS, vec![]).await?;
+    let buffer_paused = text(browser, "m-buffer").await;
+    tokio::time::sleep(Duration::from_millis(5500)).await;
+    assert_eq!(
+        browser.execute(LAST_LABEL_JS, vec![]).await?,
+        frozen,
+        "charts frozen while paused"
+    );
+    assert_ne!(
+        text(browser, "m-buffer").await,
+        buffer_paused,
+        "cards stay live while paused"
+    );
+    assert_eq!(text(browser, "pause").await, "Resume charts");
+    browser.click(&browser.find("#pause").await?).await?;
+    browser
+        .wait_for(
+            "charts to catch up on resume",
+            &format!(
+                "var l = Chart.getChart('chart-borrows').data.labels; return l[l.length - 1] !== {frozen};"
+            ),
+            long,
+        )
+        .await;
+
+    // Back to all resources for the screenshots.
+    browser
+        .click(&browser.find("#resource-filter").await?)
+        .await?;
+    browser
+        .click(&browser.find("#resource-filter option[value='']").await?)
+        .await?;
+    browser
+        .wait_for(
+            "unfiltered history",
+            "return document.getElementById('charts').dataset.historyLoads === '5';",
+            long,
+        )
+        .await;
+    wait_one_stream(rt).await?;
+
     // Screenshots for review: let a few live seconds land first.
     tokio::time::sleep(Duration::from_secs(3)).await;
     browser
@@ -561,5 +674,28 @@ async fn run_checks(
     let dark = dir.join("dashboard-dark.png");
     std::fs::write(&dark, browser.screenshot().await?).map_err(|e| e.to_string())?;
     eprintln!("screenshot: {}", dark.display());
+
+    // Mounted under a prefix, the page finds its assets, config, history and stream.
+    browser.goto(&format!("{base}/admin/realtime")).await?;
+    browser
+        .wait_for(
+            "connected under /admin",
+            "var c = document.getElementById('charts').dataset;
+             return document.getElementById('status').dataset.state === 'connected'
+                 && c.historyLoads === '1' && typeof Chart !== 'undefined'
+                 && document.getElementById('title').textContent === 'License Server';",
+            long,
+        )
+        .await;
+    let href = browser
+        .execute("return document.getElementById('csv').href;", vec![])
+        .await?;
+    assert!(
+        href.as_str()
+            .unwrap_or("")
+            .starts_with(&format!("{base}/admin/realtime/events.csv?")),
+        "{href}"
+    );
+    wait_one_stream(rt).await?;
     Ok(())
 }
