@@ -48,15 +48,20 @@ fn uuid_prefix(id: &str) -> Option<u64> {
     if b.len() != 36 || b[8] != b'-' || b[13] != b'-' || b[18] != b'-' || b[23] != b'-' {
         return None;
     }
-    if !b
-        .iter()
-        .enumerate()
-        .all(|(i, c)| matches!(i, 8 | 13 | 18 | 23) || c.is_ascii_hexdigit())
-    {
-        return None;
+    // Validate the whole UUID, keep its first 16 hex digits; no allocation on this hot path.
+    let mut prefix = 0u64;
+    let mut digits = 0;
+    for (i, &c) in b.iter().enumerate() {
+        if matches!(i, 8 | 13 | 18 | 23) {
+            continue;
+        }
+        let v = (c as char).to_digit(16)? as u64;
+        if digits < 16 {
+            prefix = prefix << 4 | v;
+            digits += 1;
+        }
     }
-    let hex: String = id[..18].chars().filter(|c| *c != '-').collect();
-    u64::from_str_radix(&hex, 16).ok()
+    Some(prefix)
 }
 
 #[cfg(test)]
