@@ -296,7 +296,8 @@
       },
       plugins: {
         legend: { position: 'top', align: 'end',
-                  labels: { boxWidth: 10, boxHeight: 10, usePointStyle: true, pointStyle: 'rectRounded', color: th.text } },
+                  labels: { boxWidth: 10, boxHeight: 10, usePointStyle: true, pointStyle: 'rectRounded', color: th.text,
+                            sort: function (a, b) { return a.datasetIndex - b.datasetIndex; } } },
         tooltip: {
           callbacks: {
             label: function (item) {
@@ -323,7 +324,7 @@
         { label: 'In commit', data: [], stack: 'util', color: 'commit', backgroundColor: th.commit, borderRadius: 2, barPercentage: 0.7 },
         { label: 'In overage', data: [], stack: 'util', color: 'overage', backgroundColor: th.overage, borderRadius: 2, barPercentage: 0.7 },
         { label: 'Available', data: [], stack: 'util', color: 'available', backgroundColor: th.available, borderRadius: 2, barPercentage: 0.7 },
-        { label: 'Peak borrowed', type: 'line', data: [], stack: 'peak', indexAxis: 'y', showLine: false, clip: false, color: 'peak',
+        { label: 'Peak borrowed', type: 'line', data: [], stack: 'peak', order: -1, indexAxis: 'y', showLine: false, clip: false, color: 'peak',
           pointStyle: 'rectRot', pointRadius: 7, pointHoverRadius: 9, borderWidth: 2,
           borderColor: th.panel, backgroundColor: th.peak },
       ] },

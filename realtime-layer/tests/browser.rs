@@ -86,13 +86,13 @@ impl Sim {
         ((self.next() >> 11) as f64 / (1u64 << 53) as f64) < p
     }
 
-    /// Events of one simulated second. Each pool gets about `total * load / 20` requests a second
-    /// and users keep a license ~20 s, so a pool runs at about `load` of its size on average.
-    fn second(&mut self, load: f64) -> Vec<Event> {
+    /// Events of `dt` simulated seconds. Each pool gets about `total * load / 20` requests a
+    /// second and users keep a license ~20 s, so a pool runs at about `load` of its size.
+    fn step(&mut self, load: f64, dt: f64) -> Vec<Event> {
         let mut events = Vec::new();
         for i in 0..self.pools.len() {
             let (name, total, commit, _) = self.pools[i].clone();
-            let p = f64::from(total) * load * 0.05 / 4.0;
+            let p = f64::from(total) * load * 0.05 * dt / 4.0;
             for _ in 0..4 {
                 if !self.chance(p) {
                     continue;
@@ -112,7 +112,7 @@ impl Sim {
             let mut k = self.holders[i].len();
             while k > 0 {
                 k -= 1;
-                if self.chance(0.05) {
+                if self.chance(0.05 * dt) {
                     let user = self.holders[i].swap_remove(k);
                     self.pools[i].3 -= 1;
                     events.push(Event::returned(name.clone(), user));
@@ -222,7 +222,7 @@ async fn dashboard_in_headless_chromium() {
 
     for s in 0..history {
         clock.set_offset_ms(-(history - s) * 1000);
-        let events = sim.lock().unwrap().second(load_at(s));
+        let events = sim.lock().unwrap().step(load_at(s), 1.0);
         rt.record_all(&events);
     }
     clock.set_offset_ms(0);
@@ -240,21 +240,20 @@ async fn dashboard_in_headless_chromium() {
     });
     let base = format!("http://{addr}");
 
-    // Live load while the page is open: one simulated second per second, in four slices.
+    // Live load while the page is open, in quarter seconds. Events are recorded under the
+    // simulation's lock so the status source never runs ahead of the recorded events.
     let load_rt = rt.clone();
     let load_sim = sim.clone();
     let load = tokio::spawn(async move {
-        let mut s = history;
+        let mut quarter = history * 4;
         loop {
-            let events = load_sim.lock().unwrap().second(load_at(s));
-            for slice in events.chunks(events.len().div_ceil(4).max(1)) {
-                load_rt.record_all(slice);
-                tokio::time::sleep(Duration::from_millis(250)).await;
+            {
+                let mut sim = load_sim.lock().unwrap();
+                let events = sim.step(load_at(quarter / 4), 0.25);
+                load_rt.record_all(&events);
             }
-            if events.is_empty() {
-                tokio::time::sleep(Duration::from_secs(1)).await;
-            }
-            s += 1;
+            quarter += 1;
+            tokio::time::sleep(Duration::from_millis(250)).await;
         }
     });
 
@@ -433,6 +432,21 @@ async fn run_checks(
             labels.as_array().unwrap().contains(&json!(name)),
             "{name} in {labels}"
         );
+    }
+    // Bars stack to the pool size; every resource has a peak marker between borrowed and total.
+    let util = browser
+        .execute(
+            "var d = Chart.getChart('chart-util').data;
+             return d.labels.map(function (name, i) {
+                 var ds = d.datasets;
+                 return [name, ds[0].data[i], ds[1].data[i], ds[2].data[i], ds[3].data[i].x]; });",
+            vec![],
+        )
+        .await?;
+    for row in util.as_array().unwrap() {
+        let n = |i: usize| row[i].as_f64().unwrap_or(-1.0);
+        let (borrowed, total, peak) = (n(1) + n(2), n(1) + n(2) + n(3), n(4));
+        assert!(borrowed <= peak && peak <= total, "utilization row {row}");
     }
     // History reached the charts: borrows spread over the 30 min, not piled up in one bucket.
     let total = browser.execute(BORROW_BUCKETS_JS, vec![]).await?;
