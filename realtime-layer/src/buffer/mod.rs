@@ -852,19 +852,23 @@ impl Inner {
                         p.returns += e.returns as u32;
                         p.failures += e.failures as u32;
                     }
-                    p.peak_borrowed = head.peak_total;
-                    p.end_borrowed = head.end_total;
+                    p.peak_borrowed = head.peak_total as u32;
+                    p.end_borrowed = head.end_total as u32;
                 }
                 Some(r) => {
-                    let Some(e) = entries.clone().find(|e| e.res == r) else {
+                    let mut found = false;
+                    for e in entries.filter(|e| e.res == r) {
+                        found = true;
+                        p.borrows += e.borrows as u32;
+                        p.overage_borrows += e.overage as u32;
+                        p.returns += e.returns as u32;
+                        p.failures += e.failures as u32;
+                        p.peak_borrowed = p.peak_borrowed.max(e.peak as u32);
+                        p.end_borrowed = e.end as u32;
+                    }
+                    if !found {
                         return;
-                    };
-                    p.borrows = e.borrows as u32;
-                    p.overage_borrows = e.overage as u32;
-                    p.returns = e.returns as u32;
-                    p.failures = e.failures as u32;
-                    p.peak_borrowed = e.peak as u32;
-                    p.end_borrowed = e.end as u32;
+                    }
                 }
             }
             points.push(p);

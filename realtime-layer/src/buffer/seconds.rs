@@ -6,14 +6,16 @@
 
 use std::collections::VecDeque;
 
-/// Counts of one resource in one second (14 bytes).
+/// Counts of one resource in one second (10 bytes). A count that would pass 255 opens a
+/// continuation entry for the same resource and second, so busy seconds cost more entries while
+/// the common case stays small; readers sum counts, take the max peak and the last end.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct ResSecond {
     pub(crate) res: u16,
-    pub(crate) borrows: u16,
-    pub(crate) overage: u16,
-    pub(crate) returns: u16,
-    pub(crate) failures: u16,
+    pub(crate) borrows: u8,
+    pub(crate) overage: u8,
+    pub(crate) returns: u8,
+    pub(crate) failures: u8,
     /// Highest borrowed level seen in the second (including its starting level).
     pub(crate) peak: u16,
     /// Borrowed level at the end of the second (carried into idle seconds).
@@ -26,8 +28,9 @@ pub(crate) struct SecondHead {
     pub(crate) sec: u32,
     /// Wrapping sequence number of the second's first entry.
     start: u32,
-    pub(crate) peak_total: u32,
-    pub(crate) end_total: u32,
+    /// Pool-wide levels, saturating at 65,535 like the per-resource ones (keeps a head 12 bytes).
+    pub(crate) peak_total: u16,
+    pub(crate) end_total: u16,
 }
 
 pub(crate) struct SecondAggregates {
@@ -40,6 +43,14 @@ pub(crate) struct SecondAggregates {
     /// Per resource: borrowed level now.
     levels: Vec<u32>,
     level_total: u64,
+}
+
+/// Grows by a quarter when full (not by doubling): at steady state the aggregates hold about as
+/// many slots as they use, which is most of the memory left after the events themselves.
+fn grow<T>(deque: &mut VecDeque<T>) {
+    if deque.len() == deque.capacity() {
+        deque.reserve_exact(deque.len() / 4 + 64);
+    }
 }
 
 fn sat16(v: u32) -> u16 {
@@ -82,14 +93,16 @@ impl SecondAggregates {
         }
     }
 
-    /// The entry of `res` in second `sec` (the newest second; older seconds are clamped to it).
-    fn touch(&mut self, sec: u32, res: u16) -> usize {
+    /// The entry of `res` in second `sec` (the newest second; older seconds are clamped to it);
+    /// a new continuation entry when the current one is `full`.
+    fn touch(&mut self, sec: u32, res: u16, full: impl Fn(&ResSecond) -> bool) -> usize {
         self.ensure_res(res);
-        let total = self.level_total.min(u32::MAX as u64) as u32;
+        let total = self.level_total.min(u16::MAX as u64) as u16;
         let sec = match self.heads.back() {
             Some(head) if head.sec >= sec => head.sec,
             _ => {
                 let start = self.front_entry.wrapping_add(self.entries.len() as u32);
+                grow(&mut self.heads);
                 self.heads.push_back(SecondHead {
                     sec,
                     start,
@@ -101,10 +114,14 @@ impl SecondAggregates {
         };
         let (cur_sec, cur_seq) = self.current[res as usize];
         if cur_sec == sec {
-            return cur_seq.wrapping_sub(self.front_entry) as usize;
+            let index = cur_seq.wrapping_sub(self.front_entry) as usize;
+            if !full(&self.entries[index]) {
+                return index;
+            }
         }
         let level = sat16(self.levels[res as usize]);
         let seq = self.front_entry.wrapping_add(self.entries.len() as u32);
+        grow(&mut self.entries);
         self.entries.push_back(ResSecond {
             res,
             peak: level,
@@ -122,7 +139,7 @@ impl SecondAggregates {
         let entry = &mut self.entries[index];
         entry.end = sat16(level);
         entry.peak = entry.peak.max(entry.end);
-        let total = self.level_total.min(u32::MAX as u64) as u32;
+        let total = self.level_total.min(u16::MAX as u64) as u16;
         if let Some(head) = self.heads.back_mut() {
             head.end_total = total;
             head.peak_total = head.peak_total.max(total);
@@ -130,28 +147,28 @@ impl SecondAggregates {
     }
 
     pub(crate) fn on_borrow(&mut self, sec: u32, res: u16, overage: bool) {
-        let i = self.touch(sec, res);
+        let i = self.touch(sec, res, |e| {
+            e.borrows == u8::MAX || (overage && e.overage == u8::MAX)
+        });
         let entry = &mut self.entries[i];
-        entry.borrows = entry.borrows.saturating_add(1);
-        if overage {
-            entry.overage = entry.overage.saturating_add(1);
-        }
+        entry.borrows += 1;
+        entry.overage += overage as u8;
         let level = self.levels[res as usize].saturating_add(1);
         self.set_level_inner(i, res, level);
     }
 
     pub(crate) fn on_return(&mut self, sec: u32, res: u16) {
-        let i = self.touch(sec, res);
+        let i = self.touch(sec, res, |e| e.returns == u8::MAX);
         let entry = &mut self.entries[i];
-        entry.returns = entry.returns.saturating_add(1);
+        entry.returns += 1;
         let level = self.levels[res as usize].saturating_sub(1);
         self.set_level_inner(i, res, level);
     }
 
     pub(crate) fn on_failure(&mut self, sec: u32, res: u16) {
-        let i = self.touch(sec, res);
+        let i = self.touch(sec, res, |e| e.failures == u8::MAX);
         let entry = &mut self.entries[i];
-        entry.failures = entry.failures.saturating_add(1);
+        entry.failures += 1;
     }
 
     /// Sets the borrowed level from an authoritative source (the app's status source).
@@ -159,7 +176,7 @@ impl SecondAggregates {
     pub(crate) fn set_level(&mut self, sec: u32, res: u16, level: u32) {
         self.ensure_res(res);
         if self.levels[res as usize] != level {
-            let i = self.touch(sec, res);
+            let i = self.touch(sec, res, |_| false);
             self.set_level_inner(i, res, level);
         }
     }
@@ -214,9 +231,14 @@ impl SecondAggregates {
         while i > 0 {
             i -= 1;
             match res {
-                None => return self.heads[i].end_total,
+                None => return self.heads[i].end_total as u32,
                 Some(r) => {
-                    if let Some(e) = self.entries.range(self.head_range(i)).find(|e| e.res == r) {
+                    if let Some(e) = self
+                        .entries
+                        .range(self.head_range(i))
+                        .rev()
+                        .find(|e| e.res == r)
+                    {
                         return e.end as u32;
                     }
                 }

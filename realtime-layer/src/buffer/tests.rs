@@ -335,3 +335,40 @@ fn stored_event_is_sixteen_bytes_and_memory_is_bounded() {
         stats.memory_bytes
     );
 }
+
+#[test]
+fn busy_seconds_count_past_255_per_resource() {
+    let (buf, _) = buffer();
+    for i in 0..700 {
+        buf.record(&Event::borrow("a", "u").overage(i % 2 == 0));
+    }
+    for _ in 0..300 {
+        buf.record(&Event::returned("a", "u"));
+    }
+    for _ in 0..600 {
+        buf.record(&Event::failure("a", "u", "exhausted"));
+    }
+    let t = buf.summarize(60, &EventFilter::default()).totals;
+    assert_eq!(
+        t,
+        Totals {
+            borrows: 700,
+            overage_borrows: 350,
+            returns: 300,
+            failures: 600
+        }
+    );
+    let s0 = T0 / 1000;
+    let series = buf.seconds(s0, s0, Some("a"));
+    let p = series.points[0];
+    assert_eq!(
+        (p.borrows, p.overage_borrows, p.returns, p.failures),
+        (700, 350, 300, 600)
+    );
+    assert_eq!((p.peak_borrowed, p.end_borrowed), (700, 400));
+    assert_eq!(buf.seconds(s0, s0, None).points[0].peak_borrowed, 700);
+    assert_eq!(
+        buf.summarize(60, &EventFilter::default()).resources[0].peak_borrowed,
+        700
+    );
+}
