@@ -260,7 +260,7 @@ fn clock_ms(clock: &ManualClock) -> u64 {
 
 fn rfc3339(ms: u64) -> String {
     // T0 is 2025-11-28T14:00:00Z; the events are within its first second.
-    assert!(ms >= T0 * 1000 && ms < T0 * 1000 + 1000);
+    assert!((T0 * 1000..T0 * 1000 + 1000).contains(&ms));
     format!("2025-11-28T14:00:00.{:03}Z", ms % 1000)
 }
 
