@@ -71,7 +71,7 @@ pub fn ask(
     ];
     let mode = Select::with_theme(&theme)
         .with_prompt("Mode")
-        .items(&modes)
+        .items(modes)
         .default(0)
         .interact()
         .map_err(prompt_error)?;
