@@ -152,11 +152,11 @@ fn bench_queries(c: &mut Criterion) {
     });
     group.bench_function("seconds series 6 h", |b| {
         b.iter(|| {
-            black_box(realtime.buffer().seconds(
-                (T0 / 1000) as u64,
-                (T0 + SIX_HOURS_MS) / 1000,
-                None,
-            ))
+            black_box(
+                realtime
+                    .buffer()
+                    .seconds(T0 / 1000, (T0 + SIX_HOURS_MS) / 1000, None),
+            )
         })
     });
     group.finish();

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 /// Index 0 of every interner: where names beyond the cap are folded.
 pub(crate) const OTHER: u16 = 0;
-/// The display name of [`OTHER`].
+/// The name that user or resource names beyond the caps are folded into.
 pub const OTHER_NAME: &str = "(other)";
 
 pub(crate) struct Interner {

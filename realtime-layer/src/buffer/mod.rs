@@ -727,9 +727,9 @@ impl Inner {
         let mut out = Vec::new();
         while out.len() < limit {
             let mut best: Option<(usize, u32)> = None;
-            for k in 0..3 {
-                if next[k] > self.rings[k].front_seq() {
-                    if let Some(e) = self.rings[k].get(next[k] - 1) {
+            for (k, (ring, &seq)) in self.rings.iter().zip(&next).enumerate() {
+                if seq > ring.front_seq() {
+                    if let Some(e) = ring.get(seq - 1) {
                         if e.t >= t_from && best.is_none_or(|(_, t)| e.t >= t) {
                             best = Some((k, e.t));
                         }
@@ -758,8 +758,8 @@ impl Inner {
             std::array::from_fn(|k| cursor.seqs[k].max(self.rings[k].front_seq()));
         loop {
             let mut best: Option<(usize, u32)> = None;
-            for k in 0..3 {
-                if let Some(e) = self.rings[k].get(next[k]) {
+            for (k, (ring, &seq)) in self.rings.iter().zip(&next).enumerate() {
+                if let Some(e) = ring.get(seq) {
                     if best.is_none_or(|(_, t)| e.t < t) {
                         best = Some((k, e.t));
                     }
