@@ -44,7 +44,7 @@ pub(crate) struct Shared {
     pub(crate) status_source: Option<Box<dyn StatusSource>>,
     pub(crate) stream_config: StreamConfig,
     /// Woken on every recorded event (the stream pushes early on activity).
-    pub(crate) activity: Notify,
+    pub(crate) activity: Arc<Notify>,
     /// Cancelled on shutdown: open streams end.
     pub(crate) shutdown: CancellationToken,
     /// Open SSE streams (exported as a gauge).
@@ -292,7 +292,7 @@ impl RealtimeBuilder {
             labels: self.labels,
             status_source: self.status_source,
             stream_config: self.stream,
-            activity: Notify::new(),
+            activity: Arc::new(Notify::new()),
             shutdown: CancellationToken::new(),
             stream_clients: AtomicU64::new(0),
             metrics: Metrics::install(meters, weak.clone()),

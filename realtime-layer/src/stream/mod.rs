@@ -492,15 +492,22 @@ impl Realtime {
 /// The hub's task: a frame per tick, or soon after activity (coalesced, at most one per
 /// `push_delay`). Ends on shutdown or when the instance is gone.
 async fn run(weak: Weak<Shared>, hub: Arc<StreamHub>) {
+    // Only these two are held while waiting, never the instance itself: dropping the last
+    // `Realtime` handle ends the task at its next wake-up.
+    let Some((activity, shutdown, config)) = weak.upgrade().map(|s| {
+        (
+            s.activity.clone(),
+            s.shutdown.clone(),
+            s.stream_config.clone(),
+        )
+    }) else {
+        return;
+    };
     let mut last_build = Instant::now();
     loop {
-        let Some(shared) = weak.upgrade() else { return };
-        let realtime = Realtime { shared };
-        let config = realtime.stream_config().clone();
-        let shutdown = realtime.shared.shutdown.clone();
         let active = tokio::select! {
             _ = shutdown.cancelled() => return,
-            _ = realtime.shared.activity.notified() => true,
+            _ = activity.notified() => true,
             _ = tokio::time::sleep_until(last_build + config.tick) => false,
         };
         if active {
@@ -515,10 +522,11 @@ async fn run(weak: Weak<Shared>, hub: Arc<StreamHub>) {
         // This frame reads every event recorded so far: drop a wake-up already pending.
         {
             use futures_util::FutureExt as _;
-            let _ = realtime.shared.activity.notified().now_or_never();
+            let _ = activity.notified().now_or_never();
         }
+        let Some(shared) = weak.upgrade() else { return };
         let now = Instant::now();
-        hub.build_all(&realtime, now);
+        hub.build_all(&Realtime { shared }, now);
         last_build = now;
     }
 }
