@@ -10,6 +10,10 @@
 //! original read and wrote on separate connections and over-borrowed). Batching is group commit:
 //! under load one commit (and, with `--durability full`, one fsync) covers many requests.
 //!
+//! Open borrows live in a small table of their own (`open_borrows`); a return moves the row to
+//! the append-only `borrow_history`. Overage charges are append-only too. So the pages a borrow or
+//! return touches are few, hot and cached, whatever the size of the history.
+//!
 //! Nobody learns about a change before it is committed: the in-memory counters (used by
 //! `GET /licenses/status` and the realtime status source) are updated after `COMMIT` and before
 //! the replies are sent.
@@ -439,19 +443,26 @@ CREATE TABLE IF NOT EXISTS tools (
     commit_price REAL NOT NULL,
     overage_price_per_license REAL NOT NULL
 );
-CREATE TABLE IF NOT EXISTS borrows (
+-- Open borrows only. It holds at most the sum of the totals, so it stays a few hot, cached pages
+-- however long the history grows: borrow, count and return touch only those pages (random
+-- UUID keys in an ever-growing table would dirty a random page per borrow).
+CREATE TABLE IF NOT EXISTS open_borrows (
     id TEXT PRIMARY KEY,
     tool TEXT NOT NULL,
     user TEXT NOT NULL,
     borrowed_at TEXT NOT NULL,
-    is_overage INTEGER NOT NULL,
-    returned_at TEXT
+    is_overage INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS open_borrows_by_tool ON open_borrows(tool);
+-- Returned borrows, append-only and unindexed (kept for audit; nothing on the hot path reads it).
+CREATE TABLE IF NOT EXISTS borrow_history (
+    id TEXT NOT NULL,
+    tool TEXT NOT NULL,
+    user TEXT NOT NULL,
+    borrowed_at TEXT NOT NULL,
+    returned_at TEXT NOT NULL,
+    is_overage INTEGER NOT NULL
 );
--- Only open borrows are indexed: the per-borrow count touches at most `total` entries.
-CREATE INDEX IF NOT EXISTS borrows_open_by_tool ON borrows(tool) WHERE returned_at IS NULL;
--- Every index costs page writes on the hot path: open borrows are few (at most the sum of the
--- totals), so listing them by user scans the index above instead of keeping a user index.
-DROP INDEX IF EXISTS borrows_open_by_user;
 CREATE TABLE IF NOT EXISTS overage_charges (
     seq INTEGER PRIMARY KEY,
     id TEXT NOT NULL,
@@ -478,7 +489,7 @@ fn prepare_schema(conn: &Connection, durability: Durability) -> Result<(), PoolE
     };
     conn.execute_batch(&format!(
         "PRAGMA synchronous={sync}; PRAGMA busy_timeout=5000; \
-         PRAGMA wal_autocheckpoint={AUTOCHECKPOINT_PAGES}; PRAGMA cache_size=-32768; {SCHEMA}"
+         PRAGMA wal_autocheckpoint={AUTOCHECKPOINT_PAGES}; {SCHEMA}"
     ))?;
     Ok(())
 }
@@ -497,7 +508,7 @@ fn load_catalogue(conn: &Connection, tools: &[ToolSpec]) -> Result<Vec<ToolCount
             params![t.name, t.total, t.commit, t.max_overage, t.commit_price, t.overage_price_per_license],
         )?;
         let borrowed: u32 = tx.query_row(
-            "SELECT COUNT(*) FROM borrows WHERE tool = ?1 AND returned_at IS NULL",
+            "SELECT COUNT(*) FROM open_borrows WHERE tool = ?1",
             [&t.name],
             |r| r.get(0),
         )?;
@@ -640,7 +651,7 @@ fn borrow_in_tx(
     user: &str,
 ) -> Result<BorrowOutcome, rusqlite::Error> {
     let borrowed: u32 = tx
-        .prepare_cached("SELECT COUNT(*) FROM borrows WHERE tool = ?1 AND returned_at IS NULL")?
+        .prepare_cached("SELECT COUNT(*) FROM open_borrows WHERE tool = ?1")?
         .query_row([&spec.name], |r| r.get(0))?;
     if borrowed >= spec.total {
         return Ok(BorrowOutcome::Denied(Denial::Exhausted));
@@ -652,7 +663,8 @@ fn borrow_in_tx(
     let id = uuid::Uuid::new_v4().to_string();
     let borrowed_at = now_rfc3339();
     tx.prepare_cached(
-        "INSERT INTO borrows(id, tool, user, borrowed_at, is_overage) VALUES (?1, ?2, ?3, ?4, ?5)",
+        "INSERT INTO open_borrows(id, tool, user, borrowed_at, is_overage)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
     )?
     .execute(params![id, spec.name, user, borrowed_at, overage])?;
     if overage {
@@ -682,17 +694,28 @@ fn return_in_tx(
     tx: &rusqlite::Transaction<'_>,
     id: &str,
 ) -> Result<Option<Returned>, rusqlite::Error> {
-    tx.prepare_cached(
-        "UPDATE borrows SET returned_at = ?1 WHERE id = ?2 AND returned_at IS NULL
-         RETURNING tool, user",
-    )?
-    .query_row(params![now_rfc3339(), id], |r| {
-        Ok(Returned {
-            tool: r.get(0)?,
-            user: r.get(1)?,
+    let closed = tx
+        .prepare_cached(
+            "DELETE FROM open_borrows WHERE id = ?1 RETURNING tool, user, borrowed_at, is_overage",
+        )?
+        .query_row([id], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, bool>(3)?,
+            ))
         })
-    })
-    .optional()
+        .optional()?;
+    let Some((tool, user, borrowed_at, overage)) = closed else {
+        return Ok(None);
+    };
+    tx.prepare_cached(
+        "INSERT INTO borrow_history(id, tool, user, borrowed_at, returned_at, is_overage)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?
+    .execute(params![id, tool, user, borrowed_at, now_rfc3339(), overage])?;
+    Ok(Some(Returned { tool, user }))
 }
 
 fn list_open(
@@ -700,9 +723,9 @@ fn list_open(
     user: Option<&str>,
 ) -> Result<Vec<OpenBorrow>, rusqlite::Error> {
     let mut stmt = tx.prepare_cached(
-        "SELECT id, tool, user, borrowed_at FROM borrows INDEXED BY borrows_open_by_tool
-         WHERE returned_at IS NULL AND (?1 IS NULL OR user = ?1)
-         ORDER BY borrowed_at DESC, rowid DESC",
+        "SELECT id, tool, user, borrowed_at FROM open_borrows
+         WHERE ?1 IS NULL OR user = ?1
+         ORDER BY borrowed_at DESC, id DESC",
     )?;
     let rows = stmt.query_map([user], |r| {
         Ok(OpenBorrow {

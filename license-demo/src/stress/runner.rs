@@ -51,8 +51,8 @@ pub async fn run(config: StressConfig) -> Result<StressReport, StressError> {
     };
 
     let ctx = Arc::new(Context {
-        borrow_url: format!("{base}/licenses/borrow"),
-        return_url: format!("{base}/licenses/return"),
+        borrow_url: parse_url(&format!("{base}/licenses/borrow"))?,
+        return_url: parse_url(&format!("{base}/licenses/return"))?,
         client,
         tools,
         pacer: config.rate.map(Pacer::new),
@@ -101,6 +101,21 @@ pub async fn run(config: StressConfig) -> Result<StressReport, StressError> {
         after,
         config,
     })
+}
+
+fn parse_url(s: &str) -> Result<reqwest::Url, StressError> {
+    reqwest::Url::parse(s).map_err(|e| StressError::Config(format!("bad URL {s:?}: {e}")))
+}
+
+#[derive(serde::Serialize)]
+struct BorrowBody<'a> {
+    tool: &'a str,
+    user: &'a str,
+}
+
+#[derive(serde::Serialize)]
+struct ReturnBody<'a> {
+    id: &'a str,
 }
 
 fn validate(c: &StressConfig) -> Result<(), StressError> {
@@ -154,8 +169,9 @@ async fn fetch_status(
 struct Context {
     config: StressConfig,
     client: reqwest::Client,
-    borrow_url: String,
-    return_url: String,
+    // Parsed once: reqwest would otherwise re-parse a string URL on every request.
+    borrow_url: reqwest::Url,
+    return_url: reqwest::Url,
     tools: Vec<String>,
     pacer: Option<Pacer>,
     bar: ProgressBar,
@@ -257,9 +273,14 @@ async fn worker(index: usize, ctx: Arc<Context>, delay: Duration) -> WorkerStats
             None => ctx.tools[rng.usize(..ctx.tools.len())].as_str(),
         };
         stats.attempted += 1;
-        let body = serde_json::json!({ "tool": tool, "user": user });
+        let body = BorrowBody { tool, user: &user };
         let t0 = Instant::now();
-        let answer = ctx.client.post(&ctx.borrow_url).json(&body).send().await;
+        let answer = ctx
+            .client
+            .post(ctx.borrow_url.clone())
+            .json(&body)
+            .send()
+            .await;
         let borrowed = match answer {
             Ok(resp) if resp.status().is_success() => {
                 let parsed = resp.json::<BorrowAnswer>().await;
@@ -296,8 +317,8 @@ async fn worker(index: usize, ctx: Arc<Context>, delay: Duration) -> WorkerStats
                 let t1 = Instant::now();
                 let answer = ctx
                     .client
-                    .post(&ctx.return_url)
-                    .json(&serde_json::json!({ "id": b.id }))
+                    .post(ctx.return_url.clone())
+                    .json(&ReturnBody { id: &b.id })
                     .send()
                     .await;
                 match answer {
