@@ -103,3 +103,36 @@ async fn events_reach_stats_with_overage_flags_and_reasons() {
     assert_eq!(metrics.status(), 200);
     assert!(metrics.text().await.unwrap().contains("Over"));
 }
+
+#[tokio::test]
+async fn shutdown_ends_open_sse_streams() {
+    let s = start(vec![tool("T", 2, 1, 1, 1.0)]).await;
+    let mut stream = s
+        .client
+        .get(s.url("/realtime/stream"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), 200);
+    // Read until the first frame (a snapshot) has arrived: the stream is live.
+    let mut seen = String::new();
+    tokio::time::timeout(Duration::from_secs(5), async {
+        while !seen.contains("snapshot") {
+            let chunk = stream.chunk().await.unwrap().expect("stream open");
+            seen.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("no snapshot frame, got {seen:?}"));
+    let common::TestServer { server, .. } = s;
+    tokio::time::timeout(Duration::from_secs(10), server.shutdown())
+        .await
+        .expect("graceful shutdown does not wait for the stream forever")
+        .unwrap();
+    // The stream ends instead of hanging.
+    let rest = tokio::time::timeout(Duration::from_secs(5), async {
+        while let Ok(Some(_)) = stream.chunk().await {}
+    })
+    .await;
+    assert!(rest.is_ok());
+}
