@@ -6,6 +6,8 @@
 //! `license-demo stress` against a local server.
 //!
 //! Run: `cargo bench -p license-demo --bench throughput`
+//! Columns: cycles/s counts completed borrow+return pairs, requests/s both requests; latencies are
+//! borrow/return (b/r).
 //! Tune: `BENCH_OPS` (total borrow+return cycles per row, default 40000),
 //!       `BENCH_WORKERS` (comma list, default `16,64`).
 
@@ -40,14 +42,14 @@ fn main() {
         total_ops
     );
     println!(
-        "{:<10} {:>8} {:>10} {:>14} {:>13} {:>9} {:>9} {:>9}",
+        "{:<10} {:>8} {:>10} {:>10} {:>11} {:>14} {:>14} {:>7}",
         "durability",
         "workers",
         "elapsed s",
         "cycles/s",
         "requests/s",
-        "p50 ms",
-        "p99 ms",
+        "p50 ms b/r",
+        "p99 ms b/r",
         "failed"
     );
     for durability in [Durability::Normal, Durability::Full] {
@@ -89,7 +91,7 @@ async fn one_row(durability: Durability, workers: usize, total_ops: usize) -> St
     let both = |b: f64, r: f64| format!("{b:.2}/{r:.2}");
     let ret = report.return_latency_ms.unwrap_or_default();
     format!(
-        "{:<10} {:>8} {:>10.2} {:>14.0} {:>13.0} {:>9} {:>9} {:>9}",
+        "{:<10} {:>8} {:>10.2} {:>10.0} {:>11.0} {:>14} {:>14} {:>7}",
         format!("{durability:?}").to_lowercase(),
         workers,
         report.elapsed_secs,
