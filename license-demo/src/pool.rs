@@ -476,9 +476,9 @@ CREATE INDEX IF NOT EXISTS overage_charges_by_tool ON overage_charges(tool);
 ";
 
 /// WAL size (pages) at which a commit also checkpoints (copies the WAL into the database file,
-/// with an fsync). Higher than SQLite's 1000 so hot pages (index tails) are copied once per many
-/// commits; bounds the WAL at about 16 MiB.
-const AUTOCHECKPOINT_PAGES: u32 = 4000;
+/// with an fsync). SQLite's default; measured against 4000: bigger checkpoints stall the writer
+/// longer (p99 borrow latency under load 21 ms vs 63 ms) for no throughput gain.
+const AUTOCHECKPOINT_PAGES: u32 = 1000;
 
 fn prepare_schema(conn: &Connection, durability: Durability) -> Result<(), PoolError> {
     // journal_mode answers with a row ("wal", or "memory" for :memory:), so query it.
