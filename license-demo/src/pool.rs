@@ -562,32 +562,24 @@ fn run_batch(conn: &mut Connection, batch: Vec<Job>, shared: &Shared) {
     let mut done = Vec::with_capacity(batch.len());
     // Per-tool changes, applied to the shared counters only after COMMIT succeeds.
     let mut delta: Vec<(usize, i64, u64, f64)> = Vec::new();
-    let outcome = (|| -> Result<(), rusqlite::Error> {
+    let outcome = (|| -> Result<(), PoolError> {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let mut failed = None;
         for job in batch {
-            let d = run_job(&tx, job, shared, &mut delta);
-            if failed.is_none() {
-                failed = d.error().cloned();
-            }
-            done.push(d);
+            done.push(run_job(&tx, job, shared, &mut delta));
         }
-        match failed {
+        if let Some(e) = done.iter().find_map(Done::error) {
             // Roll back the whole batch so no caller is told "ok" about an undone write.
-            Some(_) => tx.rollback(),
-            None => tx.commit(),
+            let e = e.clone();
+            tx.rollback()?;
+            return Err(e);
         }
+        tx.commit()?;
+        Ok(())
     })();
-
-    let batch_failed = outcome.is_err() || done.iter().any(|d| d.error().is_some());
-    if batch_failed {
-        let why = match &outcome {
-            Err(e) => format!("batch rolled back: {e}"),
-            Ok(()) => "batch rolled back after a storage error".to_string(),
-        };
-        tracing::error!("{why}");
+    if let Err(e) = outcome {
+        tracing::error!(error = %e, jobs = done.len(), "license batch rolled back");
         for d in done {
-            d.fail_writes(PoolError::Storage(why.clone()));
+            d.fail_writes(e.clone());
         }
         return;
     }
@@ -881,6 +873,31 @@ mod tests {
             pool.borrow("T", "u").await.unwrap(),
             BorrowOutcome::Denied(Denial::Exhausted)
         ));
+    }
+
+    #[tokio::test]
+    async fn a_storage_error_rolls_back_the_whole_borrow() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("broken.db");
+        let pool = LicensePool::open(
+            &DbLocation::File(path.clone()),
+            vec![spec("T", 5, 0, 5)], // every borrow is overage, so it also writes a charge
+            Durability::Normal,
+        )
+        .unwrap();
+        // Break the charge insert behind the pool's back.
+        let other = Connection::open(&path).unwrap();
+        other.execute_batch("DROP TABLE overage_charges").unwrap();
+        let err = pool.borrow("T", "u").await.unwrap_err();
+        assert!(matches!(err, PoolError::Storage(_)), "{err:?}");
+        assert_eq!(pool.tool_status("T").unwrap().borrowed, 0);
+        let rows: i64 = other
+            .query_row("SELECT COUNT(*) FROM open_borrows", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(
+            rows, 0,
+            "the borrow row was rolled back with the failed charge"
+        );
     }
 
     #[tokio::test]
