@@ -91,7 +91,7 @@ fn memory_report() {
 }
 
 fn bench_record(c: &mut Criterion) {
-    let buffer = EventBuffer::new(BufferConfig::default(), Arc::new(SystemClock)).unwrap();
+    let buffer = EventBuffer::new(BufferConfig::default(), Arc::new(SystemClock::new())).unwrap();
     // Full rings: every record also drops the oldest event, the steady state of a busy server.
     let warm: Vec<Event> = (0..210_000)
         .map(|i| Event::borrow(TOOLS[i % 6], format!("user-{}", i % 1000)))

@@ -187,7 +187,7 @@ async fn start_server(stop: CancellationToken) -> (SocketAddr, Realtime) {
     let pools = Pools::new();
     let p = pools.clone();
     let realtime = Realtime::builder()
-        .clock(SystemClock)
+        .clock(SystemClock::new())
         .status_source(move || p.status())
         .stream_config(StreamConfig {
             max_streams: 2_000,

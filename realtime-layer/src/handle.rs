@@ -186,7 +186,7 @@ impl Default for RealtimeBuilder {
     fn default() -> Self {
         RealtimeBuilder {
             buffer: BufferConfig::default(),
-            clock: Arc::new(SystemClock),
+            clock: Arc::new(SystemClock::new()),
             labels: Labels::default(),
             status_source: None,
             stream: StreamConfig::default(),

@@ -42,7 +42,7 @@ impl ShiftedClock {
 
 impl Clock for ShiftedClock {
     fn now_ms(&self) -> u64 {
-        (SystemClock.now_ms() as i64 + self.0.load(Ordering::SeqCst)) as u64
+        (SystemClock::new().now_ms() as i64 + self.0.load(Ordering::SeqCst)) as u64
     }
 }
 
