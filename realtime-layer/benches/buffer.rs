@@ -101,7 +101,12 @@ fn bench_record(c: &mut Criterion) {
         .borrow_id("550e8400-e29b-41d4-a716-446655440000");
     let ret = Event::returned("ECU Development Suite", "user-0042")
         .borrow_id("550e8400-e29b-41d4-a716-446655440000");
+    let manual = EventBuffer::new(BufferConfig::default(), Arc::new(ManualClock::new(T0))).unwrap();
+    manual.record_all(&warm);
     let mut group = c.benchmark_group("record");
+    group.bench_function("borrow (uuid id, full caps, manual clock)", |b| {
+        b.iter(|| manual.record(black_box(&borrow)))
+    });
     group.bench_function("borrow (uuid id, full caps, system clock)", |b| {
         b.iter(|| buffer.record(black_box(&borrow)))
     });
