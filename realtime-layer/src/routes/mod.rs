@@ -8,6 +8,7 @@ mod page;
 mod params;
 mod stats;
 mod stream;
+mod ws;
 
 pub use config::RANGES;
 pub use error::ApiError;
@@ -28,6 +29,7 @@ impl Realtime {
     /// | `GET /realtime/config` | labels, ranges, retention for the page |
     /// | `GET /realtime/stats?window=S` | buffer facts, rates, resources, recent events (JSON) |
     /// | `GET /realtime/stream?resource=&user=` | live frames (Server-Sent Events) |
+    /// | `GET /realtime/ws?resource=&user=` | the same frames over a WebSocket (JSON text messages) |
     /// | `GET /realtime/history?window=S&resource=` | downsampled chart series (JSON) |
     /// | `GET /realtime/events.csv?window=S&resource=&user=` | buffered events (CSV, streamed) |
     ///
@@ -39,6 +41,7 @@ impl Realtime {
             .route("/realtime/stats", get(stats::stats))
             .route("/realtime/config", get(config::config))
             .route("/realtime/stream", get(stream::stream))
+            .route("/realtime/ws", get(ws::ws))
             .route("/realtime/history", get(history::history_route))
             .route("/realtime/events.csv", get(csv::events_csv))
             .merge(page::router())

@@ -2,6 +2,10 @@
 //!
 //! The messages are encoded once by the stream hub and shared as [`Bytes`]; each connection only
 //! forwards them (a reference-count clone, no re-serialisation, no copy).
+//!
+//! [`Subscription`] is the part shared with `/realtime/ws`: filter validation, the `max_streams`
+//! limit and `stream_clients` guard, the channel subscription, snapshot-then-delta (with a
+//! catch-up snapshot after skipped frames), keep-alive timing and the end on shutdown.
 
 use super::error::ApiError;
 use super::params::{self, QueryMap};
@@ -12,8 +16,10 @@ use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use std::convert::Infallible;
+use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::watch;
 use tokio::time::{Instant, Sleep};
 use tokio_util::sync::WaitForCancellationFutureOwned;
@@ -50,25 +56,81 @@ fn unavailable(code: &str, detail: String) -> Response {
     response
 }
 
-/// One connection's state.
-struct Client {
+/// The frame a client last saw, from the `Last-Event-ID` header (SSE) or, for clients that
+/// cannot set headers (browser WebSockets), the `last_event_id` query parameter.
+pub(super) fn last_event_id(headers: &HeaderMap, q: &QueryMap) -> Option<u64> {
+    headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .or_else(|| q.get("last_event_id").map(String::as_str))
+        .and_then(|v| v.trim().parse::<u64>().ok())
+}
+
+/// What a subscription yields next.
+pub(super) enum Next {
+    /// An SSE-encoded frame message (`id: N\ndata: JSON\n\n`).
+    Frame(Bytes),
+    /// `keep_alive` passed without anything else being due.
+    KeepAlive,
+}
+
+/// One live client of the hub, whatever its transport: counted in `stream_clients` while alive.
+pub(super) struct Subscription {
     _guard: ClientGuard,
     channel: Arc<Channel>,
     rx: watch::Receiver<Arc<Published>>,
-    /// Messages to send before waiting (the `retry:` line and the first snapshot).
-    queued: Vec<Bytes>,
     last_seq: u64,
-    shutdown: std::pin::Pin<Box<WaitForCancellationFutureOwned>>,
-    keep_alive: std::time::Duration,
-    next_keep_alive: std::pin::Pin<Box<Sleep>>,
+    shutdown: Pin<Box<WaitForCancellationFutureOwned>>,
+    keep_alive: Duration,
+    next_keep_alive: Pin<Box<Sleep>>,
 }
 
-impl Client {
-    /// The next message, or `None` when the stream ends (shutdown).
-    async fn next(&mut self) -> Option<Bytes> {
-        if !self.queued.is_empty() {
-            return Some(self.queued.remove(0));
+impl Subscription {
+    /// Validates the `resource`/`user` filter (400/404), checks shutdown and the limits (503),
+    /// subscribes to the filter's channel and returns the catch-up snapshot to send first
+    /// (exactly the missed events when `last_seen` is remembered).
+    pub(super) fn open(
+        realtime: &Realtime,
+        q: &QueryMap,
+        last_seen: Option<u64>,
+    ) -> Result<(Subscription, Bytes), Box<Response>> {
+        let filter = params::filter(q, realtime).map_err(|e| Box::new(e.into_response()))?;
+        let shutdown = realtime.shutdown_token();
+        if shutdown.is_cancelled() {
+            return Err(Box::new(unavailable(
+                "shutting_down",
+                "the server is shutting down".into(),
+            )));
         }
+        let Some(guard) = ClientGuard::acquire(realtime) else {
+            let max = realtime.stream_config().max_streams;
+            return Err(Box::new(unavailable(
+                "too_many_streams",
+                format!("at most {max} streams can be open at once; try again later"),
+            )));
+        };
+        let channel = realtime
+            .stream_hub()
+            .channel(realtime, filter)
+            .map_err(|e| Box::new(unavailable(&e.error, e.detail)))?;
+        let mut rx = channel.subscribe();
+        let (last_seq, snapshot) = channel.catch_up(last_seen, &mut rx);
+        let keep_alive = realtime.stream_config().keep_alive;
+        let sub = Subscription {
+            _guard: guard,
+            channel,
+            rx,
+            last_seq,
+            shutdown: Box::pin(shutdown.cancelled_owned()),
+            keep_alive,
+            next_keep_alive: Box::pin(tokio::time::sleep(keep_alive)),
+        };
+        Ok((sub, snapshot))
+    }
+
+    /// The next frame (a delta, or a catch-up snapshot after skipped frames) or keep-alive;
+    /// `None` on shutdown. Cancel-safe.
+    pub(super) async fn next(&mut self) -> Option<Next> {
         tokio::select! {
             biased;
             _ = self.shutdown.as_mut() => None,
@@ -77,19 +139,39 @@ impl Client {
                 let newest = self.rx.borrow_and_update().clone();
                 if newest.prev_seq == self.last_seq {
                     self.last_seq = newest.seq;
-                    Some(newest.delta.clone())
+                    Some(Next::Frame(newest.delta.clone()))
                 } else {
                     // Frames were skipped (a slow reader): a snapshot replaces them.
                     let (seq, bytes) = self.channel.catch_up(Some(self.last_seq), &mut self.rx);
                     self.last_seq = seq;
-                    Some(bytes)
+                    Some(Next::Frame(bytes))
                 }
             }
             _ = self.next_keep_alive.as_mut() => {
                 let at = Instant::now() + self.keep_alive;
                 self.next_keep_alive.as_mut().reset(at);
-                Some(Bytes::from_static(KEEP_ALIVE))
+                Some(Next::KeepAlive)
             }
+        }
+    }
+}
+
+/// One SSE connection: the `retry:` line and the snapshot, then what the subscription yields.
+struct Client {
+    sub: Subscription,
+    /// Messages to send before waiting (the `retry:` line and the first snapshot).
+    queued: Vec<Bytes>,
+}
+
+impl Client {
+    /// The next message, or `None` when the stream ends (shutdown).
+    async fn next(&mut self) -> Option<Bytes> {
+        if !self.queued.is_empty() {
+            return Some(self.queued.remove(0));
+        }
+        match self.sub.next().await? {
+            Next::Frame(bytes) => Some(bytes),
+            Next::KeepAlive => Some(Bytes::from_static(KEEP_ALIVE)),
         }
     }
 }
@@ -99,41 +181,13 @@ pub(crate) async fn stream(
     Query(q): Query<QueryMap>,
     headers: HeaderMap,
 ) -> Response {
-    let filter = match params::filter(&q, &realtime) {
-        Ok(f) => f,
-        Err(e) => return e.into_response(),
+    let (sub, snapshot) = match Subscription::open(&realtime, &q, last_event_id(&headers, &q)) {
+        Ok(s) => s,
+        Err(response) => return *response,
     };
-    let shutdown = realtime.shutdown_token();
-    if shutdown.is_cancelled() {
-        return unavailable("shutting_down", "the server is shutting down".into());
-    }
-    let Some(guard) = ClientGuard::acquire(&realtime) else {
-        let max = realtime.stream_config().max_streams;
-        return unavailable(
-            "too_many_streams",
-            format!("at most {max} streams can be open at once; try again later"),
-        );
-    };
-    let channel = match realtime.stream_hub().channel(&realtime, filter) {
-        Ok(ch) => ch,
-        Err(e) => return unavailable(&e.error, e.detail),
-    };
-    let mut rx = channel.subscribe();
-    let last_event_id = headers
-        .get("last-event-id")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok());
-    let (last_seq, snapshot) = channel.catch_up(last_event_id, &mut rx);
-    let keep_alive = realtime.stream_config().keep_alive;
     let client = Client {
-        _guard: guard,
-        channel,
-        rx,
+        sub,
         queued: vec![Bytes::from(format!("retry: {RETRY_MS}\n")), snapshot],
-        last_seq,
-        shutdown: Box::pin(shutdown.cancelled_owned()),
-        keep_alive,
-        next_keep_alive: Box::pin(tokio::time::sleep(keep_alive)),
     };
     let body = futures_util::stream::unfold(client, |mut client| async move {
         let bytes = client.next().await?;

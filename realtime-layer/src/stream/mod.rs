@@ -480,13 +480,24 @@ impl Realtime {
         let ch = Channel::new(self, filter.clone(), 1);
         let mut rx = ch.subscribe();
         let (_, bytes) = ch.catch_up(None, &mut rx);
-        let text = std::str::from_utf8(&bytes).expect("frames are UTF-8");
-        let data = text
-            .split_once("data: ")
-            .map_or(text, |(_, d)| d)
-            .trim_end();
-        data.to_owned()
+        String::from_utf8(frame_json(&bytes).to_vec()).expect("frames are UTF-8")
     }
+}
+
+/// The JSON of an SSE-encoded frame message (`id: N\ndata: JSON\n\n`, as built by the hub): a
+/// slice of the same buffer (a reference count, no copy, no re-serialisation), for transports
+/// that carry the bare JSON (`/realtime/ws`).
+pub(crate) fn frame_json(message: &Bytes) -> Bytes {
+    const DATA: &[u8] = b"data: ";
+    let start = message
+        .windows(DATA.len())
+        .position(|w| w == DATA)
+        .map_or(0, |i| i + DATA.len());
+    let end = message[start..]
+        .iter()
+        .rposition(|&b| b != b'\n')
+        .map_or(start, |i| start + i + 1);
+    message.slice(start..end)
 }
 
 /// The hub's task: a frame per tick, or soon after activity (coalesced, at most one per
