@@ -237,3 +237,34 @@ async fn metrics_export_counters_without_user_names() {
         .unwrap();
     assert!(!text2.contains(r#"resource="ECU""#), "{text2}");
 }
+
+#[tokio::test]
+async fn borrowed_gauge_follows_the_status_source_without_readers() {
+    let borrowed = Arc::new(AtomicU32::new(3));
+    let level = borrowed.clone();
+    let rt = Realtime::builder()
+        .status_source(move || {
+            vec![ResourceStatus::new(
+                "pool",
+                10,
+                5,
+                level.load(Ordering::SeqCst),
+            )]
+        })
+        .build()
+        .unwrap();
+    let addr = serve(Router::new().merge(rt.metrics_routes())).await;
+    borrowed.store(7, Ordering::SeqCst);
+    let text = reqwest::get(format!("http://{addr}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        text.lines().any(|l| l.starts_with("realtime_borrowed{")
+            && l.contains(r#"resource="pool""#)
+            && l.ends_with(" 7")),
+        "{text}"
+    );
+}

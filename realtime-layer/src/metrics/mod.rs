@@ -122,6 +122,17 @@ impl Metrics {
                     .with_description("Units checked out now, per resource")
                     .with_callback(move |obs| {
                         let Some(s) = s.upgrade() else { return };
+                        // The app's own counts win, so the gauge is right even when nobody
+                        // reads the dashboard (the buffer's levels are synced only on reads).
+                        if let Some(source) = &s.status_source {
+                            for r in source.status() {
+                                obs.observe(
+                                    r.borrowed as u64,
+                                    &[KeyValue::new("resource", r.name)],
+                                );
+                            }
+                            return;
+                        }
                         for (name, level) in s.buffer.levels() {
                             obs.observe(
                                 level as u64,
