@@ -94,7 +94,7 @@ pub struct StressArgs {
     /// Cap on total operations started per second, across all workers.
     #[arg(long, value_name = "OPS_PER_SEC")]
     pub rate: Option<f64>,
-    /// Users are named PREFIX-<worker> (default `stress`).
+    /// Users are named PREFIX-N, N the worker number (default `stress`).
     #[arg(long, value_name = "PREFIX")]
     pub user_prefix: Option<String>,
     /// Do not draw the progress bar.
