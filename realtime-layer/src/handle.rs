@@ -47,7 +47,7 @@ pub(crate) struct Shared {
     pub(crate) activity: Arc<Notify>,
     /// Cancelled on shutdown: open streams end.
     pub(crate) shutdown: CancellationToken,
-    /// Open SSE streams (exported as a gauge).
+    /// Open live streams, SSE and WebSocket (exported as a gauge).
     pub(crate) stream_clients: AtomicU64,
     pub(crate) metrics: Metrics,
     /// The live stream's frame builder, started on the first subscription.
@@ -139,7 +139,7 @@ impl Realtime {
         self.shared.shutdown.cancel();
     }
 
-    /// Open SSE streams right now.
+    /// Open live streams (SSE and WebSocket) right now.
     pub fn stream_clients(&self) -> u64 {
         self.shared
             .stream_clients

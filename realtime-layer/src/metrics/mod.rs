@@ -7,7 +7,7 @@
 //! - `realtime.failures` [`realtime_failures_total`] counter, attributes `resource`, `reason`;
 //! - `realtime.borrowed` gauge, attribute `resource`;
 //! - `realtime.buffer.events` gauge, attribute `kind`;
-//! - `realtime.stream.clients` gauge (open SSE streams).
+//! - `realtime.stream.clients` gauge (open SSE and WebSocket streams).
 //!
 //! User names are never attributes (unbounded cardinality); resource names are bounded by the
 //! buffer's `max_resources` cap (extra names fold into `(other)`).
@@ -160,7 +160,7 @@ impl Metrics {
             instruments.push(Box::new(
                 meter
                     .u64_observable_gauge("realtime.stream.clients")
-                    .with_description("Open Server-Sent Events streams")
+                    .with_description("Open live streams (Server-Sent Events and WebSocket)")
                     .with_callback(move |obs| {
                         let Some(s) = s.upgrade() else { return };
                         obs.observe(s.stream_clients.load(Ordering::Relaxed), &[]);
