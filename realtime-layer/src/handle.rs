@@ -11,7 +11,6 @@ use crate::status::StatusSource;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 /// Settings of the live stream.
@@ -44,7 +43,7 @@ pub(crate) struct Shared {
     pub(crate) status_source: Option<Box<dyn StatusSource>>,
     pub(crate) stream_config: StreamConfig,
     /// Woken on every recorded event (the stream pushes early on activity).
-    pub(crate) activity: Arc<Notify>,
+    pub(crate) activity: Arc<crate::activity::Activity>,
     /// Cancelled on shutdown: open streams end.
     pub(crate) shutdown: CancellationToken,
     /// Open live streams, SSE and WebSocket (exported as a gauge).
@@ -96,7 +95,7 @@ impl Realtime {
     /// Records one event now (for events not tied to a response).
     pub fn record(&self, event: Event) {
         self.shared.buffer.record(&event);
-        self.shared.activity.notify_one();
+        self.shared.activity.signal();
     }
 
     /// Records several events under one lock.
@@ -105,7 +104,7 @@ impl Realtime {
             return;
         }
         self.shared.buffer.record_all(events);
-        self.shared.activity.notify_one();
+        self.shared.activity.signal();
     }
 
     /// The event buffer (queries, stats).
@@ -292,7 +291,7 @@ impl RealtimeBuilder {
             labels: self.labels,
             status_source: self.status_source,
             stream_config: self.stream,
-            activity: Arc::new(Notify::new()),
+            activity: Arc::new(crate::activity::Activity::default()),
             shutdown: CancellationToken::new(),
             stream_clients: AtomicU64::new(0),
             metrics: Metrics::install(meters, weak.clone()),

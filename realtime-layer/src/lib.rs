@@ -52,6 +52,7 @@
 
 #![warn(missing_docs)]
 
+mod activity;
 mod buffer;
 mod clock;
 mod event;

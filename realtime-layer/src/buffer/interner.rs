@@ -10,7 +10,7 @@ pub const OTHER_NAME: &str = "(other)";
 
 pub(crate) struct Interner {
     names: Vec<Arc<str>>,
-    map: HashMap<Arc<str>, u16, ahash::RandomState>,
+    map: HashMap<Arc<str>, u16, foldhash::fast::RandomState>,
     /// Distinct names allowed besides `(other)`.
     max: usize,
     /// Interning calls answered with `(other)` because the cap was reached.
@@ -21,7 +21,7 @@ pub(crate) struct Interner {
 impl Interner {
     pub(crate) fn new(max: usize) -> Self {
         let other: Arc<str> = Arc::from(OTHER_NAME);
-        let mut map = HashMap::with_hasher(ahash::RandomState::new());
+        let mut map = HashMap::with_hasher(foldhash::fast::RandomState::default());
         map.insert(other.clone(), OTHER);
         Interner {
             names: vec![other],

@@ -136,13 +136,21 @@ impl SecondAggregates {
         let old = self.levels[res as usize];
         self.levels[res as usize] = level;
         self.level_total = self.level_total + level as u64 - old as u64;
+        // Read each peak before writing next to it: reading a field back right after a narrow
+        // store beside it stalls store-to-load forwarding (it was a tenth of the record path).
         let entry = &mut self.entries[index];
-        entry.end = sat16(level);
-        entry.peak = entry.peak.max(entry.end);
+        let end = sat16(level);
+        let peak = entry.peak.max(end);
+        *entry = ResSecond {
+            end,
+            peak,
+            ..*entry
+        };
         let total = self.level_total.min(u16::MAX as u64) as u16;
         if let Some(head) = self.heads.back_mut() {
+            let peak_total = head.peak_total.max(total);
+            head.peak_total = peak_total;
             head.end_total = total;
-            head.peak_total = head.peak_total.max(total);
         }
     }
 

@@ -531,10 +531,7 @@ async fn run(weak: Weak<Shared>, hub: Arc<StreamHub>) {
             }
         }
         // This frame reads every event recorded so far: drop a wake-up already pending.
-        {
-            use futures_util::FutureExt as _;
-            let _ = activity.notified().now_or_never();
-        }
+        activity.consume();
         let Some(shared) = weak.upgrade() else { return };
         let now = Instant::now();
         hub.build_all(&Realtime { shared }, now);
