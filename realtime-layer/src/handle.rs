@@ -240,6 +240,12 @@ impl RealtimeBuilder {
         self.buffer.max_resources = n;
         self
     }
+    /// Most per-second aggregate entries (default 3,000,000, ~30 MB; see
+    /// [`BufferConfig::max_second_entries`]).
+    pub fn max_second_entries(mut self, n: usize) -> Self {
+        self.buffer.max_second_entries = n;
+        self
+    }
     /// The time source (default: the system clock). Tests pass a [`ManualClock`](crate::ManualClock).
     pub fn clock(mut self, clock: impl Clock) -> Self {
         self.clock = Arc::new(clock);

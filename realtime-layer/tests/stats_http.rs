@@ -88,6 +88,7 @@ async fn stats_reports_every_field() {
     assert_eq!(body["oldest_event_ms"], T0);
     assert_eq!(body["folded_names"], 0);
     assert!(body["memory_bytes"].as_u64().unwrap() > 0);
+    assert_eq!(body["aggregates_dropped_seconds"], 0);
     // 4 borrows (1 overage), 1 return, 2 failures in the last minute.
     assert_eq!(
         body["rates"],

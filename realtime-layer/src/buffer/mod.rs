@@ -40,6 +40,12 @@ pub struct BufferConfig {
     pub max_resources: usize,
     /// Distinct failure reasons before new ones fold into `(other)` (at most 65,534).
     pub max_reasons: usize,
+    /// Most per-second aggregate entries (one per resource active in a second, 10 bytes each;
+    /// at least 65,536). Past it the oldest seconds go before their retention ends, so memory
+    /// stays bounded even with many resources busy every second; `aggregates_dropped_seconds`
+    /// in the stats counts them. The default, 3,000,000 (~30 MB), holds 6 h of 138 resources
+    /// active every single second.
+    pub max_second_entries: usize,
 }
 
 impl Default for BufferConfig {
@@ -52,6 +58,7 @@ impl Default for BufferConfig {
             max_users: 10_000,
             max_resources: 1_000,
             max_reasons: 256,
+            max_second_entries: 3_000_000,
         }
     }
 }
@@ -86,6 +93,12 @@ impl BufferConfig {
             return Err(ConfigError(format!(
                 "max_reasons must be in 1..=65534, got {}",
                 self.max_reasons
+            )));
+        }
+        if self.max_second_entries < 65_536 {
+            return Err(ConfigError(format!(
+                "max_second_entries must be at least 65536, got {}",
+                self.max_second_entries
             )));
         }
         Ok(())
@@ -170,6 +183,10 @@ pub struct BufferStats {
     pub retention_ms: u64,
     /// Heap bytes held by the buffer (events, aggregates, names).
     pub memory_bytes: u64,
+    /// Seconds of per-second aggregates dropped before their retention ended because of
+    /// [`BufferConfig::max_second_entries`]: when non-zero, rates and history over the longest
+    /// windows miss their oldest part.
+    pub aggregates_dropped_seconds: u64,
 }
 
 /// A stored event as readers see it.
@@ -332,7 +349,7 @@ impl EventBuffer {
                 EventRing::new(config.max_returns),
                 EventRing::new(config.max_failures),
             ],
-            seconds: SecondAggregates::new(),
+            seconds: SecondAggregates::new(config.max_second_entries),
             users: Interner::new(config.max_users),
             resources: Interner::new(config.max_resources),
             reasons: Interner::new(config.max_reasons),
@@ -624,6 +641,7 @@ impl Inner {
             folded_resources: self.folded_resources,
             retention_ms: self.retention_ms,
             memory_bytes: memory as u64,
+            aggregates_dropped_seconds: self.seconds.dropped_seconds,
         }
     }
 

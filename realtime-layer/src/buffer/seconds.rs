@@ -43,13 +43,19 @@ pub(crate) struct SecondAggregates {
     /// Per resource: borrowed level now.
     levels: Vec<u32>,
     level_total: u64,
+    /// Most entries held; past it the oldest whole seconds go (see `BufferConfig`).
+    max_entries: usize,
+    /// Seconds dropped early because of `max_entries`.
+    pub(crate) dropped_seconds: u64,
 }
 
 /// Grows by a quarter when full (not by doubling): at steady state the aggregates hold about as
 /// many slots as they use, which is most of the memory left after the events themselves.
-fn grow<T>(deque: &mut VecDeque<T>) {
+/// Never past `cap` slots, so a capped deque holds no spare room beyond it.
+fn grow<T>(deque: &mut VecDeque<T>, cap: usize) {
     if deque.len() == deque.capacity() {
-        deque.reserve_exact(deque.len() / 4 + 64);
+        let room = cap.saturating_sub(deque.len()).max(1);
+        deque.reserve_exact((deque.len() / 4 + 64).min(room));
     }
 }
 
@@ -58,8 +64,10 @@ fn sat16(v: u32) -> u16 {
 }
 
 impl SecondAggregates {
-    pub(crate) fn new() -> Self {
+    pub(crate) fn new(max_entries: usize) -> Self {
         SecondAggregates {
+            max_entries,
+            dropped_seconds: 0,
             heads: VecDeque::new(),
             entries: VecDeque::new(),
             front_entry: 0,
@@ -102,7 +110,7 @@ impl SecondAggregates {
             Some(head) if head.sec >= sec => head.sec,
             _ => {
                 let start = self.front_entry.wrapping_add(self.entries.len() as u32);
-                grow(&mut self.heads);
+                grow(&mut self.heads, usize::MAX);
                 self.heads.push_back(SecondHead {
                     sec,
                     start,
@@ -121,7 +129,8 @@ impl SecondAggregates {
         }
         let level = sat16(self.levels[res as usize]);
         let seq = self.front_entry.wrapping_add(self.entries.len() as u32);
-        grow(&mut self.entries);
+        // One over the cap for a moment: the push comes before the oldest second goes.
+        grow(&mut self.entries, self.max_entries + 1);
         self.entries.push_back(ResSecond {
             res,
             peak: level,
@@ -129,6 +138,12 @@ impl SecondAggregates {
             ..ResSecond::default()
         });
         self.current[res as usize] = (sec, seq);
+        if self.entries.len() > self.max_entries && self.heads.len() > 1 {
+            // Over the cap: the oldest second goes whole (a half second would lie). Every
+            // second has at least one entry, so this keeps the count at the cap.
+            self.drop_oldest_second();
+            self.dropped_seconds += 1;
+        }
         self.entries.len() - 1
     }
 
@@ -192,15 +207,19 @@ impl SecondAggregates {
     /// Drops seconds older than `sec_min`.
     pub(crate) fn expire_before(&mut self, sec_min: u32) {
         while self.heads.front().is_some_and(|h| h.sec < sec_min) {
-            self.heads.pop_front();
-            let next_start = match self.heads.front() {
-                Some(h) => h.start,
-                None => self.front_entry.wrapping_add(self.entries.len() as u32),
-            };
-            let drop = next_start.wrapping_sub(self.front_entry) as usize;
-            self.entries.drain(..drop.min(self.entries.len()));
-            self.front_entry = next_start;
+            self.drop_oldest_second();
         }
+    }
+
+    fn drop_oldest_second(&mut self) {
+        self.heads.pop_front();
+        let next_start = match self.heads.front() {
+            Some(h) => h.start,
+            None => self.front_entry.wrapping_add(self.entries.len() as u32),
+        };
+        let drop = next_start.wrapping_sub(self.front_entry) as usize;
+        self.entries.drain(..drop.min(self.entries.len()));
+        self.front_entry = next_start;
     }
 
     fn head_range(&self, i: usize) -> std::ops::Range<usize> {
@@ -262,7 +281,7 @@ mod tests {
 
     #[test]
     fn peaks_levels_and_expiry() {
-        let mut agg = SecondAggregates::new();
+        let mut agg = SecondAggregates::new(1_000);
         agg.on_borrow(10, 1, false);
         agg.on_borrow(10, 1, true);
         agg.on_return(10, 1);

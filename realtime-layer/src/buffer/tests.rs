@@ -308,6 +308,52 @@ fn invalid_configs_are_errors() {
     };
     let err = EventBuffer::new(bad, Arc::new(ManualClock::new(0))).unwrap_err();
     assert!(err.to_string().contains("retention"));
+    let bad = BufferConfig {
+        max_second_entries: 1_000,
+        ..BufferConfig::default()
+    };
+    let err = EventBuffer::new(bad, Arc::new(ManualClock::new(0))).unwrap_err();
+    assert!(err.to_string().contains("max_second_entries"));
+}
+
+#[test]
+fn aggregate_cap_drops_whole_oldest_seconds() {
+    // 400 resources busy every second: 400 entries per second, 120,000 over 300 s, against a
+    // cap of 65,536 entries.
+    let config = BufferConfig {
+        max_second_entries: 65_536,
+        ..BufferConfig::default()
+    };
+    let (buf, clock) = buffer_with(config);
+    let names: Vec<String> = (0..400).map(|r| format!("res-{r:03}")).collect();
+    for second in 0..300 {
+        if second > 0 {
+            clock.advance(Duration::from_secs(1));
+        }
+        for name in &names {
+            buf.record(&Event::borrow(name.as_str(), "u"));
+        }
+    }
+    let stats = buf.stats();
+    let dropped = stats.aggregates_dropped_seconds;
+    assert_eq!(
+        dropped,
+        300 - 65_536 / 400,
+        "whole seconds dropped to stay under the cap"
+    );
+    // The borrow ring (100,000 x 16 B) plus the capped aggregates (10 B per entry) and change.
+    let aggregates = stats.memory_bytes - 100_000 * 16;
+    assert!(
+        aggregates < 65_537 * 10 + 100_000,
+        "aggregates {aggregates}"
+    );
+    // Recent windows are exact; the longest window misses exactly the dropped seconds.
+    let minute = buf.summarize(60, &EventFilter::default());
+    assert_eq!(minute.totals.borrows, 60 * 400);
+    let all = buf.summarize(21_600, &EventFilter::default());
+    assert_eq!(all.totals.borrows, (300 - dropped) * 400);
+    // Levels are kept per resource, not in the dropped seconds.
+    assert!(all.resources.iter().all(|r| r.borrowed == 300));
 }
 
 #[test]

@@ -39,6 +39,8 @@ pub struct StatsResponse {
     pub folded_resources: u64,
     /// Heap bytes held by the buffer.
     pub memory_bytes: u64,
+    /// Seconds of aggregates dropped early by the entry cap (non-zero: long windows undercount).
+    pub aggregates_dropped_seconds: u64,
     /// Rates over the window.
     pub rates: Rates,
     /// Per-resource status.
@@ -70,6 +72,7 @@ pub(crate) async fn stats(
         folded_users: stats.folded_users,
         folded_resources: stats.folded_resources,
         memory_bytes: stats.memory_bytes,
+        aggregates_dropped_seconds: stats.aggregates_dropped_seconds,
         rates: Rates::from_totals(&totals, window),
         resources,
         recent_events,
