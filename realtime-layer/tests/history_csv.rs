@@ -5,6 +5,8 @@ use serde_json::Value;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+mod common;
+
 /// A second that is a multiple of 3600 (so every bucket size divides it).
 const T0: u64 = 1_764_338_400;
 
@@ -13,11 +15,7 @@ fn at(clock: &ManualClock, sec: u64, ms: u64) {
 }
 
 async fn serve(realtime: &Realtime) -> SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let app = realtime.routes();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    addr
+    common::serve(realtime.routes()).await
 }
 
 async fn get(addr: SocketAddr, path: &str) -> reqwest::Response {

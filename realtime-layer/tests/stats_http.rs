@@ -3,26 +3,15 @@
 use axum::routing::post;
 use axum::Router;
 use realtime_layer::{Event, Labels, ManualClock, Realtime, ResourceStatus};
-use serde_json::{json, Value};
-use std::net::SocketAddr;
+use serde_json::json;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 const T0: u64 = 1_800_000_000_000;
 
-async fn serve(app: Router) -> SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    addr
-}
-
-async fn get(addr: SocketAddr, path: &str) -> (u16, Value) {
-    let res = reqwest::get(format!("http://{addr}{path}")).await.unwrap();
-    let status = res.status().as_u16();
-    (status, res.json().await.unwrap())
-}
+mod common;
+use common::{get_json as get, serve};
 
 fn app(rt: &Realtime) -> Router {
     Router::new()

@@ -8,7 +8,9 @@ use serde_json::Value;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::time::{Duration, Instant};
-use tokio::task::JoinHandle;
+
+mod common;
+use common::{serve_realtime as serve, wait_for};
 
 type ByteStream = Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>;
 
@@ -109,38 +111,11 @@ fn has_user(msg: &Msg, user: &str) -> bool {
     events_of(msg).iter().any(|e| e["user"] == user)
 }
 
-struct Server {
-    addr: SocketAddr,
-    task: JoinHandle<()>,
-}
-
-async fn serve(realtime: &Realtime) -> Server {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let app = realtime.routes().merge(realtime.metrics_routes());
-    let token = realtime.shutdown_token();
-    let task = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(token.cancelled_owned())
-            .await
-            .unwrap();
-    });
-    Server { addr, task }
-}
-
 fn fast(tick_ms: u64) -> Realtime {
     Realtime::builder()
         .tick(Duration::from_millis(tick_ms))
         .build()
         .unwrap()
-}
-
-async fn wait_for(mut cond: impl FnMut() -> bool, d: Duration) {
-    let start = Instant::now();
-    while !cond() {
-        assert!(start.elapsed() < d, "condition not reached in {d:?}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -376,17 +351,7 @@ async fn resource_and_user_filters_restrict_events_and_rates() {
 }
 
 async fn metrics_gauge(addr: SocketAddr) -> u64 {
-    let text = reqwest::get(format!("http://{addr}/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .find(|l| l.starts_with("realtime_stream_clients"))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("no realtime_stream_clients in:\n{text}"))
+    common::metric_value(addr, "realtime_stream_clients").await as u64
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -8,31 +8,14 @@ use serde_json::Value;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
-use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
+mod common;
+use common::{serve_realtime as serve, wait_for, Server};
+
 type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
-
-struct Server {
-    addr: SocketAddr,
-    task: JoinHandle<()>,
-}
-
-async fn serve(realtime: &Realtime) -> Server {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let app = realtime.routes().merge(realtime.metrics_routes());
-    let token = realtime.shutdown_token();
-    let task = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(token.cancelled_owned())
-            .await
-            .unwrap();
-    });
-    Server { addr, task }
-}
 
 /// Shuts the instance down and waits for the server to finish (promptly, sockets included).
 async fn stop(realtime: &Realtime, server: Server) {
@@ -139,14 +122,6 @@ fn has_user(frame: &Value, user: &str) -> bool {
 
 fn seq(frame: &Value) -> u64 {
     frame["seq"].as_u64().expect("numeric seq")
-}
-
-async fn wait_for(mut cond: impl FnMut() -> bool, d: Duration) {
-    let start = Instant::now();
-    while !cond() {
-        assert!(start.elapsed() < d, "condition not reached in {d:?}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -332,17 +307,8 @@ async fn max_streams_is_shared_with_sse_and_disconnects_free_the_slot() {
     // The client vanishes without a Close: the gauge still returns to 0.
     drop(ws);
     wait_for(|| realtime.stream_clients() == 0, Duration::from_secs(3)).await;
-    let text = reqwest::get(format!("http://{}/metrics", server.addr))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let gauge = text
-        .lines()
-        .find(|l| l.starts_with("realtime_stream_clients"))
-        .expect("gauge exported");
-    assert!(gauge.ends_with(" 0"), "{gauge}");
+    let gauge = common::metric_value(server.addr, "realtime_stream_clients").await;
+    assert_eq!(gauge, 0.0);
     let mut again = Client::open(server.addr, "").await;
     again.next_within(Duration::from_secs(2)).await;
     stop(&realtime, server).await;

@@ -1,0 +1,74 @@
+//! Helpers shared by the integration tests: real servers on loopback ports, JSON GETs, metric
+//! lookups and bounded waits. Each test binary uses a subset.
+#![allow(dead_code)]
+
+use axum::Router;
+use realtime_layer::Realtime;
+use serde_json::Value;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+use tokio::task::JoinHandle;
+
+/// A server on a loopback port that ends when its `Realtime` shuts down.
+pub struct Server {
+    pub addr: SocketAddr,
+    pub task: JoinHandle<()>,
+}
+
+/// Serves the instance's routes and `/metrics` until [`Realtime::shutdown`].
+pub async fn serve_realtime(realtime: &Realtime) -> Server {
+    let app = realtime.routes().merge(realtime.metrics_routes());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let token = realtime.shutdown_token();
+    let task = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(token.cancelled_owned())
+            .await
+            .unwrap();
+    });
+    Server { addr, task }
+}
+
+/// Serves `app` until the test ends.
+pub async fn serve(app: Router) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    addr
+}
+
+/// GET `path` and parse the body as JSON.
+pub async fn get_json(addr: SocketAddr, path: &str) -> (u16, Value) {
+    let res = reqwest::get(format!("http://{addr}{path}")).await.unwrap();
+    let status = res.status().as_u16();
+    (status, res.json().await.unwrap())
+}
+
+/// The Prometheus text of `/metrics`.
+pub async fn metrics_text(addr: SocketAddr) -> String {
+    let res = reqwest::get(format!("http://{addr}/metrics"))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    res.text().await.unwrap()
+}
+
+/// The value of the first sample of `metric` (any labels) in `/metrics`.
+pub async fn metric_value(addr: SocketAddr, metric: &str) -> f64 {
+    let text = metrics_text(addr).await;
+    text.lines()
+        .find(|l| l.starts_with(metric) && l[metric.len()..].starts_with([' ', '{']))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no {metric} in:\n{text}"))
+}
+
+/// Polls `cond` every 10 ms; fails the test if it is not true within `d`.
+pub async fn wait_for(mut cond: impl FnMut() -> bool, d: Duration) {
+    let start = Instant::now();
+    while !cond() {
+        assert!(start.elapsed() < d, "condition not reached in {d:?}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
