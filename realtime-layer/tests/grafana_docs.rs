@@ -1,7 +1,8 @@
 //! The monitoring files in `docs/` stay true to what realtime-layer exports:
 //!
 //! 1. `docs/grafana/dashboard.json` is valid JSON, every panel query uses only realtime-layer's
-//!    metric names, and each of them is used by some panel;
+//!    metric names (the list below, checked against a live `/metrics`), and each of them is used
+//!    by some panel;
 //! 2. `docs/grafana/alerts.yml` passes `promtool check rules` (and its unit tests,
 //!    `promtool test rules docs/grafana/alerts.test.yml`);
 //! 3. the `prometheus.yml` in `docs/OPERATIONS.md` (the first ```yaml block after the marker
@@ -17,11 +18,13 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// Every metric realtime-layer exports, as Prometheus names them.
-const METRICS: [&str; 6] = [
+const METRICS: [&str; 8] = [
     "realtime_borrows_total",
     "realtime_returns_total",
     "realtime_failures_total",
     "realtime_borrowed",
+    "realtime_capacity",
+    "realtime_commit",
     "realtime_buffer_events",
     "realtime_stream_clients",
 ];
@@ -155,6 +158,40 @@ fn collect_panels<'a>(panels: &'a [Value], out: &mut Vec<&'a Value>) {
             collect_panels(children, out);
         }
     }
+}
+
+/// The list above is exactly what an instance with a status source exports after one event of
+/// each kind, so the dashboard and rules checks below compare against the truth.
+#[tokio::test]
+async fn metric_list_is_what_a_live_instance_exports() {
+    use axum::body::Body;
+    use http_body_util::BodyExt;
+    use realtime_layer::{Event, Realtime, ResourceStatus};
+    use tower::ServiceExt;
+
+    let realtime = Realtime::builder()
+        .status_source(|| vec![ResourceStatus::new("gpu", 8, 4, 1)])
+        .build()
+        .unwrap();
+    realtime.record(Event::borrow("gpu", "ann").overage(true));
+    realtime.record(Event::returned("gpu", "ann"));
+    realtime.record(Event::failure("gpu", "bob", "exhausted"));
+    let request = http::Request::get("/metrics").body(Body::empty()).unwrap();
+    let response = realtime
+        .metrics_routes::<()>()
+        .oneshot(request)
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    let text = String::from_utf8(bytes.to_vec()).unwrap();
+    let exported: BTreeSet<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|name| name.starts_with("realtime_"))
+        .collect();
+    assert_eq!(exported, METRICS.into_iter().collect(), "{text}");
 }
 
 #[test]

@@ -251,10 +251,32 @@ async fn borrowed_gauge_follows_the_status_source_without_readers() {
         .text()
         .await
         .unwrap();
-    assert!(
-        text.lines().any(|l| l.starts_with("realtime_borrowed{")
-            && l.contains(r#"resource="pool""#)
-            && l.ends_with(" 7")),
-        "{text}"
-    );
+    let sample = |metric: &str| {
+        text.lines()
+            .find(|l| l.starts_with(&format!("{metric}{{")) && l.contains(r#"resource="pool""#))
+            .and_then(|l| l.rsplit(' ').next())
+            .unwrap_or_else(|| panic!("no {metric} for pool in:\n{text}"))
+            .to_owned()
+    };
+    assert_eq!(sample("realtime_borrowed"), "7");
+    // Pool sizes, for utilization and overage in Grafana.
+    assert_eq!(sample("realtime_capacity"), "10");
+    assert_eq!(sample("realtime_commit"), "5");
+}
+
+#[tokio::test]
+async fn pool_size_gauges_need_a_status_source() {
+    let rt = Realtime::builder().build().unwrap();
+    rt.record(Event::borrow("pool", "ann"));
+    let addr = serve(Router::new().merge(rt.metrics_routes())).await;
+    let text = reqwest::get(format!("http://{addr}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(text.contains(r#"realtime_borrowed{"#), "{text}");
+    // Events say nothing of pool sizes: no made-up capacity.
+    assert!(!text.contains("realtime_capacity{"), "{text}");
+    assert!(!text.contains("realtime_commit{"), "{text}");
 }

@@ -6,6 +6,8 @@
 //! - `realtime.returns` [`realtime_returns_total`] counter, attribute `resource`;
 //! - `realtime.failures` [`realtime_failures_total`] counter, attributes `resource`, `reason`;
 //! - `realtime.borrowed` gauge, attribute `resource`;
+//! - `realtime.capacity` and `realtime.commit` gauges, attribute `resource` (units in the pool and
+//!   units committed; only with a [`StatusSource`](crate::StatusSource), which knows them);
 //! - `realtime.buffer.events` gauge, attribute `kind`;
 //! - `realtime.stream.clients` gauge (open SSE and WebSocket streams).
 //!
@@ -17,6 +19,7 @@ mod prometheus_export;
 
 use crate::buffer::ConfigError;
 use crate::handle::Shared;
+use crate::status::ResourceStatus;
 use opentelemetry::metrics::{Meter, MeterProvider as _};
 use opentelemetry::KeyValue;
 use std::sync::atomic::Ordering;
@@ -142,6 +145,36 @@ impl Metrics {
                     })
                     .build(),
             ));
+            // Pool sizes come only from the app: events say nothing about them.
+            for (name, description, field) in [
+                (
+                    "realtime.capacity",
+                    "Units in the pool, per resource (from the app's status source)",
+                    (|r: &ResourceStatus| r.total) as fn(&ResourceStatus) -> u32,
+                ),
+                (
+                    "realtime.commit",
+                    "Units included in the commitment, per resource; borrows above are overage",
+                    |r: &ResourceStatus| r.commit,
+                ),
+            ] {
+                let s = shared.clone();
+                instruments.push(Box::new(
+                    meter
+                        .u64_observable_gauge(name)
+                        .with_description(description)
+                        .with_callback(move |obs| {
+                            let Some(s) = s.upgrade() else { return };
+                            let Some(source) = &s.status_source else {
+                                return;
+                            };
+                            for r in source.status() {
+                                obs.observe(field(&r) as u64, &[KeyValue::new("resource", r.name)]);
+                            }
+                        })
+                        .build(),
+                ));
+            }
             let s = shared.clone();
             instruments.push(Box::new(
                 meter
