@@ -219,12 +219,7 @@ async fn metrics_export_counters_without_user_names() {
     // A second instance in the same process has its own, empty registry.
     let other = Realtime::builder().build().unwrap();
     let addr2 = serve(Router::new().merge(other.metrics_routes())).await;
-    let text2 = reqwest::get(format!("http://{addr2}/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text2 = common::metrics_text(addr2).await;
     assert!(!text2.contains(r#"resource="ECU""#), "{text2}");
 }
 
@@ -245,12 +240,7 @@ async fn borrowed_gauge_follows_the_status_source_without_readers() {
         .unwrap();
     let addr = serve(Router::new().merge(rt.metrics_routes())).await;
     borrowed.store(7, Ordering::SeqCst);
-    let text = reqwest::get(format!("http://{addr}/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = common::metrics_text(addr).await;
     let sample = |metric: &str| {
         text.lines()
             .find(|l| l.starts_with(&format!("{metric}{{")) && l.contains(r#"resource="pool""#))
@@ -269,12 +259,7 @@ async fn pool_size_gauges_need_a_status_source() {
     let rt = Realtime::builder().build().unwrap();
     rt.record(Event::borrow("pool", "ann"));
     let addr = serve(Router::new().merge(rt.metrics_routes())).await;
-    let text = reqwest::get(format!("http://{addr}/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = common::metrics_text(addr).await;
     assert!(text.contains(r#"realtime_borrowed{"#), "{text}");
     // Events say nothing of pool sizes: no made-up capacity.
     assert!(!text.contains("realtime_capacity{"), "{text}");
