@@ -5,22 +5,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn system_clock_follows_the_wall_clock() {
-        let clock = SystemClock::new();
-        let wall = SystemClock::wall_ms();
-        assert!(clock.now_ms().abs_diff(wall) < 50);
-        std::thread::sleep(Duration::from_millis(20));
-        let later = clock.now_ms();
-        assert!(later.abs_diff(SystemClock::wall_ms()) < 50);
-        assert!(later >= wall + 15);
-    }
-}
-
 /// A source of wall-clock time in Unix milliseconds.
 pub trait Clock: Send + Sync + 'static {
     /// Milliseconds since the Unix epoch.
@@ -154,5 +138,21 @@ impl fmt::Debug for ManualClock {
         f.debug_struct("ManualClock")
             .field("now_ms", &self.now_ms())
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn system_clock_follows_the_wall_clock() {
+        let clock = SystemClock::new();
+        let wall = SystemClock::wall_ms();
+        assert!(clock.now_ms().abs_diff(wall) < 50);
+        std::thread::sleep(Duration::from_millis(20));
+        let later = clock.now_ms();
+        assert!(later.abs_diff(SystemClock::wall_ms()) < 50);
+        assert!(later >= wall + 15);
     }
 }
