@@ -86,7 +86,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 }
 
 async fn simulate(app: Router) {
-    use tower::ServiceExt;
     let mut rng = realtime_examples::Rng::new();
     loop {
         let pool = rng.pick(&["a100", "h100", "l4"]);
@@ -97,10 +96,7 @@ async fn simulate(app: Router) {
             .header("x-user", *rng.pick(&realtime_examples::USERS))
             .body(axum::body::Body::empty())
             .unwrap();
-        let _ = app.clone().oneshot(request).await;
-        tokio::time::sleep(std::time::Duration::from_millis(
-            100 + rng.below(300) as u64,
-        ))
-        .await;
+        realtime_examples::send(&app, request).await;
+        rng.pause(100, 300).await;
     }
 }

@@ -42,7 +42,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
 /// Books and releases random seats through the app itself (so events pass the layer).
 async fn simulate(app: Router) {
-    use tower::ServiceExt;
     let mut rng = realtime_examples::Rng::new();
     loop {
         let seat = format!("row-{}", rng.below(4) + 1);
@@ -50,14 +49,8 @@ async fn simulate(app: Router) {
             let request = http::Request::builder()
                 .method(method)
                 .uri(format!("/seats/{seat}"));
-            let _ = app
-                .clone()
-                .oneshot(request.body(axum::body::Body::empty()).unwrap())
-                .await;
-            tokio::time::sleep(std::time::Duration::from_millis(
-                150 + rng.below(400) as u64,
-            ))
-            .await;
+            realtime_examples::send(&app, request.body(axum::body::Body::empty()).unwrap()).await;
+            rng.pause(150, 400).await;
         }
     }
 }

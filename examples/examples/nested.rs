@@ -84,16 +84,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 }
 
 async fn simulate(app: Router) {
-    use tower::ServiceExt;
     let mut rng = realtime_examples::Rng::new();
     loop {
         let request = http::Request::post("/checkout")
             .body(axum::body::Body::empty())
             .unwrap();
-        let _ = app.clone().oneshot(request).await;
-        tokio::time::sleep(std::time::Duration::from_millis(
-            200 + rng.below(600) as u64,
-        ))
-        .await;
+        realtime_examples::send(&app, request).await;
+        rng.pause(200, 600).await;
     }
 }

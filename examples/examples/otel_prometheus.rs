@@ -104,7 +104,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 }
 
 async fn simulate(app: Router) {
-    use tower::ServiceExt;
     let mut rng = realtime_examples::Rng::new();
     loop {
         let path = if rng.below(2) == 0 {
@@ -115,10 +114,7 @@ async fn simulate(app: Router) {
         let request = http::Request::post(path)
             .body(axum::body::Body::empty())
             .unwrap();
-        let _ = app.clone().oneshot(request).await;
-        tokio::time::sleep(std::time::Duration::from_millis(
-            150 + rng.below(400) as u64,
-        ))
-        .await;
+        realtime_examples::send(&app, request).await;
+        rng.pause(150, 400).await;
     }
 }

@@ -144,9 +144,6 @@ async fn simulate(addr: std::net::SocketAddr) {
             let _ = conn.write_all(request.as_bytes()).await;
             let _ = conn.read_to_end(&mut Vec::new()).await;
         }
-        tokio::time::sleep(std::time::Duration::from_millis(
-            150 + rng.below(400) as u64,
-        ))
-        .await;
+        rng.pause(150, 400).await;
     }
 }

@@ -125,6 +125,6 @@ async fn simulate(realtime: Realtime, pools: Arc<Vec<Pool>>) {
                 pools[pool].release(&realtime, &client);
             });
         }
-        tokio::time::sleep(std::time::Duration::from_millis(40 + rng.below(200) as u64)).await;
+        rng.pause(40, 200).await;
     }
 }

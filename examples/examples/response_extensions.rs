@@ -110,7 +110,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 }
 
 async fn simulate(app: Router) {
-    use tower::ServiceExt;
     let mut rng = realtime_examples::Rng::new();
     loop {
         let room = rng.pick(&["Atrium", "Library", "Lab"]);
@@ -127,10 +126,7 @@ async fn simulate(app: Router) {
             .header("content-type", "application/json")
             .body(axum::body::Body::from(body))
             .unwrap();
-        let _ = app.clone().oneshot(request).await;
-        tokio::time::sleep(std::time::Duration::from_millis(
-            100 + rng.below(300) as u64,
-        ))
-        .await;
+        realtime_examples::send(&app, request).await;
+        rng.pause(100, 300).await;
     }
 }

@@ -1,7 +1,7 @@
 //! # realtime-layer examples
 //!
 //! Shared plumbing of the gallery: argument parsing, serving with graceful shutdown, and a tiny
-//! random source for `--simulate`. Each example's interesting code lives in its own file under
+//! random source and request sender for `--simulate`. Each example's interesting code lives in its own file under
 //! `examples/`:
 //!
 //! | example | idea |
@@ -106,6 +106,19 @@ impl Rng {
     pub fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
         &items[self.below(items.len())]
     }
+
+    /// Sleeps `min_ms` plus up to `spread_ms` more: the uneven pace of synthetic traffic.
+    pub async fn pause(&mut self, min_ms: u64, spread_ms: usize) {
+        let ms = min_ms + self.below(spread_ms.max(1)) as u64;
+        tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+    }
+}
+
+/// Sends `request` through `app` itself, so its events pass the layer like real traffic; the
+/// answer is dropped.
+pub async fn send(app: &Router, request: http::Request<axum::body::Body>) {
+    use tower::ServiceExt as _;
+    let _ = app.clone().oneshot(request).await;
 }
 
 impl Default for Rng {
