@@ -62,6 +62,7 @@ mod layer;
 mod metrics;
 mod routes;
 mod snapshot;
+mod state;
 mod status;
 mod stream;
 

@@ -18,7 +18,7 @@
 mod prometheus_export;
 
 use crate::buffer::ConfigError;
-use crate::handle::Shared;
+use crate::state::Shared;
 use crate::status::ResourceStatus;
 use opentelemetry::metrics::{Meter, MeterProvider as _};
 use opentelemetry::KeyValue;

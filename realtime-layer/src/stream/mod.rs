@@ -14,9 +14,10 @@
 mod frame;
 
 use crate::buffer::{Cursor, EventFilter, EventRecord, SecondPoint};
-use crate::handle::{Realtime, Shared};
+use crate::handle::Realtime;
 use crate::routes::ApiError;
 use crate::snapshot::Rates;
+use crate::state::Shared;
 use axum::body::Bytes;
 use axum::http::StatusCode;
 use frame::{BufferFrame, FrameJson, FrameKind, ResourceFrame};
