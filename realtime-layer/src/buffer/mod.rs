@@ -206,6 +206,25 @@ pub struct EventRecord {
     pub overage: bool,
     /// Failure reason.
     pub reason: Option<Arc<str>>,
+    /// The instance that recorded it (cluster views only; absent in a local buffer).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub instance: Option<Arc<str>>,
+}
+
+/// An event in its stored form with names resolved: what cluster mode ships between instances.
+/// Borrow ids stay 64-bit codes, so a return still matches its borrow on every instance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct StoredEvent {
+    pub(crate) ts_ms: u64,
+    pub(crate) kind: EventKind,
+    pub(crate) resource: Arc<str>,
+    pub(crate) user: Arc<str>,
+    pub(crate) overage: bool,
+    /// Borrow id kind (0: none) and code, for borrows and returns.
+    pub(crate) id_kind: u8,
+    pub(crate) id: u64,
+    /// Failure reason (failures only).
+    pub(crate) reason: Option<Arc<str>>,
 }
 
 /// One second of aggregates (summed over resources, or for one resource).
@@ -237,19 +256,23 @@ pub struct SecondSeries {
     pub points: Vec<SecondPoint>,
 }
 
-/// Restricts queries to one resource and/or one user (by exact name).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// Restricts queries to one resource, one user and/or one instance (by exact name).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct EventFilter {
     /// Only this resource.
     pub resource: Option<String>,
     /// Only this user.
     pub user: Option<String>,
+    /// Only events recorded by this instance (meaningful in a cluster view, whose events carry
+    /// the id of the instance that recorded them; a local buffer's events carry none, so there
+    /// it matches nothing).
+    pub instance: Option<String>,
 }
 
 impl EventFilter {
     /// True when nothing is filtered.
     pub fn is_empty(&self) -> bool {
-        self.resource.is_none() && self.user.is_none()
+        self.resource.is_none() && self.user.is_none() && self.instance.is_none()
     }
 }
 
@@ -264,18 +287,30 @@ pub struct Cursor {
 struct Resolved {
     resource: Option<Option<u16>>,
     user: Option<Option<u16>>,
+    instance: Option<Option<u8>>,
 }
 
 impl Resolved {
     fn matches_nothing(&self) -> bool {
-        matches!(self.resource, Some(None)) || matches!(self.user, Some(None))
+        matches!(self.resource, Some(None))
+            || matches!(self.user, Some(None))
+            || matches!(self.instance, Some(None))
     }
 
-    fn accepts(&self, e: &PackedEvent) -> bool {
+    /// Counts must come from the events themselves (aggregates are kept per resource only).
+    fn scans_events(&self) -> bool {
+        self.user.is_some() || self.instance.is_some()
+    }
+
+    fn accepts(&self, e: &PackedEvent, tag: u8) -> bool {
         self.resource.is_none_or(|r| r == Some(e.resource()))
             && self.user.is_none_or(|u| u == Some(e.user))
+            && self.instance.is_none_or(|i| i == Some(tag))
     }
 }
+
+/// Most instances a cluster buffer tells apart (more fold into `(other)`).
+pub(crate) const MAX_INSTANCES: usize = 64;
 
 const KINDS: [EventKind; 3] = [EventKind::Borrow, EventKind::Return, EventKind::Failure];
 
@@ -292,8 +327,14 @@ struct Inner {
     users: Interner,
     resources: Interner,
     reasons: Interner,
+    /// Instance names of a cluster buffer (`None` in a local buffer, whose rings are untagged).
+    instances: Option<Interner>,
+    /// Newest relative time given to a stored event (events from other instances arrive a little
+    /// out of order; they are stamped no earlier than this so every ring stays time-ordered).
+    last_insert_t: u32,
     folded_users: u64,
     folded_resources: u64,
+    folded_instances: u64,
     /// Since start, per resource: borrows, overage borrows, returns (for counters).
     lifetime: Vec<[u64; 3]>,
     /// Since start, per (resource, reason): failures.
@@ -338,23 +379,56 @@ impl std::fmt::Debug for EventBuffer {
 impl EventBuffer {
     /// A buffer with `config` limits, stamping events with `clock`.
     pub fn new(config: BufferConfig, clock: Arc<dyn Clock>) -> Result<Self, ConfigError> {
+        Self::build(config, clock, false)
+    }
+
+    /// A buffer whose events also remember which instance recorded them (a cluster view).
+    pub(crate) fn new_tagged(
+        config: BufferConfig,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, ConfigError> {
+        Self::build(config, clock, true)
+    }
+
+    fn build(
+        config: BufferConfig,
+        clock: Arc<dyn Clock>,
+        tagged: bool,
+    ) -> Result<Self, ConfigError> {
         config.validate()?;
         let now = clock.now_ms();
+        let ring = |cap| {
+            if tagged {
+                EventRing::tagged(cap)
+            } else {
+                EventRing::new(cap)
+            }
+        };
+        let retention_ms = config.retention.as_millis() as u64;
         let inner = Inner {
-            retention_ms: config.retention.as_millis() as u64,
-            base_ms: now,
+            retention_ms,
+            // A cluster view also stores events older than itself (backfill), so its time base
+            // starts a retention earlier.
+            base_ms: if tagged {
+                now.saturating_sub(retention_ms)
+            } else {
+                now
+            },
             last_t: 0,
             rings: [
-                EventRing::new(config.max_borrows),
-                EventRing::new(config.max_returns),
-                EventRing::new(config.max_failures),
+                ring(config.max_borrows),
+                ring(config.max_returns),
+                ring(config.max_failures),
             ],
             seconds: SecondAggregates::new(config.max_second_entries),
             users: Interner::new(config.max_users),
             resources: Interner::new(config.max_resources),
             reasons: Interner::new(config.max_reasons),
+            instances: tagged.then(|| Interner::new(MAX_INSTANCES)),
+            last_insert_t: 0,
             folded_users: 0,
             folded_resources: 0,
+            folded_instances: 0,
             lifetime: Vec::new(),
             lifetime_failures: HashMap::with_hasher(ahash::RandomState::new()),
             config,
@@ -532,6 +606,99 @@ impl EventBuffer {
         out.sort();
         out
     }
+
+    /// Events after `cursor` in their stored form, oldest first, at most `limit`; the count of
+    /// events that left the buffer before they could be read; the cursor to go on from.
+    pub(crate) fn stored_after(
+        &self,
+        cursor: Cursor,
+        limit: usize,
+    ) -> (Vec<StoredEvent>, u64, Cursor) {
+        let inner = self.inner.lock();
+        let lost: u64 = (0..3)
+            .map(|k| inner.rings[k].front_seq().saturating_sub(cursor.seqs[k]))
+            .sum();
+        let mut out = Vec::new();
+        let resolved = Resolved {
+            resource: None,
+            user: None,
+            instance: None,
+        };
+        let end = if limit == 0 {
+            cursor
+        } else {
+            inner.walk(cursor, &resolved, |k, e, _| {
+                out.push(inner.to_stored(k, e));
+                out.len() < limit
+            })
+        };
+        (out, lost, end)
+    }
+
+    /// Stores events recorded by `instance` at their own times (a cluster view's merge). An event
+    /// older than the newest one stored is stamped at that newest time instead, so the rings
+    /// stay ordered; one older than the retention is dropped. Returns how many were stored.
+    pub(crate) fn record_stored<'a>(
+        &self,
+        instance: &str,
+        events: impl IntoIterator<Item = &'a StoredEvent>,
+    ) -> usize {
+        let now = self.clock.now_ms();
+        let mut inner = self.inner.lock();
+        inner.advance(now);
+        let tag = inner.intern_instance(instance);
+        let mut stored = 0;
+        for e in events {
+            stored += inner.record_stored(now, e, tag) as usize;
+        }
+        stored
+    }
+
+    /// Names of the instances whose events this buffer holds or held (cluster views), sorted.
+    pub(crate) fn instance_names(&self) -> Vec<Arc<str>> {
+        let inner = self.inner.lock();
+        let Some(instances) = &inner.instances else {
+            return Vec::new();
+        };
+        let mut names: Vec<Arc<str>> = (1..instances.len() as u16)
+            .map(|i| instances.name(i).clone())
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// Events whose instance name was folded into `(other)` (more than 64 instances).
+    pub(crate) fn folded_instances(&self) -> u64 {
+        self.inner.lock().folded_instances
+    }
+
+    /// Borrowed level per resource implied by the held events of `instance` (borrows minus
+    /// returns, at least 0): the best a cluster view knows of an instance without a status source.
+    pub(crate) fn instance_levels(&self, instance: &str) -> Vec<(Arc<str>, u32)> {
+        let inner = self.inner.lock();
+        let Some(tag) = inner.instances.as_ref().and_then(|i| i.lookup(instance)) else {
+            return Vec::new();
+        };
+        let mut levels = vec![0i64; inner.resources.len()];
+        for (k, delta) in [(0usize, 1i64), (1, -1)] {
+            let ring = &inner.rings[k];
+            for seq in ring.front_seq()..ring.end_seq() {
+                if ring.tag(seq) == tag as u8 {
+                    if let Some(e) = ring.get(seq) {
+                        levels[e.resource() as usize] += delta;
+                    }
+                }
+            }
+        }
+        let mut out: Vec<(Arc<str>, u32)> = levels
+            .iter()
+            .enumerate()
+            .filter(|(_, l)| **l > 0)
+            .map(|(r, l)| (inner.resources.name(r as u16).clone(), *l as u32))
+            .collect();
+        out.sort();
+        out
+    }
 }
 
 impl Inner {
@@ -541,6 +708,16 @@ impl Inner {
 
     fn abs(&self, t: u32) -> u64 {
         self.base_ms + t as u64
+    }
+
+    fn intern_instance(&mut self, name: &str) -> u8 {
+        let Some(instances) = &mut self.instances else {
+            return 0;
+        };
+        let before = instances.folded;
+        let tag = instances.intern(name);
+        self.folded_instances += instances.folded - before;
+        tag as u8
     }
 
     fn intern_resource(&mut self, name: &str) -> u16 {
@@ -563,6 +740,7 @@ impl Inner {
                 ring.rebase(delta);
             }
             self.last_t = self.last_t.saturating_sub(delta);
+            self.last_insert_t = self.last_insert_t.saturating_sub(delta);
             self.base_ms = new_base;
         }
         let t_min = self.rel(cutoff);
@@ -580,6 +758,7 @@ impl Inner {
 
     fn record(&mut self, now: u64, event: &Event) {
         let t = self.advance(now);
+        self.last_insert_t = t;
         let sec = (self.abs(t) / 1000) as u32;
         let res = self.intern_resource(event.resource());
         let before = self.users.folded;
@@ -616,6 +795,57 @@ impl Inner {
         }
     }
 
+    /// Stores one event of another instance (or of this one, in a cluster view) at its own time,
+    /// clamped into `[newest stored, now]`. False when it is already past retention.
+    fn record_stored(&mut self, now: u64, e: &StoredEvent, tag: u8) -> bool {
+        if e.ts_ms < now.saturating_sub(self.retention_ms) {
+            return false;
+        }
+        let now_t = self.rel(now).max(self.last_t);
+        let t = self.rel(e.ts_ms).max(self.last_insert_t).min(now_t);
+        self.last_insert_t = t;
+        let sec = (self.abs(t) / 1000) as u32;
+        let res = self.intern_resource(&e.resource);
+        let before = self.users.folded;
+        let user = self.users.intern(&e.user);
+        self.folded_users += self.users.folded - before;
+        match e.kind {
+            EventKind::Borrow => {
+                let packed = PackedEvent::new(t, res, user, e.overage, e.id_kind, e.id);
+                self.rings[0].push_tagged(packed, tag);
+                self.seconds.on_borrow(sec, res, e.overage);
+            }
+            EventKind::Return => {
+                let packed = PackedEvent::new(t, res, user, false, e.id_kind, e.id);
+                self.rings[1].push_tagged(packed, tag);
+                self.seconds.on_return(sec, res);
+            }
+            EventKind::Failure => {
+                let why = self
+                    .reasons
+                    .intern(e.reason.as_deref().unwrap_or("unknown"));
+                let packed = PackedEvent::new(t, res, user, false, 0, why as u64);
+                self.rings[2].push_tagged(packed, tag);
+                self.seconds.on_failure(sec, res);
+            }
+        }
+        true
+    }
+
+    fn to_stored(&self, kind: usize, e: &PackedEvent) -> StoredEvent {
+        let is_failure = KINDS[kind] == EventKind::Failure;
+        StoredEvent {
+            ts_ms: self.abs(e.t),
+            kind: KINDS[kind],
+            resource: self.resources.name(e.resource()).clone(),
+            user: self.users.name(e.user).clone(),
+            overage: e.overage(),
+            id_kind: if is_failure { 0 } else { e.id_kind() },
+            id: if is_failure { 0 } else { e.id },
+            reason: is_failure.then(|| self.reasons.name(e.id as u16).clone()),
+        }
+    }
+
     fn stats(&self) -> BufferStats {
         let counts: [u64; 3] = std::array::from_fn(|k| self.rings[k].len() as u64);
         let oldest = self
@@ -649,10 +879,16 @@ impl Inner {
         Resolved {
             resource: filter.resource.as_deref().map(|n| self.resources.lookup(n)),
             user: filter.user.as_deref().map(|n| self.users.lookup(n)),
+            instance: filter.instance.as_deref().map(|n| {
+                self.instances
+                    .as_ref()
+                    .and_then(|i| i.lookup(n))
+                    .map(|tag| tag as u8)
+            }),
         }
     }
 
-    fn to_record(&self, kind: usize, e: &PackedEvent) -> EventRecord {
+    fn to_record(&self, kind: usize, e: &PackedEvent, tag: u8) -> EventRecord {
         let is_failure = KINDS[kind] == EventKind::Failure;
         EventRecord {
             ts_ms: self.abs(e.t),
@@ -666,6 +902,7 @@ impl Inner {
             },
             overage: e.overage(),
             reason: is_failure.then(|| self.reasons.name(e.id as u16).clone()),
+            instance: self.instances.as_ref().map(|i| i.name(tag as u16).clone()),
         }
     }
 
@@ -675,25 +912,38 @@ impl Inner {
         let from_sec = (now_sec + 1).saturating_sub(window_secs.max(1) as u64);
         let n = self.resources.len();
         let mut per_res = vec![Totals::default(); n];
-        let mut peaks: Vec<u32> = (0..n as u16).map(|r| self.seconds.level(r)).collect();
+        // Levels and peaks are kept per resource, for all instances together: an instance's own
+        // come from its status rows (see the cluster view), so they start at 0 here.
+        let per_instance = resolved.instance.is_some();
+        let mut peaks: Vec<u32> = (0..n as u16)
+            .map(|r| {
+                if per_instance {
+                    0
+                } else {
+                    self.seconds.level(r)
+                }
+            })
+            .collect();
         let mut active = vec![false; n];
         if !resolved.matches_nothing() {
-            self.seconds
-                .for_each(from_sec as u32, u32::MAX, |_, entries| {
-                    for e in entries {
-                        let r = e.res as usize;
-                        peaks[r] = peaks[r].max(e.peak as u32);
-                        if resolved.user.is_none() {
-                            per_res[r].add_second(e);
+            if !per_instance {
+                self.seconds
+                    .for_each(from_sec as u32, u32::MAX, |_, entries| {
+                        for e in entries {
+                            let r = e.res as usize;
+                            peaks[r] = peaks[r].max(e.peak as u32);
+                            if !resolved.scans_events() {
+                                per_res[r].add_second(e);
+                            }
                         }
-                    }
-                });
-            if resolved.user.is_some() {
+                    });
+            }
+            if resolved.scans_events() {
                 let t_from = self.rel(from_sec * 1000);
                 for (k, ring) in self.rings.iter().enumerate() {
                     let mut seq = ring.seq_at(t_from);
                     while let Some(e) = ring.get(seq) {
-                        if resolved.accepts(e) {
+                        if resolved.accepts(e, ring.tag(seq)) {
                             per_res[e.resource() as usize].add_event(KINDS[k], e.overage());
                         }
                         seq += 1;
@@ -724,7 +974,11 @@ impl Inner {
             }
             resources.push(ResourceActivity {
                 name: self.resources.name(r as u16).clone(),
-                borrowed: self.seconds.level(r as u16),
+                borrowed: if per_instance {
+                    0
+                } else {
+                    self.seconds.level(r as u16)
+                },
                 peak_borrowed: peaks[r],
                 totals: t,
             });
@@ -757,20 +1011,22 @@ impl Inner {
             let Some((k, _)) = best else { break };
             next[k] -= 1;
             if let Some(e) = self.rings[k].get(next[k]) {
-                if resolved.accepts(e) {
-                    out.push(self.to_record(k, e));
+                let tag = self.rings[k].tag(next[k]);
+                if resolved.accepts(e, tag) {
+                    out.push(self.to_record(k, e, tag));
                 }
             }
         }
         out
     }
 
-    /// Merged oldest-first walk from `cursor`; calls `f` for each accepted event.
+    /// Merged oldest-first walk from `cursor`; calls `f` for each accepted event (kind, event,
+    /// instance tag).
     fn walk(
         &self,
         cursor: Cursor,
         resolved: &Resolved,
-        mut f: impl FnMut(usize, &PackedEvent) -> bool,
+        mut f: impl FnMut(usize, &PackedEvent, u8) -> bool,
     ) -> Cursor {
         let mut next: [u64; 3] =
             std::array::from_fn(|k| cursor.seqs[k].max(self.rings[k].front_seq()));
@@ -785,9 +1041,10 @@ impl Inner {
             }
             let Some((k, _)) = best else { break };
             let e = self.rings[k].get(next[k]).copied();
+            let tag = self.rings[k].tag(next[k]);
             next[k] += 1;
             if let Some(e) = e {
-                if resolved.accepts(&e) && !f(k, &e) {
+                if resolved.accepts(&e, tag) && !f(k, &e, tag) {
                     break;
                 }
             }
@@ -808,21 +1065,24 @@ impl Inner {
         if resolved.matches_nothing() {
             return (Vec::new(), 0, end);
         }
-        let mut picked: std::collections::VecDeque<(usize, PackedEvent)> = Default::default();
+        let mut picked: std::collections::VecDeque<(usize, PackedEvent, u8)> = Default::default();
         let mut skipped = 0u64;
-        let end = self.walk(cursor, &resolved, |k, e| {
+        let end = self.walk(cursor, &resolved, |k, e, tag| {
             if picked.len() == limit {
                 picked.pop_front();
                 skipped += 1;
             }
             if limit > 0 {
-                picked.push_back((k, *e));
+                picked.push_back((k, *e, tag));
             } else {
                 skipped += 1;
             }
             true
         });
-        let out = picked.iter().map(|(k, e)| self.to_record(*k, e)).collect();
+        let out = picked
+            .iter()
+            .map(|(k, e, tag)| self.to_record(*k, e, *tag))
+            .collect();
         (out, skipped, end)
     }
 
@@ -839,8 +1099,8 @@ impl Inner {
         let mut out = Vec::new();
         // `walk` advances past each event before handing it over, so stopping after the last
         // taken one leaves the cursor exactly there.
-        let end = self.walk(cursor, &resolved, |k, e| {
-            out.push(self.to_record(k, e));
+        let end = self.walk(cursor, &resolved, |k, e, tag| {
+            out.push(self.to_record(k, e, tag));
             out.len() < limit
         });
         (out, end)

@@ -55,6 +55,10 @@ impl PackedEvent {
 /// resume where they stopped even while old events are dropped.
 pub(crate) struct EventRing {
     events: VecDeque<PackedEvent>,
+    /// Per event, the index of the instance that recorded it (cluster buffers only: a local
+    /// buffer keeps this empty and pays nothing for it). Kept beside the events rather than in
+    /// them so a stored event stays 16 bytes.
+    tags: Option<VecDeque<u8>>,
     cap: usize,
     /// Sequence number of `events[0]`.
     front_seq: u64,
@@ -64,8 +68,28 @@ impl EventRing {
     pub(crate) fn new(cap: usize) -> Self {
         EventRing {
             events: VecDeque::new(),
+            tags: None,
             cap,
             front_seq: 0,
+        }
+    }
+
+    /// A ring that also keeps one instance tag per event.
+    pub(crate) fn tagged(cap: usize) -> Self {
+        EventRing {
+            tags: Some(VecDeque::new()),
+            ..EventRing::new(cap)
+        }
+    }
+
+    /// The instance tag of event `seq` (0 in untagged rings).
+    pub(crate) fn tag(&self, seq: u64) -> u8 {
+        match &self.tags {
+            Some(tags) => seq
+                .checked_sub(self.front_seq)
+                .and_then(|i| tags.get(i as usize).copied())
+                .unwrap_or(0),
+            None => 0,
         }
     }
 
@@ -75,6 +99,7 @@ impl EventRing {
 
     pub(crate) fn capacity_bytes(&self) -> usize {
         self.events.capacity() * std::mem::size_of::<PackedEvent>()
+            + self.tags.as_ref().map_or(0, |t| t.capacity())
     }
 
     /// Sequence number the next pushed event will get.
@@ -93,25 +118,43 @@ impl EventRing {
     /// Appends, dropping the oldest event at the cap. Grows by doubling but never past the cap,
     /// so a full ring holds exactly `cap` slots.
     pub(crate) fn push(&mut self, event: PackedEvent) {
+        self.push_tagged(event, 0);
+    }
+
+    /// Appends with an instance tag (ignored by untagged rings).
+    pub(crate) fn push_tagged(&mut self, event: PackedEvent, tag: u8) {
         if self.cap == 0 {
             self.front_seq += 1;
             return;
         }
         if self.events.len() == self.cap {
-            self.events.pop_front();
-            self.front_seq += 1;
+            self.pop_front();
         } else if self.events.len() == self.events.capacity() {
             let len = self.events.len();
-            self.events.reserve_exact(len.max(64).min(self.cap - len));
+            let more = len.max(64).min(self.cap - len);
+            self.events.reserve_exact(more);
+            if let Some(tags) = &mut self.tags {
+                tags.reserve_exact(more);
+            }
         }
         self.events.push_back(event);
+        if let Some(tags) = &mut self.tags {
+            tags.push_back(tag);
+        }
+    }
+
+    fn pop_front(&mut self) {
+        self.events.pop_front();
+        if let Some(tags) = &mut self.tags {
+            tags.pop_front();
+        }
+        self.front_seq += 1;
     }
 
     /// Drops events older than `t_min`.
     pub(crate) fn expire_before(&mut self, t_min: u32) {
         while self.events.front().is_some_and(|e| e.t < t_min) {
-            self.events.pop_front();
-            self.front_seq += 1;
+            self.pop_front();
         }
     }
 
@@ -154,6 +197,18 @@ mod tests {
         assert!(ring.get(1).is_none());
         assert_eq!(ring.seq_at(3), 3);
         assert!(ring.capacity_bytes() <= 3 * 16 || ring.capacity_bytes() <= 64 * 16);
+    }
+
+    #[test]
+    fn tags_follow_their_events() {
+        let mut ring = EventRing::tagged(2);
+        ring.push_tagged(at(1), 5);
+        ring.push_tagged(at(2), 6);
+        ring.push_tagged(at(3), 7);
+        assert_eq!((ring.tag(0), ring.tag(1), ring.tag(2)), (0, 6, 7));
+        ring.expire_before(3);
+        assert_eq!((ring.front_seq(), ring.tag(2)), (2, 7));
+        assert_eq!(EventRing::new(4).tag(0), 0);
     }
 
     #[test]

@@ -183,6 +183,7 @@ fn filters_by_user_and_resource() {
     let both = EventFilter {
         resource: Some("a".into()),
         user: Some("ann".into()),
+        ..Default::default()
     };
     assert_eq!(buf.recent_events(60, 10, &both).len(), 1);
     let nobody = EventFilter {
@@ -417,4 +418,106 @@ fn busy_seconds_count_past_255_per_resource() {
         buf.summarize(60, &EventFilter::default()).resources[0].peak_borrowed,
         700
     );
+}
+
+fn stored(ts_ms: u64, kind: EventKind, resource: &str, user: &str) -> StoredEvent {
+    StoredEvent {
+        ts_ms,
+        kind,
+        resource: resource.into(),
+        user: user.into(),
+        overage: false,
+        id_kind: 2,
+        id: 7,
+        reason: (kind == EventKind::Failure).then(|| Arc::from("exhausted")),
+    }
+}
+
+#[test]
+fn cluster_buffer_tags_events_with_their_instance_and_keeps_their_times() {
+    let clock = ManualClock::new(1_700_000_100_000);
+    let buf = EventBuffer::new_tagged(BufferConfig::default(), Arc::new(clock.clone())).unwrap();
+    let a = [
+        stored(1_700_000_098_000, EventKind::Borrow, "cad", "ann"),
+        stored(1_700_000_099_000, EventKind::Return, "cad", "ann"),
+    ];
+    assert_eq!(buf.record_stored("host-a", &a), 2);
+    // Older than the newest stored: clamped forward so the rings stay ordered.
+    let b = [
+        stored(1_700_000_098_500, EventKind::Borrow, "cad", "bob"),
+        stored(1_700_000_099_500, EventKind::Failure, "cad", "cy"),
+    ];
+    assert_eq!(buf.record_stored("host-b", &b), 2);
+    // Past retention: dropped.
+    assert_eq!(
+        buf.record_stored("host-b", &[stored(1, EventKind::Borrow, "cad", "old")]),
+        0
+    );
+
+    let all = buf.recent_events(60, 10, &EventFilter::default());
+    let seen: Vec<(u64, &str, &str)> = all
+        .iter()
+        .map(|e| (e.ts_ms, &*e.user, e.instance.as_deref().unwrap()))
+        .collect();
+    assert_eq!(
+        seen,
+        vec![
+            (1_700_000_099_500, "cy", "host-b"),
+            (1_700_000_099_000, "ann", "host-a"),
+            (1_700_000_099_000, "bob", "host-b"),
+            (1_700_000_098_000, "ann", "host-a"),
+        ]
+    );
+    assert_eq!(all[2].borrow_id.as_deref(), Some("7"));
+    let only_b = EventFilter {
+        instance: Some("host-b".into()),
+        ..Default::default()
+    };
+    let s = buf.summarize(60, &only_b);
+    assert_eq!(
+        (s.totals.borrows, s.totals.failures, s.totals.returns),
+        (1, 1, 0)
+    );
+    assert_eq!(buf.instance_levels("host-b"), vec![(Arc::from("cad"), 1)]);
+    assert!(buf.instance_levels("host-a").is_empty());
+    let unknown = EventFilter {
+        instance: Some("nobody".into()),
+        ..Default::default()
+    };
+    assert!(buf.recent_events(60, 10, &unknown).is_empty());
+    assert_eq!(buf.summarize(60, &EventFilter::default()).totals.borrows, 2);
+    assert_eq!(
+        buf.instance_names(),
+        vec![Arc::<str>::from("host-a"), Arc::from("host-b")]
+    );
+}
+
+#[test]
+fn stored_events_read_back_with_their_ids_and_report_losses() {
+    let clock = ManualClock::new(1_700_000_000_000);
+    let config = BufferConfig {
+        max_borrows: 2,
+        ..BufferConfig::default()
+    };
+    let buf = EventBuffer::new(config, Arc::new(clock.clone())).unwrap();
+    let start = buf.cursor();
+    for i in 0..3 {
+        buf.record(&Event::borrow("cad", "ann").borrow_id(format!("{i}")));
+    }
+    buf.record(&Event::failure("cad", "bob", "exhausted"));
+    let (events, lost, next) = buf.stored_after(start, 10);
+    assert_eq!(lost, 1);
+    assert_eq!(events.len(), 3);
+    assert_eq!((events[0].id_kind, events[0].id), (2, 1));
+    assert_eq!(events[2].reason.as_deref(), Some("exhausted"));
+    assert_eq!(buf.stored_after(next, 10).0.len(), 0);
+    // Read back into a cluster buffer: the same ids come out.
+    let cluster = EventBuffer::new_tagged(BufferConfig::default(), Arc::new(clock)).unwrap();
+    cluster.record_stored("me", &events);
+    let ids: Vec<Option<String>> = cluster
+        .recent_events(60, 10, &EventFilter::default())
+        .into_iter()
+        .map(|e| e.borrow_id)
+        .collect();
+    assert_eq!(ids, vec![None, Some("2".into()), Some("1".into())]);
 }

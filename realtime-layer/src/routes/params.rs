@@ -68,5 +68,9 @@ pub(crate) fn filter(q: &QueryMap, realtime: &Realtime) -> Result<EventFilter, A
             "user names are at most 1024 bytes",
         ));
     }
-    Ok(EventFilter { resource, user })
+    Ok(EventFilter {
+        resource,
+        user,
+        instance: None,
+    })
 }
