@@ -141,14 +141,14 @@ fn snapshot_build() {
             "resource",
             EventFilter {
                 resource: Some("GPU A100".into()),
-                user: None,
+                ..EventFilter::default()
             },
         ),
         (
             "user",
             EventFilter {
-                resource: None,
                 user: Some("user007".into()),
+                ..EventFilter::default()
             },
         ),
     ];

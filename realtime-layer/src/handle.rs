@@ -108,15 +108,34 @@ impl Realtime {
             .load(std::sync::atomic::Ordering::Relaxed)
     }
 
-    /// Per-resource status over the last `window_secs`: the status source's totals (if any) joined
-    /// with the buffer's levels, peaks and counts. Resources the status source does not list are
-    /// left out when there is a source (so failures for unknown names do not invent pools).
+    /// Per-resource status of this instance over the last `window_secs`: the status source's
+    /// totals (if any) joined with the buffer's levels, peaks and counts. Resources the status
+    /// source does not list are left out when there is a source (so failures for unknown names do
+    /// not invent pools).
     pub fn resource_views(
         &self,
         window_secs: u32,
         filter: &EventFilter,
     ) -> (crate::buffer::Totals, Vec<ResourceView>) {
-        crate::snapshot::resource_views(self, window_secs, filter)
+        crate::snapshot::resource_views(
+            self,
+            &crate::cluster::view::Scope::Local,
+            window_secs,
+            filter,
+        )
+    }
+
+    /// This instance's id: the host name and process id unless set with
+    /// [`RealtimeBuilder::instance_id`]. Shown in the page header, `/realtime/config`,
+    /// `/realtime/stats` and every stream frame, so a client knows which replica answered.
+    pub fn instance_id(&self) -> &str {
+        &self.shared.instance_id
+    }
+
+    /// Whether cluster mode is on and its view is live (backfilled, Redis reachable). While it
+    /// is not, routes answer from this instance alone and say `"state": "degraded"`.
+    pub fn cluster_healthy(&self) -> bool {
+        self.shared.cluster.as_ref().is_some_and(|c| c.healthy())
     }
 }
 
@@ -142,6 +161,9 @@ pub struct RealtimeBuilder {
     status_source: Option<Box<dyn StatusSource>>,
     stream: StreamConfig,
     meter: Option<opentelemetry::metrics::Meter>,
+    instance_id: Option<String>,
+    #[cfg(feature = "redis")]
+    cluster: Option<crate::cluster::Cluster>,
 }
 
 impl Default for RealtimeBuilder {
@@ -153,6 +175,9 @@ impl Default for RealtimeBuilder {
             status_source: None,
             stream: StreamConfig::default(),
             meter: None,
+            instance_id: None,
+            #[cfg(feature = "redis")]
+            cluster: None,
         }
     }
 }
@@ -246,6 +271,23 @@ impl RealtimeBuilder {
         self
     }
 
+    /// This instance's id (default: host name and process id, e.g. `web-1-4242`): 1..=128
+    /// bytes without spaces. Give replicas stable ids (a pod name) to keep them apart across
+    /// restarts.
+    pub fn instance_id(mut self, id: impl Into<String>) -> Self {
+        self.instance_id = Some(id.into());
+        self
+    }
+
+    /// Cluster mode (feature `redis`): this instance publishes its events to Redis and every
+    /// route serves the whole cluster's view (see [`Cluster`](crate::Cluster)). Build inside a
+    /// Tokio runtime: the Redis tasks start with the instance and never block requests.
+    #[cfg(feature = "redis")]
+    pub fn cluster(mut self, cluster: crate::cluster::Cluster) -> Self {
+        self.cluster = Some(cluster);
+        self
+    }
+
     /// Builds the instance.
     pub fn build(self) -> Result<Realtime, ConfigError> {
         if self.stream.tick.is_zero() || self.stream.push_delay.is_zero() {
@@ -253,6 +295,37 @@ impl RealtimeBuilder {
                 "stream tick and push delay must be above zero".into(),
             ));
         }
+        let instance_id = self
+            .instance_id
+            .unwrap_or_else(crate::cluster::default_instance_id);
+        crate::cluster::validate_instance_id(&instance_id)?;
+        let instance_id: Arc<str> = Arc::from(instance_id);
+        #[cfg(feature = "redis")]
+        let cluster = match &self.cluster {
+            Some(settings) => {
+                settings.validate()?;
+                let factor = settings.capacity_factor;
+                let config = BufferConfig {
+                    max_borrows: self.buffer.max_borrows.saturating_mul(factor),
+                    max_returns: self.buffer.max_returns.saturating_mul(factor),
+                    max_failures: self.buffer.max_failures.saturating_mul(factor),
+                    ..self.buffer.clone()
+                };
+                let buffer = EventBuffer::new_tagged(config, self.clock.clone())?;
+                Some(Arc::new(crate::cluster::ClusterState::new(
+                    instance_id.clone(),
+                    settings.name.clone(),
+                    settings.pool_scope,
+                    settings.instance_ttl,
+                    buffer,
+                    crate::buffer::Cursor::default(),
+                    settings.max_pending,
+                )))
+            }
+            None => None,
+        };
+        #[cfg(not(feature = "redis"))]
+        let cluster = None;
         let buffer = EventBuffer::new(self.buffer, self.clock)?;
         let meters = Metrics::meters(self.meter)?;
         let shared = Arc::new_cyclic(|weak| Shared {
@@ -265,7 +338,13 @@ impl RealtimeBuilder {
             stream_clients: AtomicU64::new(0),
             metrics: Metrics::install(meters, weak.clone()),
             stream_hub: std::sync::OnceLock::new(),
+            instance_id,
+            cluster,
         });
+        #[cfg(feature = "redis")]
+        if let (Some(settings), Some(cluster)) = (&self.cluster, &shared.cluster) {
+            crate::cluster::link::start(&shared, cluster, settings)?;
+        }
         Ok(Realtime { shared })
     }
 }

@@ -49,12 +49,15 @@
 //! ## Feature flags
 //! - `prometheus` (default): a per-instance Prometheus registry fed through
 //!   `opentelemetry-prometheus`, served by [`Realtime::metrics_routes`].
+//! - `redis`: cluster mode, one live view across replicas through Redis Streams
+//!   (`Cluster`, [`RealtimeBuilder::cluster`]-style configuration; see `docs/OPERATIONS.md`).
 
 #![warn(missing_docs)]
 
 mod activity;
 mod buffer;
 mod clock;
+mod cluster;
 mod event;
 mod handle;
 mod labels;
@@ -71,6 +74,9 @@ pub use buffer::{
     LifetimeTotals, ResourceActivity, SecondPoint, SecondSeries, Totals, WindowSummary, OTHER_NAME,
 };
 pub use clock::{Clock, ManualClock, SystemClock};
+#[cfg(feature = "redis")]
+pub use cluster::Cluster;
+pub use cluster::{ClusterInfo, InstanceInfo, PoolScope};
 pub use event::{Event, EventKind, RealtimeEvents};
 pub use handle::{Realtime, RealtimeBuilder, StreamConfig};
 pub use labels::Labels;

@@ -1,6 +1,7 @@
 //! Views shared by the stats route and the stream: rates and per-resource status.
 
 use crate::buffer::{EventFilter, Totals};
+use crate::cluster::view::Scope;
 use crate::handle::Realtime;
 use serde::Serialize;
 use std::collections::HashMap;
@@ -87,25 +88,40 @@ pub struct ResourceView {
     pub totals: Totals,
 }
 
+/// Per-resource status in `scope`'s view: its status rows (if any) joined with its buffer's
+/// levels, peaks and counts.
 pub(crate) fn resource_views(
     realtime: &Realtime,
+    scope: &Scope,
     window_secs: u32,
     filter: &EventFilter,
 ) -> (Totals, Vec<ResourceView>) {
-    let shared = &realtime.shared;
-    let status = shared.status_source.as_ref().map(|s| s.status());
+    let buffer = scope.buffer(realtime);
+    let filter = scope.filter(realtime, filter);
+    let status = scope.status(realtime);
     if let Some(status) = &status {
-        // The app's counts are authoritative: fold them into the levels (and so into peaks).
-        shared
-            .buffer
-            .sync_levels(status.iter().map(|s| (s.name.as_str(), s.borrowed)));
+        if scope.syncs_levels(realtime) {
+            // The app's counts are authoritative: fold them into the levels (and so into peaks).
+            buffer.sync_levels(status.iter().map(|s| (s.name.as_str(), s.borrowed)));
+        }
     }
-    let summary = shared.buffer.summarize(window_secs, filter);
+    let summary = buffer.summarize(window_secs, &filter);
     let mut activity: HashMap<Arc<str>, _> = summary
         .resources
         .into_iter()
         .map(|r| (r.name.clone(), r))
         .collect();
+    if status.is_none() {
+        if let Some(id) = &filter.instance {
+            // One instance without a status source: its level is what its held events imply.
+            for (name, level) in buffer.instance_levels(id) {
+                if let Some(a) = activity.get_mut(&name) {
+                    a.borrowed = level;
+                    a.peak_borrowed = a.peak_borrowed.max(level);
+                }
+            }
+        }
+    }
     let mut views = Vec::new();
     match status {
         Some(status) => {

@@ -51,4 +51,8 @@ pub(crate) struct Shared {
     pub(crate) metrics: Metrics,
     /// The live stream's frame builder, started on the first subscription.
     pub(crate) stream_hub: std::sync::OnceLock<Arc<crate::stream::StreamHub>>,
+    /// This instance's id (host name and pid by default), shown by every route and frame.
+    pub(crate) instance_id: Arc<str>,
+    /// Cluster mode's state, when on.
+    pub(crate) cluster: Option<Arc<crate::cluster::ClusterState>>,
 }

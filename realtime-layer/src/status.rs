@@ -1,9 +1,9 @@
 //! Optional authoritative pool status supplied by the app (for the utilization chart).
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// The size and use of one resource pool, as the app knows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ResourceStatus {
     /// Resource name (matches the names in events).
     pub name: String,

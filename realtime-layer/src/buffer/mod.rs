@@ -383,6 +383,7 @@ impl EventBuffer {
     }
 
     /// A buffer whose events also remember which instance recorded them (a cluster view).
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     pub(crate) fn new_tagged(
         config: BufferConfig,
         clock: Arc<dyn Clock>,
@@ -545,6 +546,72 @@ impl EventBuffer {
         let mut inner = self.inner.lock();
         inner.advance(now);
         inner.seconds_series(from_sec, to_sec, resource)
+    }
+
+    /// Like [`seconds`](Self::seconds), for the events that `filter` accepts, counted from the
+    /// events themselves (aggregates are per resource only). Levels run from the held events:
+    /// borrows minus returns since the oldest held one.
+    pub(crate) fn seconds_filtered(
+        &self,
+        from_sec: u64,
+        to_sec: u64,
+        filter: &EventFilter,
+    ) -> SecondSeries {
+        let now = self.clock.now_ms();
+        let mut inner = self.inner.lock();
+        inner.advance(now);
+        let resolved = inner.resolve(filter);
+        let mut series = SecondSeries::default();
+        if resolved.matches_nothing() {
+            return series;
+        }
+        let mut level: i64 = 0;
+        let start = Cursor {
+            seqs: std::array::from_fn(|k| inner.rings[k].front_seq()),
+        };
+        let inner = &*inner;
+        inner.walk(start, &resolved, |k, e, _| {
+            let sec = inner.abs(e.t) / 1000;
+            if sec > to_sec {
+                return false;
+            }
+            if sec < from_sec {
+                level += match KINDS[k] {
+                    EventKind::Borrow => 1,
+                    EventKind::Return => -1,
+                    EventKind::Failure => 0,
+                };
+                series.level_before = level.max(0) as u32;
+                return true;
+            }
+            if series.points.last().is_none_or(|p| p.t != sec) {
+                let carried = level.max(0) as u32;
+                series.points.push(SecondPoint {
+                    t: sec,
+                    peak_borrowed: carried,
+                    end_borrowed: carried,
+                    ..SecondPoint::default()
+                });
+            }
+            if let Some(p) = series.points.last_mut() {
+                match KINDS[k] {
+                    EventKind::Borrow => {
+                        p.borrows += 1;
+                        p.overage_borrows += e.overage() as u32;
+                        level += 1;
+                    }
+                    EventKind::Return => {
+                        p.returns += 1;
+                        level -= 1;
+                    }
+                    EventKind::Failure => p.failures += 1,
+                }
+                p.end_borrowed = level.max(0) as u32;
+                p.peak_borrowed = p.peak_borrowed.max(p.end_borrowed);
+            }
+            true
+        });
+        series
     }
 
     /// Sets borrowed levels from an authoritative source, e.g. the app's own counts (corrects the

@@ -18,6 +18,19 @@ pub(crate) struct ConfigResponse {
     ranges: Vec<u32>,
     default_range: u32,
     resources: Vec<Arc<str>>,
+    /// The instance that answered.
+    instance: Arc<str>,
+    /// Cluster mode: its name, state and known instances (for the page's selector).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cluster: Option<ClusterConfig>,
+}
+
+#[derive(Serialize)]
+struct ClusterConfig {
+    name: String,
+    state: &'static str,
+    live_instances: usize,
+    instances: Vec<Arc<str>>,
 }
 
 pub(crate) async fn config(State(realtime): State<Realtime>) -> Json<ConfigResponse> {
@@ -32,7 +45,19 @@ pub(crate) async fn config(State(realtime): State<Realtime>) -> Json<ConfigRespo
     } else {
         ranges.last().copied().unwrap_or(retention as u32)
     };
-    let (_, views) = realtime.resource_views(60, &Default::default());
+    let (_, views) = crate::snapshot::resource_views(
+        &realtime,
+        &crate::cluster::view::Scope::Default,
+        60,
+        &Default::default(),
+    );
+    let now = realtime.buffer().clock().now_ms();
+    let cluster = realtime.shared.cluster.as_ref().map(|c| ClusterConfig {
+        name: c.name.clone(),
+        state: c.state_name(),
+        live_instances: c.live_peers(now).len() + 1,
+        instances: c.known_instances(),
+    });
     Json(ConfigResponse {
         labels: realtime.labels().clone(),
         retention_seconds: retention,
@@ -40,5 +65,7 @@ pub(crate) async fn config(State(realtime): State<Realtime>) -> Json<ConfigRespo
         ranges,
         default_range,
         resources: views.into_iter().map(|v| v.name).collect(),
+        instance: realtime.shared.instance_id.clone(),
+        cluster,
     })
 }

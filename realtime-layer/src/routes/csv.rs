@@ -5,6 +5,7 @@
 use super::error::ApiError;
 use super::params::{self, QueryMap};
 use crate::buffer::{Cursor, EventFilter, EventRecord};
+use crate::cluster::view::Source;
 use crate::event::EventKind;
 use crate::handle::Realtime;
 use axum::body::{Body, Bytes};
@@ -46,12 +47,13 @@ pub(crate) fn rfc3339_ms(ts_ms: u64) -> String {
 }
 
 /// Rows of `events` (plus the header when `header`), quoted as RFC 4180 requires.
-fn encode(events: &[EventRecord], header: bool) -> Bytes {
+/// Cluster views add an `instance` column (the instance that recorded each event).
+fn encode(events: &[EventRecord], header: bool, instance: bool) -> Bytes {
     let mut w = ::csv::WriterBuilder::new()
         .terminator(::csv::Terminator::CRLF)
         .from_writer(Vec::with_capacity(events.len() * 80 + 64));
     if header {
-        let _ = w.write_record(HEADER);
+        let _ = w.write_record(HEADER.iter().chain(instance.then_some(&"instance")));
     }
     for e in events {
         let ts = rfc3339_ms(e.ts_ms);
@@ -60,7 +62,7 @@ fn encode(events: &[EventRecord], header: bool) -> Bytes {
             EventKind::Borrow => "false",
             _ => "",
         };
-        let _ = w.write_record([
+        let row = [
             ts.as_str(),
             e.kind.as_str(),
             &e.resource,
@@ -68,13 +70,17 @@ fn encode(events: &[EventRecord], header: bool) -> Bytes {
             e.borrow_id.as_deref().unwrap_or(""),
             overage,
             e.reason.as_deref().unwrap_or(""),
-        ]);
+        ];
+        let origin = instance.then(|| e.instance.as_deref().unwrap_or(""));
+        let _ = w.write_record(row.into_iter().chain(origin));
     }
     Bytes::from(w.into_inner().unwrap_or_default())
 }
 
 struct Export {
     realtime: Realtime,
+    /// The buffer the cursor walks (fixed for the whole export).
+    source: Source,
     filter: EventFilter,
     cursor: Cursor,
     /// Events recorded after this (during the export) are left out, so the export ends.
@@ -88,7 +94,11 @@ impl Export {
         if self.done {
             return None;
         }
-        let (mut page, next) = self.realtime.buffer().page(self.cursor, PAGE, &self.filter);
+        let buffer = match (self.source, self.realtime.shared.cluster.as_deref()) {
+            (Source::Cluster, Some(cluster)) => &cluster.buffer,
+            _ => self.realtime.buffer(),
+        };
+        let (mut page, next) = buffer.page(self.cursor, PAGE, &self.filter);
         self.cursor = next;
         if page.len() < PAGE {
             self.done = true;
@@ -100,7 +110,7 @@ impl Export {
         if page.is_empty() && !self.header {
             return None;
         }
-        let bytes = encode(&page, self.header);
+        let bytes = encode(&page, self.header, self.source == Source::Cluster);
         self.header = false;
         Some(bytes)
     }
@@ -112,13 +122,16 @@ pub(crate) async fn events_csv(
 ) -> Result<Response, ApiError> {
     let retention = realtime.buffer().config().retention.as_secs();
     let window = params::window(&q, &realtime, retention.min(u32::MAX as u64) as u32)?;
-    let filter = params::filter(&q, &realtime)?;
-    let now = realtime.buffer().clock().now_ms();
-    let cursor = realtime
-        .buffer()
-        .cursor_at(now.saturating_sub(window as u64 * 1000));
+    let scope = params::scope(&q, &realtime)?;
+    let filter = params::filter(&q, &realtime, &scope)?;
+    let filter = scope.filter(&realtime, &filter);
+    let source = scope.source(&realtime);
+    let buffer = scope.buffer(&realtime);
+    let now = buffer.clock().now_ms();
+    let cursor = buffer.cursor_at(now.saturating_sub(window as u64 * 1000));
     let export = Export {
         realtime,
+        source,
         filter,
         cursor,
         until_ms: now,

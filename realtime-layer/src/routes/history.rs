@@ -3,6 +3,8 @@
 
 use super::error::ApiError;
 use super::params::{self, QueryMap};
+use crate::buffer::EventFilter;
+use crate::cluster::view::Scope;
 use crate::handle::Realtime;
 use axum::extract::{Query, State};
 use axum::Json;
@@ -60,6 +62,7 @@ pub(crate) struct HistoryResponse {
 /// of the bucket size.
 pub(crate) fn history(
     realtime: &Realtime,
+    scope: &Scope,
     window: u32,
     end: u64,
     resource: Option<&str>,
@@ -69,9 +72,18 @@ pub(crate) fn history(
     let n = window_s.div_ceil(bucket);
     let last = end.saturating_sub(1) / bucket * bucket;
     let first = last.saturating_sub((n - 1) * bucket);
-    let series = realtime
-        .buffer()
-        .seconds(first, end.saturating_sub(1), resource);
+    let buffer = scope.buffer(realtime);
+    let only = EventFilter {
+        resource: resource.map(str::to_owned),
+        ..EventFilter::default()
+    };
+    let only = scope.filter(realtime, &only);
+    let series = if only.instance.is_some() {
+        // One instance of a cluster view: its counts come from its events.
+        buffer.seconds_filtered(first, end.saturating_sub(1), &only)
+    } else {
+        buffer.seconds(first, end.saturating_sub(1), resource)
+    };
     let mut out = HistoryResponse {
         window_seconds: window,
         bucket_seconds: bucket,
@@ -134,10 +146,12 @@ pub(crate) async fn history_route(
     Query(q): Query<QueryMap>,
 ) -> Result<Json<HistoryResponse>, ApiError> {
     let window = params::window(&q, &realtime, DEFAULT_WINDOW)?;
-    let filter = params::filter(&q, &realtime)?;
+    let scope = params::scope(&q, &realtime)?;
+    let filter = params::filter(&q, &realtime, &scope)?;
     let end = realtime.buffer().clock().now_ms() / 1000;
     Ok(Json(history(
         &realtime,
+        &scope,
         window,
         end,
         filter.resource.as_deref(),

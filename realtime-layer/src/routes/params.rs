@@ -2,8 +2,10 @@
 
 use super::error::ApiError;
 use crate::buffer::EventFilter;
+use crate::cluster::view::Scope;
 use crate::handle::Realtime;
 use std::collections::HashMap;
+use std::sync::Arc;
 
 /// Raw query pairs (`axum::extract::Query<HashMap<..>>` only fails on broken encoding).
 pub(crate) type QueryMap = HashMap<String, String>;
@@ -27,9 +29,56 @@ pub(crate) fn window(q: &QueryMap, realtime: &Realtime, default: u32) -> Result<
     Ok(value as u32)
 }
 
-/// `resource` and `user` filters. An empty value means "no filter"; a resource the buffer has
-/// never seen is a 404 (the likely cause is a typo).
-pub(crate) fn filter(q: &QueryMap, realtime: &Realtime) -> Result<EventFilter, ApiError> {
+/// `scope` (`cluster`, the default with cluster mode on, or `local`) and `instance` (one
+/// instance's events, from the cluster view): which view answers. Unknown values are 400, an
+/// unknown instance 404.
+pub(crate) fn scope(q: &QueryMap, realtime: &Realtime) -> Result<Scope, ApiError> {
+    let get = |key: &str| q.get(key).map(|v| v.trim()).filter(|v| !v.is_empty());
+    let cluster = realtime.shared.cluster.as_deref();
+    let scope = match get("scope") {
+        None => Scope::Default,
+        Some("local") => Scope::Local,
+        Some("cluster") if cluster.is_some() => Scope::Default,
+        Some("cluster") => return Err(ApiError::bad_request(
+            "cluster_disabled",
+            "scope=cluster needs cluster mode (the `redis` feature and `Cluster` configuration)",
+        )),
+        Some(other) => {
+            return Err(ApiError::bad_request(
+                "invalid_scope",
+                format!("scope must be \"cluster\" or \"local\", got {other:?}"),
+            ))
+        }
+    };
+    let Some(id) = get("instance") else {
+        return Ok(scope);
+    };
+    if id == realtime.instance_id() {
+        return Ok(Scope::Local);
+    }
+    if scope == Scope::Local {
+        return Err(ApiError::bad_request(
+            "invalid_scope",
+            "scope=local shows this instance only; drop it to see another instance",
+        ));
+    }
+    let known = cluster.is_some_and(|c| c.known_instances().iter().any(|k| &**k == id));
+    if !known {
+        return Err(ApiError::not_found(
+            "unknown_instance",
+            format!("no instance named {id:?} is known to this instance's cluster view"),
+        ));
+    }
+    Ok(Scope::Instance(Arc::from(id)))
+}
+
+/// `resource` and `user` filters. An empty value means "no filter"; a resource never seen in
+/// `scope`'s view is a 404 (the likely cause is a typo).
+pub(crate) fn filter(
+    q: &QueryMap,
+    realtime: &Realtime,
+    scope: &Scope,
+) -> Result<EventFilter, ApiError> {
     let get = |key: &str| {
         q.get(key)
             .map(|v| v.trim())
@@ -44,16 +93,14 @@ pub(crate) fn filter(q: &QueryMap, realtime: &Realtime) -> Result<EventFilter, A
                 "resource names are at most 1024 bytes",
             ));
         }
-        let known = realtime
-            .buffer()
+        let known = scope
+            .buffer(realtime)
             .resource_names()
             .iter()
             .any(|n| &**n == name)
-            || realtime
-                .shared
-                .status_source
-                .as_ref()
-                .is_some_and(|s| s.status().iter().any(|r| &r.name == name));
+            || scope
+                .status(realtime)
+                .is_some_and(|rows| rows.iter().any(|r| &r.name == name));
         if !known {
             return Err(ApiError::not_found(
                 "unknown_resource",

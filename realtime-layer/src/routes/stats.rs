@@ -3,11 +3,13 @@
 use super::error::ApiError;
 use super::params::{self, QueryMap};
 use crate::buffer::EventRecord;
+use crate::cluster::ClusterInfo;
 use crate::handle::Realtime;
 use crate::snapshot::{Rates, ResourceView};
 use axum::extract::{Query, State};
 use axum::Json;
 use serde::Serialize;
+use std::sync::Arc;
 
 /// Most recent events listed in a stats answer.
 pub const RECENT_EVENTS_LIMIT: usize = 100;
@@ -17,6 +19,14 @@ pub const RECENT_EVENTS_LIMIT: usize = 100;
 pub struct StatsResponse {
     /// When it was computed (Unix ms).
     pub generated_at_ms: u64,
+    /// The instance that answered.
+    pub instance: Arc<str>,
+    /// The view answered from: `local`, `cluster` or `instance` (`?instance=ID`).
+    pub scope: &'static str,
+    /// Cluster mode's state, instances (last-seen age, replication lag) and counters; absent
+    /// without cluster mode.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<ClusterInfo>,
     /// The window rates and counts cover.
     pub window_seconds: u32,
     /// Events held, all kinds.
@@ -54,13 +64,22 @@ pub(crate) async fn stats(
     Query(q): Query<QueryMap>,
 ) -> Result<Json<StatsResponse>, ApiError> {
     let window = params::window(&q, &realtime, 60)?;
-    let filter = params::filter(&q, &realtime)?;
-    let buffer = realtime.buffer();
-    let (totals, resources) = realtime.resource_views(window, &filter);
+    let scope = params::scope(&q, &realtime)?;
+    let filter = params::filter(&q, &realtime, &scope)?;
+    let (totals, resources) = crate::snapshot::resource_views(&realtime, &scope, window, &filter);
+    let buffer = scope.buffer(&realtime);
     let stats = buffer.stats();
-    let recent_events = buffer.recent_events(window, RECENT_EVENTS_LIMIT, &filter);
+    let recent_events = buffer.recent_events(
+        window,
+        RECENT_EVENTS_LIMIT,
+        &scope.filter(&realtime, &filter),
+    );
+    let now = buffer.clock().now_ms();
     Ok(Json(StatsResponse {
-        generated_at_ms: buffer.clock().now_ms(),
+        generated_at_ms: now,
+        instance: realtime.shared.instance_id.clone(),
+        scope: scope.name(&realtime),
+        cluster: realtime.shared.cluster.as_ref().map(|c| c.info(now)),
         window_seconds: window,
         total_events: stats.total_events,
         borrow_count: stats.borrow_count,

@@ -94,7 +94,9 @@ impl Subscription {
         q: &QueryMap,
         last_seen: Option<u64>,
     ) -> Result<(Subscription, Bytes), Box<Response>> {
-        let filter = params::filter(q, realtime).map_err(|e| Box::new(e.into_response()))?;
+        let scope = params::scope(q, realtime).map_err(|e| Box::new(e.into_response()))?;
+        let filter =
+            params::filter(q, realtime, &scope).map_err(|e| Box::new(e.into_response()))?;
         let shutdown = realtime.shutdown_token();
         if shutdown.is_cancelled() {
             return Err(Box::new(unavailable(
@@ -111,7 +113,7 @@ impl Subscription {
         };
         let channel = realtime
             .stream_hub()
-            .channel(realtime, filter)
+            .channel(realtime, scope, filter)
             .map_err(|e| Box::new(unavailable(&e.error, e.detail)))?;
         let mut rx = channel.subscribe();
         let (last_seq, snapshot) = channel.catch_up(last_seen, &mut rx);

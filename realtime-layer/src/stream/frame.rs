@@ -59,6 +59,17 @@ impl From<BufferStats> for BufferFrame {
     }
 }
 
+/// Which view a frame shows and the cluster's health (cluster mode only).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub(crate) struct ClusterFrame {
+    /// `ok`, `degraded` (Redis unreachable: this instance's view) or `backfilling`.
+    pub(crate) state: &'static str,
+    /// `cluster`, `local` or `instance`.
+    pub(crate) scope: &'static str,
+    /// Live instances, this one included.
+    pub(crate) live_instances: usize,
+}
+
 /// Snapshot or delta.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -73,6 +84,10 @@ pub(crate) struct FrameJson<'a> {
     pub(crate) seq: u64,
     pub(crate) kind: FrameKind,
     pub(crate) ts_ms: u64,
+    /// The instance that built the frame.
+    pub(crate) instance: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) cluster: Option<&'a ClusterFrame>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) rates: Option<&'a Rates>,
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -14,13 +14,14 @@
 mod frame;
 
 use crate::buffer::{Cursor, EventFilter, EventRecord, SecondPoint};
+use crate::cluster::view::{Scope, Source};
 use crate::handle::Realtime;
 use crate::routes::ApiError;
 use crate::snapshot::Rates;
 use crate::state::Shared;
 use axum::body::Bytes;
 use axum::http::StatusCode;
-use frame::{BufferFrame, FrameJson, FrameKind, ResourceFrame};
+use frame::{BufferFrame, ClusterFrame, FrameJson, FrameKind, ResourceFrame};
 use parking_lot::Mutex;
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -63,6 +64,7 @@ struct Sent {
     resources: Vec<ResourceFrame>,
     buffer: BufferFrame,
     point: Option<SecondPoint>,
+    cluster: Option<ClusterFrame>,
 }
 
 #[derive(Debug)]
@@ -73,6 +75,11 @@ struct HistoryFrame {
 }
 
 struct ChannelState {
+    /// The instance building the frames.
+    instance: Arc<str>,
+    /// The buffer `cursor` walks (a cluster channel falls back to the local buffer while the
+    /// cluster is degraded).
+    source: Source,
     cursor: Cursor,
     seq: u64,
     sent: Sent,
@@ -90,12 +97,13 @@ struct ChannelState {
 
 /// The frames of one filter.
 pub(crate) struct Channel {
+    scope: Scope,
     filter: EventFilter,
     tx: watch::Sender<Arc<Published>>,
     state: Mutex<ChannelState>,
 }
 
-type FilterKey = (Option<String>, Option<String>);
+type FilterKey = (Scope, Option<String>, Option<String>);
 
 /// Builds and fans out frames for every filter of one instance.
 pub(crate) struct StreamHub {
@@ -122,9 +130,10 @@ impl StreamHub {
     pub(crate) fn channel(
         &self,
         realtime: &Realtime,
+        scope: Scope,
         filter: EventFilter,
     ) -> Result<Arc<Channel>, ApiError> {
-        let key = (filter.resource.clone(), filter.user.clone());
+        let key = (scope.clone(), filter.resource.clone(), filter.user.clone());
         let mut channels = self.channels.lock();
         if let Some(ch) = channels.get(&key) {
             return Ok(ch.clone());
@@ -150,7 +159,7 @@ impl StreamHub {
                 }
             }
         }
-        let ch = Arc::new(Channel::new(realtime, filter, self.seq()));
+        let ch = Arc::new(Channel::new(realtime, scope, filter, self.seq()));
         channels.insert(key, ch.clone());
         Ok(ch)
     }
@@ -181,18 +190,9 @@ impl StreamHub {
 impl Channel {
     /// A channel whose first frame (seq `seq`) reflects the buffer now, with the newest events
     /// for snapshots.
-    fn new(realtime: &Realtime, filter: EventFilter, seq: u64) -> Channel {
-        let buffer = realtime.buffer();
-        let before_ms = buffer.clock().now_ms();
-        // Find where the newest SNAPSHOT_EVENTS start, then read forward from there: one locked
-        // call gives both the events and the exact cursor after them (no gap, no duplicate).
-        let retention = buffer.config().retention.as_secs().min(u32::MAX as u64) as u32;
-        let from_ms = buffer
-            .recent_events(retention, SNAPSHOT_EVENTS, &filter)
-            .last()
-            .map_or(before_ms, |e| e.ts_ms);
-        let (events, _, cursor) =
-            buffer.events_after(buffer.cursor_at(from_ms), SNAPSHOT_EVENTS, &filter);
+    fn new(realtime: &Realtime, scope: Scope, filter: EventFilter, seq: u64) -> Channel {
+        let source = scope.source(realtime);
+        let (events, cursor) = newest_events(realtime, &scope, &filter);
         let now = Instant::now();
         let (tx, _) = watch::channel(Arc::new(Published {
             seq: 0,
@@ -200,9 +200,12 @@ impl Channel {
             delta: Bytes::new(),
         }));
         let ch = Channel {
+            scope,
             filter,
             tx,
             state: Mutex::new(ChannelState {
+                instance: realtime.shared.instance_id.clone(),
+                source,
                 cursor,
                 seq: 0,
                 sent: Sent::default(),
@@ -215,7 +218,7 @@ impl Channel {
         };
         {
             let mut st = ch.state.lock();
-            let (sent, _) = compute(realtime, &ch.filter, &st.sent);
+            let (sent, _) = compute(realtime, &ch.scope, &ch.filter, &st.sent);
             st.sent = sent;
             st.seq = seq;
             st.history.push_back(HistoryFrame {
@@ -223,7 +226,7 @@ impl Channel {
                 events: Vec::new(),
                 omitted: 0,
             });
-            let delta = st.encode(FrameKind::Delta, &[], 0, true, true, true, true);
+            let delta = st.encode(FrameKind::Delta, &[], 0, true, true, true, true, true);
             ch.tx.send_replace(Arc::new(Published {
                 seq,
                 prev_seq: 0,
@@ -241,14 +244,22 @@ impl Channel {
     /// Builds and publishes the next frame.
     fn build(&self, realtime: &Realtime, seq: u64, now: Instant, tick: Duration) {
         let mut st = self.state.lock();
-        let buffer = realtime.buffer();
-        let (events, omitted, cursor) =
-            buffer.events_after(st.cursor, MAX_FRAME_EVENTS, &self.filter);
+        let source = self.scope.source(realtime);
+        let buffer = self.scope.buffer(realtime);
+        let filter = self.scope.filter(realtime, &self.filter);
+        if source != st.source {
+            // The cluster became reachable or unreachable: go on from the other buffer's end
+            // (its own past is in its history, not in this stream).
+            st.source = source;
+            st.cursor = buffer.cursor();
+        }
+        let (events, omitted, cursor) = buffer.events_after(st.cursor, MAX_FRAME_EVENTS, &filter);
         st.cursor = cursor;
         // Rates and buffer facts move with every event; refresh them once per tick at most
         // (resources, events and points go out at once).
         let refresh = now.duration_since(st.refreshed) >= tick.mul_f64(0.9);
-        let (next, point_changed) = compute(realtime, &self.filter, &st.sent);
+        let (next, point_changed) = compute(realtime, &self.scope, &self.filter, &st.sent);
+        let inc_cluster = next.cluster != st.sent.cluster;
         let inc_rates = refresh && next.rates != st.sent.rates;
         let inc_buffer = refresh && next.buffer != st.sent.buffer;
         let inc_resources = next.resources != st.sent.resources;
@@ -269,6 +280,7 @@ impl Channel {
                 std::mem::take(&mut st.sent.buffer)
             },
             point: next.point,
+            cluster: next.cluster,
         };
         st.sent = sent;
         let prev_seq = st.seq;
@@ -281,6 +293,7 @@ impl Channel {
             inc_resources,
             inc_buffer,
             point_changed,
+            inc_cluster,
         );
         for e in &events {
             if st.recent.len() == SNAPSHOT_EVENTS {
@@ -340,6 +353,7 @@ impl Channel {
                 true,
                 true,
                 true,
+                true,
             );
             return (seq, bytes);
         }
@@ -349,7 +363,16 @@ impl Channel {
             }
         }
         let events: Vec<EventRecord> = st.recent.iter().cloned().collect();
-        let bytes = st.encode(FrameKind::Snapshot, &events, 0, true, true, true, true);
+        let bytes = st.encode(
+            FrameKind::Snapshot,
+            &events,
+            0,
+            true,
+            true,
+            true,
+            true,
+            true,
+        );
         st.snapshot = Some((seq, bytes.clone()));
         (seq, bytes)
     }
@@ -367,12 +390,19 @@ impl ChannelState {
         resources: bool,
         buffer: bool,
         point: bool,
+        cluster: bool,
     ) -> Bytes {
         let with_events = kind == FrameKind::Snapshot || !events.is_empty() || omitted > 0;
         FrameJson {
             seq: self.seq,
             kind,
             ts_ms: self.sent.ts_ms,
+            instance: &self.instance,
+            cluster: if cluster {
+                self.sent.cluster.as_ref()
+            } else {
+                None
+            },
             rates: rates.then_some(&self.sent.rates),
             resources: resources.then_some(self.sent.resources.as_slice()),
             buffer: buffer.then_some(&self.sent.buffer),
@@ -388,23 +418,51 @@ impl ChannelState {
     }
 }
 
+/// The newest events of `scope` and `filter` (for a new channel's snapshots) and the cursor
+/// right after them.
+fn newest_events(
+    realtime: &Realtime,
+    scope: &Scope,
+    filter: &EventFilter,
+) -> (Vec<EventRecord>, Cursor) {
+    let buffer = scope.buffer(realtime);
+    let filter = scope.filter(realtime, filter);
+    let before_ms = buffer.clock().now_ms();
+    // Find where the newest SNAPSHOT_EVENTS start, then read forward from there: one locked
+    // call gives both the events and the exact cursor after them (no gap, no duplicate).
+    let retention = buffer.config().retention.as_secs().min(u32::MAX as u64) as u32;
+    let from_ms = buffer
+        .recent_events(retention, SNAPSHOT_EVENTS, &filter)
+        .last()
+        .map_or(before_ms, |e| e.ts_ms);
+    let (events, _, cursor) =
+        buffer.events_after(buffer.cursor_at(from_ms), SNAPSHOT_EVENTS, &filter);
+    (events, cursor)
+}
+
 /// Current values for `filter`; the flag tells whether `point` moved to a newer second than in
 /// `prev` (it is only recomputed then).
-fn compute(realtime: &Realtime, filter: &EventFilter, prev: &Sent) -> (Sent, bool) {
-    let buffer = realtime.buffer();
+fn compute(realtime: &Realtime, scope: &Scope, filter: &EventFilter, prev: &Sent) -> (Sent, bool) {
+    let buffer = scope.buffer(realtime);
     let ts_ms = buffer.clock().now_ms();
-    let (totals, views) = realtime.resource_views(RATE_WINDOW, filter);
+    let (totals, views) = crate::snapshot::resource_views(realtime, scope, RATE_WINDOW, filter);
     let point_t = (ts_ms / 1000).saturating_sub(1);
     let (point, changed) = match prev.point {
         Some(p) if p.t == point_t => (Some(p), false),
-        _ => (Some(second_point(realtime, filter, point_t)), true),
+        _ => (Some(second_point(realtime, scope, filter, point_t)), true),
     };
+    let cluster = realtime.shared.cluster.as_ref().map(|c| ClusterFrame {
+        state: c.state_name(),
+        scope: scope.name(realtime),
+        live_instances: c.live_peers(ts_ms).len() + 1,
+    });
     let sent = Sent {
         ts_ms,
         rates: Rates::from_totals(&totals, RATE_WINDOW),
         resources: views.iter().map(ResourceFrame::from).collect(),
         buffer: buffer.stats().into(),
         point,
+        cluster,
     };
     (sent, changed)
 }
@@ -412,8 +470,18 @@ fn compute(realtime: &Realtime, filter: &EventFilter, prev: &Sent) -> (Sent, boo
 /// The aggregate of second `t` for `filter` (zero counts and the carried level when idle). With
 /// a user filter the counts are that user's events (read from the events of that second), and
 /// `peak_borrowed` stays the pool's (levels are not kept per user).
-fn second_point(realtime: &Realtime, filter: &EventFilter, t: u64) -> SecondPoint {
-    let buffer = realtime.buffer();
+fn second_point(realtime: &Realtime, scope: &Scope, filter: &EventFilter, t: u64) -> SecondPoint {
+    let buffer = scope.buffer(realtime);
+    let filter = &scope.filter(realtime, filter);
+    if filter.instance.is_some() {
+        let series = buffer.seconds_filtered(t, t, filter);
+        return series.points.first().copied().unwrap_or(SecondPoint {
+            t,
+            peak_borrowed: series.level_before,
+            end_borrowed: series.level_before,
+            ..SecondPoint::default()
+        });
+    }
     let series = buffer.seconds(t, t, filter.resource.as_deref());
     let mut p = series.points.first().copied().unwrap_or(SecondPoint {
         t,
@@ -478,7 +546,7 @@ impl Realtime {
     /// assert_eq!(frame["events"][0]["user"], "ann");
     /// ```
     pub fn snapshot_frame(&self, filter: &EventFilter) -> String {
-        let ch = Channel::new(self, filter.clone(), 1);
+        let ch = Channel::new(self, Scope::Default, filter.clone(), 1);
         let mut rx = ch.subscribe();
         let (_, bytes) = ch.catch_up(None, &mut rx);
         String::from_utf8(frame_json(&bytes).to_vec()).expect("frames are UTF-8")

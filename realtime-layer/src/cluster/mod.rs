@@ -1,0 +1,217 @@
+//! Cluster mode: one live view across every replica, through Redis (feature `redis`).
+//!
+//! Between the buffer and the stream. Each instance keeps its own buffer exactly as without
+//! cluster mode (the *local* view) and, beside it, a second buffer holding every instance's
+//! events (the *cluster* view, each event tagged with the instance that recorded it):
+//!
+//! ```text
+//! record ─► local buffer ──feed (≤ 50 ms, off the request path)──► cluster buffer ─► routes
+//!                        └─► pending queue ─► XADD batch ─► Redis stream ─► XREAD ─┘  (other
+//!   status source ─► heartbeat key (TTL) ─► peers' status rows ─► cluster totals       instances)
+//! ```
+//!
+//! Recording costs exactly what it costs without cluster mode: the feed reads the local buffer
+//! through a cursor, like the stream does. See `docs/ARCHITECTURE.md` for the choices (client
+//! crate, outage behaviour, clock skew) and `docs/OPERATIONS.md` for sizing.
+#![cfg_attr(not(feature = "redis"), allow(dead_code))]
+
+mod state;
+pub(crate) mod view;
+mod wire;
+
+#[cfg(feature = "redis")]
+pub(crate) mod link;
+
+pub(crate) use state::ClusterState;
+pub use state::{ClusterInfo, InstanceInfo};
+
+#[cfg(feature = "redis")]
+use std::time::Duration;
+
+/// How the status rows of several instances add up to cluster totals.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PoolScope {
+    /// Each instance owns its pool (e.g. two sites, each with its own database): cluster totals
+    /// are the sum of every live instance's rows.
+    #[default]
+    PerInstance,
+    /// All instances report the same pool (replicas on one database): cluster totals are the
+    /// freshest row of each resource (this instance's own, when it has a status source).
+    Shared,
+}
+
+/// Cluster mode settings: where Redis is, which cluster this instance joins, how pools add up.
+///
+/// ```no_run
+/// # #[cfg(feature = "redis")] {
+/// use realtime_layer::{Cluster, PoolScope, Realtime};
+///
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// let realtime = Realtime::builder()
+///     .cluster(
+///         Cluster::redis("redis://127.0.0.1:6379")
+///             .name("license-demo")
+///             .pool_scope(PoolScope::Shared),
+///     )
+///     .build()?; // inside a Tokio runtime: the Redis tasks start here, in the background
+/// # Ok(()) }
+/// # }
+/// ```
+#[cfg(feature = "redis")]
+#[derive(Debug, Clone)]
+pub struct Cluster {
+    pub(crate) url: String,
+    pub(crate) name: String,
+    pub(crate) pool_scope: PoolScope,
+    pub(crate) heartbeat: Duration,
+    pub(crate) instance_ttl: Duration,
+    pub(crate) flush_interval: Duration,
+    pub(crate) max_batch: usize,
+    pub(crate) max_pending: usize,
+    pub(crate) replay_window: Duration,
+    pub(crate) max_stream_entries: usize,
+    pub(crate) capacity_factor: usize,
+}
+
+#[cfg(feature = "redis")]
+impl Cluster {
+    /// Cluster mode through the Redis server at `url`: `redis://[user:password@]host[:port][/db]`
+    /// (`rediss://` needs the `redis` crate's TLS features in your build).
+    pub fn redis(url: impl Into<String>) -> Self {
+        Cluster {
+            url: url.into(),
+            name: "realtime".into(),
+            pool_scope: PoolScope::PerInstance,
+            heartbeat: Duration::from_secs(1),
+            instance_ttl: Duration::from_secs(10),
+            flush_interval: Duration::from_millis(50),
+            max_batch: 1_000,
+            max_pending: 10_000,
+            replay_window: Duration::from_secs(10),
+            max_stream_entries: 1_000_000,
+            capacity_factor: 4,
+        }
+    }
+
+    /// The cluster's name (default `realtime`): instances with the same name and Redis share one
+    /// view. Letters, digits and `-_.:`, at most 64.
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
+    }
+
+    /// How status rows add up (default [`PoolScope::PerInstance`]).
+    pub fn pool_scope(mut self, scope: PoolScope) -> Self {
+        self.pool_scope = scope;
+        self
+    }
+
+    /// Heartbeat and status period (default 1 s).
+    pub fn heartbeat(mut self, period: Duration) -> Self {
+        self.heartbeat = period;
+        self
+    }
+
+    /// How long an instance stays in the live totals without a heartbeat (default 10 s). Its
+    /// events stay in the history.
+    pub fn instance_ttl(mut self, ttl: Duration) -> Self {
+        self.instance_ttl = ttl;
+        self
+    }
+
+    /// Longest wait before recorded events are published (default 50 ms).
+    pub fn flush_interval(mut self, interval: Duration) -> Self {
+        self.flush_interval = interval;
+        self
+    }
+
+    /// Most events per stream entry (default 1,000).
+    pub fn max_batch(mut self, n: usize) -> Self {
+        self.max_batch = n;
+        self
+    }
+
+    /// Most events waiting to be published while Redis is slow or down (default 10,000); past
+    /// it the oldest are dropped and counted (`publish_dropped`).
+    pub fn max_pending(mut self, n: usize) -> Self {
+        self.max_pending = n;
+        self
+    }
+
+    /// How old a waiting event may be and still be published when Redis comes back (default
+    /// 10 s); older ones stay local and are counted (`publish_dropped`).
+    pub fn replay_window(mut self, window: Duration) -> Self {
+        self.replay_window = window;
+        self
+    }
+
+    /// Length cap of the Redis stream in entries (default 1,000,000; entries also go when they
+    /// pass the retention).
+    pub fn max_stream_entries(mut self, n: usize) -> Self {
+        self.max_stream_entries = n;
+        self
+    }
+
+    /// The cluster view's event caps as a multiple of the local buffer's (default 4: with the
+    /// default caps, 400,000 borrows, ~10 MB).
+    pub fn capacity_factor(mut self, factor: usize) -> Self {
+        self.capacity_factor = factor;
+        self
+    }
+
+    pub(crate) fn validate(&self) -> Result<(), crate::ConfigError> {
+        let err = |m: String| Err(crate::ConfigError(m));
+        if self.name.is_empty()
+            || self.name.len() > 64
+            || !self
+                .name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
+        {
+            return err(format!(
+                "cluster name must be 1..=64 letters, digits or -_.:, got {:?}",
+                self.name
+            ));
+        }
+        if let Err(e) = redis::Client::open(self.url.as_str()) {
+            return err(format!("invalid Redis URL: {e}"));
+        }
+        if self.heartbeat.is_zero() || self.instance_ttl < self.heartbeat * 2 {
+            return err(
+                "cluster heartbeat must be above zero and the instance TTL at least two heartbeats"
+                    .into(),
+            );
+        }
+        if self.flush_interval.is_zero() || self.max_batch == 0 || self.max_pending == 0 {
+            return err(
+                "cluster flush interval, max batch and max pending must be above zero".into(),
+            );
+        }
+        if self.capacity_factor == 0 || self.capacity_factor > 64 {
+            return err(format!(
+                "cluster capacity factor must be in 1..=64, got {}",
+                self.capacity_factor
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The default instance id: host name and process id (`web-1-4242`).
+pub(crate) fn default_instance_id() -> String {
+    let host = gethostname::gethostname();
+    let host = host.to_string_lossy();
+    let host = if host.is_empty() { "localhost" } else { &host };
+    format!("{host}-{}", std::process::id())
+}
+
+/// Checks an instance id: 1..=128 bytes, no control or whitespace characters.
+pub(crate) fn validate_instance_id(id: &str) -> Result<(), crate::ConfigError> {
+    if id.is_empty() || id.len() > 128 || id.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return Err(crate::ConfigError(format!(
+            "instance id must be 1..=128 bytes without spaces or control characters, got {id:?}"
+        )));
+    }
+    Ok(())
+}

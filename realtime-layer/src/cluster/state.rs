@@ -1,0 +1,365 @@
+//! What one instance knows of its cluster: the cluster buffer, the other instances (from their
+//! heartbeats), health and counters. Written by the Redis tasks, read by views and routes.
+
+use super::PoolScope;
+use crate::buffer::{Cursor, EventBuffer, StoredEvent};
+use crate::status::ResourceStatus;
+use parking_lot::Mutex;
+use serde::Serialize;
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Another instance as its heartbeats describe it.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Peer {
+    /// When its newest heartbeat was written (its clock, Unix ms).
+    pub(crate) heartbeat_ms: u64,
+    /// When this instance read that heartbeat (our clock).
+    pub(crate) seen_ms: u64,
+    pub(crate) started_ms: u64,
+    pub(crate) status: Option<Vec<ResourceStatus>>,
+    /// Newest event of it received, and how late it arrived (receipt − event time).
+    pub(crate) last_event_ms: Option<u64>,
+    pub(crate) lag_ms: Option<u64>,
+    pub(crate) received: u64,
+}
+
+/// Counters of the cluster link, all since start.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub(crate) published: AtomicU64,
+    pub(crate) publish_dropped: AtomicU64,
+    pub(crate) received: AtomicU64,
+    pub(crate) skipped_entries: AtomicU64,
+    pub(crate) backfilled: AtomicU64,
+    pub(crate) errors: AtomicU64,
+}
+
+/// Local events on their way to the cluster buffer and to Redis.
+struct Feed {
+    cursor: Cursor,
+    pending: VecDeque<StoredEvent>,
+}
+
+/// Cluster state of one instance.
+pub(crate) struct ClusterState {
+    pub(crate) id: Arc<str>,
+    pub(crate) name: String,
+    pub(crate) scope: PoolScope,
+    pub(crate) instance_ttl: Duration,
+    pub(crate) started_ms: u64,
+    /// Every instance's events (this one's included), tagged by instance.
+    pub(crate) buffer: EventBuffer,
+    /// The retained window was loaded from the stream (a fresh instance's view is not empty).
+    pub(crate) ready: AtomicBool,
+    /// The last Redis command succeeded.
+    pub(crate) connected: AtomicBool,
+    pub(crate) peers: Mutex<HashMap<Arc<str>, Peer>>,
+    pub(crate) counters: Counters,
+    pub(crate) last_error: Mutex<Option<String>>,
+    feed: Mutex<Feed>,
+    max_pending: usize,
+    /// Woken when events wait to be published.
+    pub(crate) publish_wake: tokio::sync::Notify,
+}
+
+/// One instance as `/realtime/stats` lists it (cluster mode).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct InstanceInfo {
+    /// Instance id.
+    pub id: Arc<str>,
+    /// This instance.
+    #[serde(rename = "self")]
+    pub this: bool,
+    /// Heartbeating (counted in live totals).
+    pub live: bool,
+    /// Milliseconds since its last heartbeat was seen (0 for this instance).
+    pub last_seen_ms_ago: u64,
+    /// How late its newest events arrived here (receipt − event time), in ms.
+    pub lag_ms: Option<u64>,
+    /// Its events received through Redis since this instance started.
+    pub events_received: u64,
+}
+
+/// The cluster as `/realtime/stats` describes it (cluster mode).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ClusterInfo {
+    /// Cluster name.
+    pub name: String,
+    /// `ok`, `degraded` (Redis unreachable: routes show this instance) or `backfilling`.
+    pub state: &'static str,
+    /// How status rows add up.
+    pub pool_scope: PoolScope,
+    /// Live instances (this one included).
+    pub live_instances: usize,
+    /// This instance first, then every other known one.
+    pub instances: Vec<InstanceInfo>,
+    /// Events this instance published to Redis.
+    pub published_events: u64,
+    /// Events of this instance that other instances will not see: dropped from a full publish
+    /// queue, or older than the replay window when Redis came back.
+    pub publish_dropped: u64,
+    /// Events waiting to be published now.
+    pub pending_events: u64,
+    /// Other instances' events merged live.
+    pub received_events: u64,
+    /// Events loaded from the stream at start (the backfill).
+    pub backfilled_events: u64,
+    /// Stream entries or heartbeats skipped as malformed or foreign.
+    pub skipped_entries: u64,
+    /// Events whose instance was folded into `(other)` (more than 64 instances).
+    pub folded_instances: u64,
+    /// Failed Redis commands and connection attempts.
+    pub redis_errors: u64,
+    /// The newest Redis error.
+    pub last_error: Option<String>,
+}
+
+impl ClusterState {
+    pub(crate) fn new(
+        id: Arc<str>,
+        name: String,
+        scope: PoolScope,
+        instance_ttl: Duration,
+        buffer: EventBuffer,
+        local_cursor: Cursor,
+        max_pending: usize,
+    ) -> Self {
+        let started_ms = buffer.clock().now_ms();
+        ClusterState {
+            id,
+            name,
+            scope,
+            instance_ttl,
+            started_ms,
+            buffer,
+            ready: AtomicBool::new(false),
+            connected: AtomicBool::new(false),
+            peers: Mutex::new(HashMap::new()),
+            counters: Counters::default(),
+            last_error: Mutex::new(None),
+            feed: Mutex::new(Feed {
+                cursor: local_cursor,
+                pending: VecDeque::new(),
+            }),
+            max_pending,
+            publish_wake: tokio::sync::Notify::new(),
+        }
+    }
+
+    /// Serving the cluster view: backfilled and reaching Redis.
+    pub(crate) fn healthy(&self) -> bool {
+        self.ready.load(Ordering::Acquire) && self.connected.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn state_name(&self) -> &'static str {
+        if !self.connected.load(Ordering::Acquire) {
+            "degraded"
+        } else if !self.ready.load(Ordering::Acquire) {
+            "backfilling"
+        } else {
+            "ok"
+        }
+    }
+
+    /// Moves this instance's new events from the local buffer into the cluster buffer and the
+    /// publish queue. Cheap when nothing is new (a lock and a cursor compare); called by the feed
+    /// task every flush interval and by readers right before they read the cluster view, so a
+    /// borrow answered a moment ago is already in it. Does nothing before the backfill is done
+    /// (the cluster buffer is filled oldest first). Returns how many events moved.
+    pub(crate) fn feed_local(&self, local: &EventBuffer) -> usize {
+        if !self.ready.load(Ordering::Acquire) {
+            return 0;
+        }
+        let mut feed = self.feed.lock();
+        let mut moved = 0;
+        loop {
+            let (events, lost, next) = local.stored_after(feed.cursor, 4_096);
+            if lost > 0 {
+                self.counters
+                    .publish_dropped
+                    .fetch_add(lost, Ordering::Relaxed);
+            }
+            feed.cursor = next;
+            if events.is_empty() {
+                break;
+            }
+            moved += events.len();
+            self.buffer.record_stored(&self.id, &events);
+            feed.pending.extend(events);
+            let over = feed.pending.len().saturating_sub(self.max_pending);
+            if over > 0 {
+                feed.pending.drain(..over);
+                self.counters
+                    .publish_dropped
+                    .fetch_add(over as u64, Ordering::Relaxed);
+            }
+        }
+        if moved > 0 {
+            self.publish_wake.notify_one();
+        }
+        moved
+    }
+
+    /// Takes up to `max` waiting events, oldest first.
+    pub(crate) fn take_pending(&self, max: usize) -> Vec<StoredEvent> {
+        let mut feed = self.feed.lock();
+        let n = feed.pending.len().min(max);
+        feed.pending.drain(..n).collect()
+    }
+
+    /// Puts events back at the front (a failed publish), within the queue's bound.
+    pub(crate) fn requeue(&self, events: Vec<StoredEvent>) {
+        let mut feed = self.feed.lock();
+        let room = self.max_pending.saturating_sub(feed.pending.len());
+        let keep = events.len().min(room);
+        let dropped = events.len() - keep;
+        if dropped > 0 {
+            self.counters
+                .publish_dropped
+                .fetch_add(dropped as u64, Ordering::Relaxed);
+        }
+        for e in events.into_iter().rev().take(keep) {
+            feed.pending.push_front(e);
+        }
+    }
+
+    pub(crate) fn pending_len(&self) -> usize {
+        self.feed.lock().pending.len()
+    }
+
+    /// Ids of the instances in the live totals (this one and those heartbeating within the TTL).
+    pub(crate) fn live_peers(&self, now_ms: u64) -> Vec<(Arc<str>, Peer)> {
+        let ttl = self.instance_ttl.as_millis() as u64;
+        let peers = self.peers.lock();
+        let mut out: Vec<(Arc<str>, Peer)> = peers
+            .iter()
+            .filter(|(id, p)| **id != self.id && now_ms.saturating_sub(p.seen_ms) < ttl)
+            .map(|(id, p)| (id.clone(), p.clone()))
+            .collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+
+    /// Cluster-wide status rows: this instance's own (fresh) rows and every live peer's, summed
+    /// per resource ([`PoolScope::PerInstance`]) or the freshest per resource
+    /// ([`PoolScope::Shared`]). `None` when nobody has a status source.
+    pub(crate) fn status_rows(
+        &self,
+        own: Option<Vec<ResourceStatus>>,
+        now_ms: u64,
+    ) -> Option<Vec<ResourceStatus>> {
+        let peers = self.live_peers(now_ms);
+        let mut sources: Vec<(u64, Vec<ResourceStatus>)> = Vec::new();
+        if let Some(own) = own {
+            sources.push((u64::MAX, own));
+        }
+        for (_, p) in peers {
+            if let Some(rows) = p.status {
+                sources.push((p.heartbeat_ms, rows));
+            }
+        }
+        if sources.is_empty() {
+            return None;
+        }
+        let mut merged: Vec<ResourceStatus> = Vec::new();
+        let mut at: HashMap<String, (usize, u64)> = HashMap::new();
+        for (fresh, rows) in sources {
+            for row in rows {
+                match at.get_mut(&row.name) {
+                    None => {
+                        at.insert(row.name.clone(), (merged.len(), fresh));
+                        merged.push(row);
+                    }
+                    Some((i, seen)) => match self.scope {
+                        PoolScope::PerInstance => {
+                            let m = &mut merged[*i];
+                            m.total = m.total.saturating_add(row.total);
+                            m.commit = m.commit.saturating_add(row.commit);
+                            m.borrowed = m.borrowed.saturating_add(row.borrowed);
+                        }
+                        PoolScope::Shared => {
+                            if fresh > *seen {
+                                merged[*i] = row;
+                                *seen = fresh;
+                            }
+                        }
+                    },
+                }
+            }
+        }
+        Some(merged)
+    }
+
+    /// The status rows of one other instance (`None`: it has no status source or is unknown).
+    pub(crate) fn peer_status(&self, id: &str) -> Option<Vec<ResourceStatus>> {
+        self.peers.lock().get(id).and_then(|p| p.status.clone())
+    }
+
+    /// Known instance ids: this one, those heartbeating, and those with events in the view.
+    pub(crate) fn known_instances(&self) -> Vec<Arc<str>> {
+        let mut ids: Vec<Arc<str>> = self.peers.lock().keys().cloned().collect();
+        ids.extend(self.buffer.instance_names());
+        ids.push(self.id.clone());
+        ids.sort();
+        ids.dedup();
+        ids.retain(|id| &**id != crate::buffer::OTHER_NAME);
+        ids
+    }
+
+    pub(crate) fn set_error(&self, error: impl std::fmt::Display) {
+        self.connected.store(false, Ordering::Release);
+        self.counters.errors.fetch_add(1, Ordering::Relaxed);
+        *self.last_error.lock() = Some(error.to_string());
+    }
+
+    pub(crate) fn set_connected(&self) {
+        self.connected.store(true, Ordering::Release);
+    }
+
+    pub(crate) fn info(&self, now_ms: u64) -> ClusterInfo {
+        let ttl = self.instance_ttl.as_millis() as u64;
+        let mut instances = vec![InstanceInfo {
+            id: self.id.clone(),
+            this: true,
+            live: true,
+            last_seen_ms_ago: 0,
+            lag_ms: None,
+            events_received: 0,
+        }];
+        {
+            let peers = self.peers.lock();
+            for (id, p) in peers.iter().filter(|(id, _)| **id != self.id) {
+                let ago = now_ms.saturating_sub(p.seen_ms);
+                instances.push(InstanceInfo {
+                    id: id.clone(),
+                    this: false,
+                    live: ago < ttl,
+                    last_seen_ms_ago: ago,
+                    lag_ms: p.lag_ms,
+                    events_received: p.received,
+                });
+            }
+        }
+        instances[1..].sort_by(|a, b| a.id.cmp(&b.id));
+        let c = &self.counters;
+        ClusterInfo {
+            name: self.name.clone(),
+            state: self.state_name(),
+            pool_scope: self.scope,
+            live_instances: instances.iter().filter(|i| i.live).count(),
+            instances,
+            published_events: c.published.load(Ordering::Relaxed),
+            publish_dropped: c.publish_dropped.load(Ordering::Relaxed),
+            pending_events: self.pending_len() as u64,
+            received_events: c.received.load(Ordering::Relaxed),
+            backfilled_events: c.backfilled.load(Ordering::Relaxed),
+            skipped_entries: c.skipped_entries.load(Ordering::Relaxed),
+            folded_instances: self.buffer.folded_instances(),
+            redis_errors: c.errors.load(Ordering::Relaxed),
+            last_error: self.last_error.lock().clone(),
+        }
+    }
+}
