@@ -76,6 +76,7 @@ async fn one_row(durability: Durability, workers: usize, total_ops: usize) -> St
         db: DbLocation::File(dir.path().join("bench.db")),
         tools,
         durability,
+        cluster: None,
     })
     .await
     .expect("server");

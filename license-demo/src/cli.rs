@@ -60,6 +60,44 @@ pub struct ServeArgs {
     /// OS crash or power loss (fsync per commit batch).
     #[arg(long, env = "LICENSE_DEMO_DURABILITY", value_enum, default_value_t = Durability::Normal)]
     pub durability: Durability,
+    /// Cluster mode: share one live dashboard with every license-demo on this Redis, e.g.
+    /// `redis://127.0.0.1:6379` (`redis://:PASSWORD@HOST:PORT/DB` with AUTH). Without it the
+    /// dashboard shows this process only.
+    #[arg(long, env = "LICENSE_DEMO_REDIS", value_name = "URL")]
+    pub redis: Option<String>,
+    /// Cluster name (instances with the same Redis and name share a view).
+    #[arg(
+        long,
+        env = "LICENSE_DEMO_CLUSTER",
+        default_value = "license-demo",
+        value_name = "NAME"
+    )]
+    pub cluster_name: String,
+    /// This instance's id in the cluster view (default: host name and process id).
+    #[arg(long, env = "LICENSE_DEMO_INSTANCE_ID", value_name = "ID")]
+    pub instance_id: Option<String>,
+    /// How the instances' pools add up: `per-instance` (each has its own database: totals are
+    /// summed) or `shared` (all on one database: the freshest count wins).
+    #[arg(long, env = "LICENSE_DEMO_POOL_SCOPE", value_enum, default_value_t = PoolScopeArg::PerInstance)]
+    pub pool_scope: PoolScopeArg,
+}
+
+/// `--pool-scope` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PoolScopeArg {
+    /// Each instance owns its pool.
+    PerInstance,
+    /// All instances share one pool.
+    Shared,
+}
+
+impl From<PoolScopeArg> for realtime_layer::PoolScope {
+    fn from(arg: PoolScopeArg) -> Self {
+        match arg {
+            PoolScopeArg::PerInstance => realtime_layer::PoolScope::PerInstance,
+            PoolScopeArg::Shared => realtime_layer::PoolScope::Shared,
+        }
+    }
 }
 
 /// Options of `license-demo stress`. Any option makes the run non-interactive; options not given

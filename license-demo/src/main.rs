@@ -4,7 +4,7 @@ use clap::Parser;
 use license_demo::cli::{Cli, Command, ServeArgs, StressArgs, DEFAULT_BIND};
 use license_demo::config::{default_tools, load_tools_file};
 use license_demo::pool::DbLocation;
-use license_demo::server::{self, ServerConfig};
+use license_demo::server::{self, ClusterOptions, ServerConfig};
 use license_demo::stress::{self, report};
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -48,6 +48,12 @@ fn serve_main(args: &ServeArgs, runtime: &tokio::runtime::Runtime) -> anyhow::Re
         db: DbLocation::parse(&args.db),
         tools,
         durability: args.durability,
+        cluster: args.redis.as_ref().map(|url| ClusterOptions {
+            redis_url: url.clone(),
+            name: args.cluster_name.clone(),
+            instance_id: args.instance_id.clone(),
+            pool_scope: args.pool_scope.into(),
+        }),
     };
     runtime.block_on(async {
         let server = server::start(config).await?;
@@ -57,6 +63,14 @@ fn serve_main(args: &ServeArgs, runtime: &tokio::runtime::Runtime) -> anyhow::Re
             args.db
         );
         println!("Dashboard: {url}/realtime");
+        if let Some(url) = &args.redis {
+            println!(
+                "Cluster mode: {} on {} (instance {})",
+                args.cluster_name,
+                redact(url),
+                server.instance_id()
+            );
+        }
         println!("Stress it: license-demo stress --profile medium --target {url}");
         let stop = server.shutdown_token();
         tokio::spawn(async move {
@@ -67,6 +81,14 @@ fn serve_main(args: &ServeArgs, runtime: &tokio::runtime::Runtime) -> anyhow::Re
         server.wait().await?;
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// A Redis URL without its password (for logs).
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => format!("{}://***@{}", &url[..scheme], &url[at + 1..]),
+        _ => url.to_string(),
+    }
 }
 
 async fn wait_for_signal() {

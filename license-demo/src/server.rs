@@ -6,7 +6,7 @@ use crate::pool::{DbLocation, Durability, LicensePool};
 use axum::response::Redirect;
 use axum::routing::get;
 use axum::Router;
-use realtime_layer::{Labels, Realtime, ResourceStatus};
+use realtime_layer::{Cluster, Labels, Realtime, ResourceStatus};
 use std::net::SocketAddr;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -22,6 +22,22 @@ pub struct ServerConfig {
     pub tools: Vec<ToolSpec>,
     /// SQLite `synchronous` level.
     pub durability: Durability,
+    /// Cluster mode (one live view with other instances on the same Redis); `None`: this
+    /// process only.
+    pub cluster: Option<ClusterOptions>,
+}
+
+/// Cluster mode settings of a license server.
+#[derive(Debug, Clone)]
+pub struct ClusterOptions {
+    /// Redis URL (`redis://host:port`).
+    pub redis_url: String,
+    /// Cluster name.
+    pub name: String,
+    /// Instance id (`None`: host name and pid).
+    pub instance_id: Option<String>,
+    /// How pools add up across instances.
+    pub pool_scope: realtime_layer::PoolScope,
 }
 
 /// Why the server could not start.
@@ -48,8 +64,27 @@ pub enum StartError {
 /// The license routes are wrapped in the realtime layer (so their events are recorded); the
 /// realtime routes and `/metrics` are merged after the layer so their own traffic is not.
 pub fn build_app(pool: &LicensePool) -> Result<(Router, Realtime), realtime_layer::ConfigError> {
+    build_app_with(pool, None)
+}
+
+/// [`build_app`] in cluster mode when `cluster` is given (needs a Tokio runtime).
+pub fn build_app_with(
+    pool: &LicensePool,
+    cluster: Option<&ClusterOptions>,
+) -> Result<(Router, Realtime), realtime_layer::ConfigError> {
     let source_pool = pool.clone();
-    let rt = Realtime::builder()
+    let mut builder = Realtime::builder();
+    if let Some(c) = cluster {
+        if let Some(id) = &c.instance_id {
+            builder = builder.instance_id(id.clone());
+        }
+        builder = builder.cluster(
+            Cluster::redis(c.redis_url.clone())
+                .name(c.name.clone())
+                .pool_scope(c.pool_scope),
+        );
+    }
+    let rt = builder
         .labels(
             Labels::default()
                 .title("License Server")
@@ -81,6 +116,7 @@ pub fn build_app(pool: &LicensePool) -> Result<(Router, Realtime), realtime_laye
 pub struct RunningServer {
     addr: SocketAddr,
     pool: LicensePool,
+    realtime: Realtime,
     shutdown: CancellationToken,
     task: JoinHandle<std::io::Result<()>>,
 }
@@ -92,11 +128,12 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         db,
         tools,
         durability,
+        cluster,
     } = config;
     let pool = tokio::task::spawn_blocking(move || LicensePool::open(&db, tools, durability))
         .await
         .map_err(|e| crate::pool::PoolError::Storage(format!("open task failed: {e}")))??;
-    let (app, rt) = build_app(&pool)?;
+    let (app, rt) = build_app_with(&pool, cluster.as_ref())?;
     let listener = tokio::net::TcpListener::bind(bind)
         .await
         .map_err(|source| StartError::Bind { addr: bind, source })?;
@@ -115,6 +152,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
     Ok(RunningServer {
         addr,
         pool,
+        realtime: rt,
         shutdown,
         task,
     })
@@ -133,6 +171,16 @@ impl RunningServer {
             addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
         }
         format!("http://{addr}")
+    }
+
+    /// The dashboard's realtime instance.
+    pub fn realtime(&self) -> &Realtime {
+        &self.realtime
+    }
+
+    /// This instance's id (shown on the dashboard).
+    pub fn instance_id(&self) -> &str {
+        self.realtime.instance_id()
     }
 
     /// The pool behind the server.

@@ -33,6 +33,7 @@ pub async fn start_at(db: &Path, tools: Vec<ToolSpec>) -> RunningServer {
         db: DbLocation::File(db.to_path_buf()),
         tools,
         durability: Durability::Normal,
+        cluster: None,
     })
     .await
     .expect("server starts")

@@ -160,7 +160,11 @@ impl Link {
                 return;
             };
             self.cluster.feed_local(&shared.buffer);
-            self.send_pending(&mut conn).await;
+            if self.cluster.pending_len() > 0 {
+                let status = shared.status_source.as_ref().map(|s| s.status());
+                self.send_pending(&mut conn, status.as_deref().unwrap_or(&[]))
+                    .await;
+            }
             if stopping {
                 // Leave at once rather than after the TTL.
                 let _: Result<(), _> = redis::pipe()
@@ -185,7 +189,7 @@ impl Link {
     }
 
     /// Sends every waiting event, one `XADD` per batch, all batches in one pipeline.
-    async fn send_pending(&self, conn: &mut ConnectionManager) {
+    async fn send_pending(&self, conn: &mut ConnectionManager, status: &[ResourceStatus]) {
         loop {
             let events = self.cluster.take_pending(self.settings.max_batch * 16);
             if events.is_empty() {
@@ -218,7 +222,7 @@ impl Link {
                     .arg("i")
                     .arg(&*self.cluster.id)
                     .arg("b")
-                    .arg(wire::encode(batch))
+                    .arg(wire::encode(batch, status))
                     .ignore();
             }
             match pipe.query_async::<()>(conn).await {
@@ -465,8 +469,8 @@ impl Link {
         if version != wire::VERSION.as_bytes() || super::validate_instance_id(instance).is_err() {
             return skip();
         }
-        let events = match wire::decode(batch) {
-            Ok(events) => events,
+        let wire::Decoded { events, status } = match wire::decode(batch) {
+            Ok(decoded) => decoded,
             Err(e) => {
                 tracing::debug!(entry = %entry.id, error = %e, "skipped a cluster stream entry");
                 return skip();
@@ -496,6 +500,22 @@ impl Link {
                 peer.last_event_ms = Some(peer.last_event_ms.unwrap_or(0).max(newest));
                 if !backfill {
                     peer.lag_ms = Some(now.saturating_sub(newest));
+                    // Live totals move with the events (heartbeats refresh every row).
+                    let rows = peer.status.get_or_insert_with(Vec::new);
+                    for (name, total, commit, borrowed) in status {
+                        let full = rows.len() >= 4_096;
+                        match rows.iter_mut().find(|r| *r.name == *name) {
+                            Some(row) => {
+                                row.total = total;
+                                row.commit = commit;
+                                row.borrowed = borrowed;
+                            }
+                            None if !full => {
+                                rows.push(ResourceStatus::new(&*name, total, commit, borrowed))
+                            }
+                            None => {}
+                        }
+                    }
                 }
             }
         }

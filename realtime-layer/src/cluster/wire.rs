@@ -11,10 +11,14 @@
 //! `t` is the base time (Unix ms); each event is `[dt, kind, resource, user, flags, id]` with
 //! `kind` 0 borrow, 1 return, 2 failure; `resource`/`user` index `n`; `flags` = overage bit |
 //! borrow-id kind << 1; `id` is the borrow id's 64-bit code, or for a failure the index of its
-//! reason in `n`. Anything else found in the stream is skipped and counted, never trusted.
+//! reason in `n`. An optional `s` carries the publisher's status rows of the batch's resources
+//! at send time, `[resource, total, commit, borrowed]`, so other instances' live totals move with
+//! the events instead of waiting for the next heartbeat. Anything else found in the stream is
+//! skipped and counted, never trusted.
 
 use crate::buffer::StoredEvent;
 use crate::event::EventKind;
+use crate::status::ResourceStatus;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -31,6 +35,16 @@ struct Batch {
     t: u64,
     n: Vec<String>,
     e: Vec<(u64, u8, u32, u32, u8, u64)>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    s: Vec<(u32, u32, u32, u32)>,
+}
+
+/// A decoded batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Decoded {
+    pub(crate) events: Vec<StoredEvent>,
+    /// The publisher's rows of the batch's resources: (name, total, commit, borrowed).
+    pub(crate) status: Vec<(Arc<str>, u32, u32, u32)>,
 }
 
 /// Why an entry was skipped.
@@ -44,8 +58,8 @@ pub(crate) enum WireError {
     Invalid(&'static str),
 }
 
-/// Encodes `events` (oldest first) as one batch.
-pub(crate) fn encode(events: &[StoredEvent]) -> String {
+/// Encodes `events` (oldest first) as one batch, with the `status` rows of its resources.
+pub(crate) fn encode(events: &[StoredEvent], status: &[ResourceStatus]) -> String {
     let base = events.first().map_or(0, |e| e.ts_ms);
     let mut names: Vec<String> = Vec::new();
     let mut index: HashMap<Arc<str>, u32> = HashMap::new();
@@ -73,16 +87,24 @@ pub(crate) fn encode(events: &[StoredEvent]) -> String {
             (ev.ts_ms.saturating_sub(base), kind, res, user, flags, id)
         })
         .collect();
+    let s = status
+        .iter()
+        .filter_map(|row| {
+            let i = *index.get(row.name.as_str())?;
+            Some((i, row.total, row.commit, row.borrowed))
+        })
+        .collect();
     serde_json::to_string(&Batch {
         t: base,
         n: names,
         e,
+        s,
     })
     .unwrap_or_default()
 }
 
 /// Decodes a batch, checking every index and bound.
-pub(crate) fn decode(json: &[u8]) -> Result<Vec<StoredEvent>, WireError> {
+pub(crate) fn decode(json: &[u8]) -> Result<Decoded, WireError> {
     let batch: Batch =
         serde_json::from_slice(json).map_err(|e| WireError::Malformed(e.to_string()))?;
     if batch.e.len() > MAX_EVENTS {
@@ -98,7 +120,12 @@ pub(crate) fn decode(json: &[u8]) -> Result<Vec<StoredEvent>, WireError> {
             .cloned()
             .ok_or(WireError::Invalid("name index out of range"))
     };
-    batch
+    let status = batch
+        .s
+        .iter()
+        .map(|&(res, total, commit, borrowed)| Ok((get(res as u64)?, total, commit, borrowed)))
+        .collect::<Result<Vec<_>, WireError>>()?;
+    let events = batch
         .e
         .iter()
         .map(|&(dt, kind, res, user, flags, id)| {
@@ -123,7 +150,8 @@ pub(crate) fn decode(json: &[u8]) -> Result<Vec<StoredEvent>, WireError> {
                 reason: if failure { Some(get(id)?) } else { None },
             })
         })
-        .collect()
+        .collect::<Result<Vec<_>, WireError>>()?;
+    Ok(Decoded { events, status })
 }
 
 #[cfg(test)]
@@ -154,9 +182,15 @@ mod tests {
             ev(1_700_000_000_007, EventKind::Return, "ann"),
             ev(1_700_000_000_009, EventKind::Failure, "bob"),
         ];
-        let json = encode(&events);
+        let rows = [
+            ResourceStatus::new("CAD", 10, 8, 3),
+            ResourceStatus::new("not in the batch", 1, 1, 1),
+        ];
+        let json = encode(&events, &rows);
         assert_eq!(json.matches("\"ann\"").count(), 1);
-        assert_eq!(decode(json.as_bytes()).unwrap(), events);
+        let decoded = decode(json.as_bytes()).unwrap();
+        assert_eq!(decoded.events, events);
+        assert_eq!(decoded.status, vec![(Arc::from("CAD"), 10, 8, 3)]);
         // Compact: a few dozen bytes per event once names are shared.
         assert!(json.len() < 200, "{json}");
     }
@@ -170,6 +204,7 @@ mod tests {
             br#"{"t":1,"n":[""],"e":[]}"#,
             br#"{"t":18446744073709551615,"n":["a"],"e":[[5,0,0,0,0,0]]}"#,
             br#"{"t":1,"n":["a"],"e":[[0,2,0,0,0,3]]}"#,
+            br#"{"t":1,"n":["a"],"e":[],"s":[[4,1,1,1]]}"#,
         ] {
             assert!(decode(bad).is_err(), "{}", String::from_utf8_lossy(bad));
         }
