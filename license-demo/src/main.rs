@@ -86,7 +86,9 @@ fn serve_main(args: &ServeArgs, runtime: &tokio::runtime::Runtime) -> anyhow::Re
 /// A Redis URL without its password (for logs).
 fn redact(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => format!("{}://***@{}", &url[..scheme], &url[at + 1..]),
+        (Some(scheme), Some(at)) if at > scheme => {
+            format!("{}://***@{}", &url[..scheme], &url[at + 1..])
+        }
         _ => url.to_string(),
     }
 }

@@ -303,6 +303,7 @@ impl Link {
         };
         self.cluster.set_connected();
         let mut peers = self.cluster.peers.lock();
+        let mut read: Vec<String> = Vec::new();
         for (member, beat) in others.iter().zip(beats) {
             let Some(beat) = beat.and_then(|b| serde_json::from_str::<Heartbeat>(&b).ok()) else {
                 continue;
@@ -320,11 +321,21 @@ impl Link {
                     .fetch_add(1, Ordering::Relaxed);
                 continue;
             }
+            read.push(beat.id.clone());
             let peer = peers.entry(Arc::from(beat.id.as_str())).or_default();
-            peer.heartbeat_ms = beat.ts_ms;
             peer.seen_ms = now;
+            peer.present = true;
             peer.started_ms = beat.started_ms;
-            peer.status = beat.status;
+            if beat.ts_ms > peer.heartbeat_ms {
+                peer.heartbeat_ms = beat.ts_ms;
+                peer.status = beat.status;
+            }
+        }
+        // A key gone (expired: no heartbeat for a TTL, or deleted at shutdown) ends liveness.
+        for (id, peer) in peers.iter_mut() {
+            if !read.iter().any(|r| **r == **id) {
+                peer.present = false;
+            }
         }
         forget_old_peers(&mut peers, now);
     }
@@ -500,6 +511,9 @@ impl Link {
                 peer.last_event_ms = Some(peer.last_event_ms.unwrap_or(0).max(newest));
                 if !backfill {
                     peer.lag_ms = Some(now.saturating_sub(newest));
+                }
+                if !backfill && newest >= peer.heartbeat_ms {
+                    peer.heartbeat_ms = newest;
                     // Live totals move with the events (heartbeats refresh every row).
                     let rows = peer.status.get_or_insert_with(Vec::new);
                     for (name, total, commit, borrowed) in status {

@@ -14,16 +14,27 @@ use std::time::Duration;
 /// Another instance as its heartbeats describe it.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Peer {
-    /// When its newest heartbeat was written (its clock, Unix ms).
+    /// Time of its newest status rows, from a heartbeat or a batch (its clock, Unix ms): an older
+    /// heartbeat read later never overwrites rows that came with newer events.
     pub(crate) heartbeat_ms: u64,
-    /// When this instance read that heartbeat (our clock).
+    /// When this instance last read its heartbeat key (our clock).
     pub(crate) seen_ms: u64,
+    /// Its heartbeat key was there at the newest read (it expires a TTL after the last write).
+    pub(crate) present: bool,
     pub(crate) started_ms: u64,
     pub(crate) status: Option<Vec<ResourceStatus>>,
     /// Newest event of it received, and how late it arrived (receipt − event time).
     pub(crate) last_event_ms: Option<u64>,
     pub(crate) lag_ms: Option<u64>,
     pub(crate) received: u64,
+}
+
+impl Peer {
+    /// In the live totals: its heartbeat key was there at the newest read, and that read is
+    /// recent (if reads stall, e.g. Redis is slow, silence still ends it after the TTL).
+    pub(crate) fn live(&self, now_ms: u64, ttl_ms: u64) -> bool {
+        self.present && now_ms.saturating_sub(self.seen_ms) < ttl_ms
+    }
 }
 
 /// Counters of the cluster link, all since start.
@@ -236,7 +247,7 @@ impl ClusterState {
         let peers = self.peers.lock();
         let mut out: Vec<(Arc<str>, Peer)> = peers
             .iter()
-            .filter(|(id, p)| **id != self.id && now_ms.saturating_sub(p.seen_ms) < ttl)
+            .filter(|(id, p)| **id != self.id && p.live(now_ms, ttl))
             .map(|(id, p)| (id.clone(), p.clone()))
             .collect();
         out.sort_by(|a, b| a.0.cmp(&b.0));
@@ -336,7 +347,7 @@ impl ClusterState {
                 instances.push(InstanceInfo {
                     id: id.clone(),
                     this: false,
-                    live: ago < ttl,
+                    live: p.live(now_ms, ttl),
                     last_seen_ms_ago: ago,
                     lag_ms: p.lag_ms,
                     events_received: p.received,
