@@ -9,11 +9,13 @@
 //! - `realtime.capacity` and `realtime.commit` gauges, attribute `resource` (units in the pool and
 //!   units committed; only with a [`StatusSource`](crate::StatusSource), which knows them);
 //! - `realtime.buffer.events` gauge, attribute `kind`;
-//! - `realtime.stream.clients` gauge (open SSE and WebSocket streams).
+//! - `realtime.stream.clients` gauge (open SSE and WebSocket streams);
+//! - cluster mode's `realtime.cluster.*` instruments (see `cluster.rs`).
 //!
 //! User names are never attributes (unbounded cardinality); resource names are bounded by the
 //! buffer's `max_resources` cap (extra names fold into `(other)`).
 
+mod cluster;
 #[cfg(feature = "prometheus")]
 mod prometheus_export;
 
@@ -200,6 +202,7 @@ impl Metrics {
                     })
                     .build(),
             ));
+            cluster::install(meter, &shared, &mut instruments);
         }
         Metrics {
             _instruments: instruments,
