@@ -26,6 +26,9 @@
     retention: 21600,
     resource: '',
     user: '',
+    // cluster mode: '' is the whole cluster, else one instance's id
+    instance: '',
+    cluster: null,
     paused: false,
     // connection
     es: null,
@@ -485,6 +488,7 @@
   function historyUrl() {
     var u = 'realtime/history?window=' + state.range;
     if (state.resource) u += '&resource=' + encodeURIComponent(state.resource);
+    if (state.instance) u += '&instance=' + encodeURIComponent(state.instance);
     return u;
   }
 
@@ -669,6 +673,7 @@
     if (e.borrow_id != null && e.borrow_id !== '') {
       span(det, 'muted', (det.firstChild ? ' · ' : '') + 'id ' + String(e.borrow_id));
     }
+    if (e.instance != null) span(det, 'tag-instance', '@ ' + String(e.instance));
     tr._key = eventKey(e);
     return tr;
   }
@@ -735,6 +740,7 @@
     var q = [];
     if (state.resource) q.push('resource=' + encodeURIComponent(state.resource));
     if (state.user) q.push('user=' + encodeURIComponent(state.user));
+    if (state.instance) q.push('instance=' + encodeURIComponent(state.instance));
     return 'realtime/stream' + (q.length ? '?' + q.join('&') : '');
   }
 
@@ -815,6 +821,7 @@
       state.needHistoryOnSnapshot = false;
       loadHistory();
     }
+    if (f.instance || f.cluster) renderCluster(f.instance, f.cluster);
     if (f.rates) state.rates = f.rates;
     if (f.resources) {
       state.resources = f.resources;
@@ -841,7 +848,52 @@
     var u = 'realtime/events.csv?window=' + state.range;
     if (state.resource) u += '&resource=' + encodeURIComponent(state.resource);
     if (state.user) u += '&user=' + encodeURIComponent(state.user);
+    if (state.instance) u += '&instance=' + encodeURIComponent(state.instance);
     return u;
+  }
+
+  // ---------------------------------------------------------------- cluster
+
+  // Header badge ("cluster · N instances"), the answering instance, and the degraded banner.
+  // Names go in with textContent only.
+  function renderCluster(instance, c) {
+    if (instance) $('instance-id').textContent = String(instance);
+    if (!c) return;
+    state.cluster = Object.assign({}, state.cluster || {}, c);
+    var badge = $('cluster-badge');
+    var n = Number(c.live_instances) || 1;
+    badge.hidden = false;
+    badge.dataset.state = String(c.state);
+    if (c.state === 'degraded') badge.textContent = 'cluster unreachable';
+    else if (c.state === 'backfilling') badge.textContent = 'cluster · loading history';
+    else badge.textContent = 'cluster · ' + n + (n === 1 ? ' instance' : ' instances');
+    $('cluster-banner').hidden = c.state !== 'degraded';
+  }
+
+  // The instance selector, from /realtime/config's list (refreshed while the page is open).
+  function renderInstances(cluster, self) {
+    if (!cluster || !Array.isArray(cluster.instances)) return;
+    $('instance-field').hidden = false;
+    var sel = $('instance-filter');
+    var have = {};
+    Array.prototype.forEach.call(sel.options, function (o) { have[o.value] = true; });
+    cluster.instances.forEach(function (id) {
+      id = String(id);
+      if (have[id]) return;
+      var o = document.createElement('option');
+      o.value = id;
+      o.textContent = id + (id === self ? ' (this instance)' : '');
+      sel.appendChild(o);
+      have[id] = true;
+    });
+    renderCluster(self, { state: cluster.state, live_instances: cluster.live_instances });
+  }
+
+  function refreshInstances() {
+    fetch('realtime/config', { cache: 'no-store', headers: { Accept: 'application/json' } })
+      .then(function (res) { return res.ok ? res.json() : null; })
+      .catch(function () { return null; })
+      .then(function (cfg) { if (cfg) renderInstances(cfg.cluster, cfg.instance); });
   }
 
   function updateCsv() {
@@ -854,9 +906,11 @@
   function applyFilters() {
     var res = $('resource-filter').value;
     var user = $('user-filter').value.trim();
-    if (res === state.resource && user === state.user) return;
+    var instance = $('instance-filter').value;
+    if (res === state.resource && user === state.user && instance === state.instance) return;
     state.resource = res;
     state.user = user;
+    state.instance = instance;
     state.rates = null;
     state.resources = [];
     state.utilDirty = true;
@@ -875,6 +929,7 @@
       loadHistory();
     });
     $('resource-filter').addEventListener('change', applyFilters);
+    $('instance-filter').addEventListener('change', applyFilters);
     var userInput = $('user-filter');
     var debounce = null;
     userInput.addEventListener('change', applyFilters);
@@ -938,6 +993,11 @@
       sel.appendChild(o);
     });
     ((cfg && cfg.resources) || []).forEach(noteResource);
+    if (cfg && cfg.instance) $('instance-id').textContent = String(cfg.instance);
+    if (cfg && cfg.cluster) {
+      renderInstances(cfg.cluster, cfg.instance);
+      if (!state.instancePoll) state.instancePoll = setInterval(refreshInstances, 10000);
+    }
     $('footer-info').textContent = 'realtime-layer · ' + fmtRange(state.retention) + ' retention';
     updateCsv();
   }

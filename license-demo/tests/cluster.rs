@@ -1,7 +1,7 @@
 //! Cluster mode with real processes and a real Redis: two license-demo binaries ("two sites",
 //! each its own SQLite file, `per-instance` pools) share one live dashboard.
 
-#[path = "common/redis.rs"]
+#[path = "../../realtime-layer/tests/common/redis.rs"]
 mod redis;
 
 use redis::RedisServer;

@@ -70,7 +70,9 @@ pub(super) fn install(
     instruments.push(Box::new(
         meter
             .u64_observable_gauge("realtime.cluster.up")
-            .with_description("1 while the cluster view is served, 0 while degraded (Redis unreachable)")
+            .with_description(
+                "1 while the cluster view is served, 0 while degraded (Redis unreachable)",
+            )
             .with_callback(move |obs| {
                 if let Some(c) = s.upgrade().and_then(|s| s.cluster.clone()) {
                     obs.observe(c.healthy() as u64, &[]);

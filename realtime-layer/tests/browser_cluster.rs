@@ -1,0 +1,194 @@
+//! The dashboard in cluster mode, in headless Chromium, against a real `redis-server`: two
+//! instances in this process share one view. Checks the header ("cluster · 2 instances" and the
+//! answering instance), the other instance's events in the log, the instance selector (the view
+//! narrows to one instance), and the degraded banner when Redis dies.
+//!
+//! Needs chromium + chromedriver and redis-server; a missing one prints SKIPPED, unless
+//! `REQUIRE_BROWSER=1` / `REQUIRE_REDIS=1` (CI) make it a failure.
+#![cfg(feature = "redis")]
+
+#[path = "common/redis.rs"]
+mod redis;
+#[allow(dead_code)]
+#[path = "browser/webdriver.rs"]
+mod webdriver;
+
+use realtime_layer::{Cluster, Event, Realtime, ResourceStatus};
+use serde_json::json;
+use std::time::Duration;
+use webdriver::{find_binary, Driver, Session};
+
+fn instance(redis: &str, id: &str, total: u32) -> Realtime {
+    Realtime::builder()
+        .instance_id(id)
+        .status_source(move || vec![ResourceStatus::new("GPU", total, total / 2, 0)])
+        .cluster(Cluster::redis(redis).name("browser-test"))
+        .build()
+        .expect("cluster instance")
+}
+
+async fn serve(rt: &Realtime) -> String {
+    let app: axum::Router = rt.routes();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    format!("http://{addr}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_header_selector_and_degraded_banner() {
+    let chromedriver = find_binary("CHROMEDRIVER", &["chromedriver", "chromium-driver"]);
+    let chrome = find_binary("CHROME", &["chromium", "chromium-browser", "google-chrome"]);
+    let (Some(chromedriver), Some(chrome)) = (chromedriver, chrome) else {
+        let msg = "chromium and/or chromedriver not found on PATH";
+        if std::env::var("REQUIRE_BROWSER").is_ok_and(|v| !v.is_empty() && v != "0") {
+            panic!("REQUIRE_BROWSER is set but {msg}");
+        }
+        eprintln!("\n==== SKIPPED cluster browser test: {msg} ====\n");
+        return;
+    };
+    let Some(mut redis) = redis::RedisServer::start("browser_cluster") else {
+        return;
+    };
+    let alpha = instance(&redis.url, "alpha", 8);
+    let beta = instance(&redis.url, "beta", 4);
+    let base = serve(&beta).await;
+    let http = reqwest::Client::new();
+    // Both live and backfilled before the page opens.
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let stats: serde_json::Value = http
+            .get(format!("{base}/realtime/stats"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if stats["cluster"]["state"] == "ok" && stats["cluster"]["live_instances"] == 2 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "cluster not ready: {stats}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    alpha.record(Event::borrow("GPU", "ann-on-alpha"));
+    beta.record(Event::borrow("GPU", "bob-on-beta"));
+
+    let driver = Driver::start(&chromedriver).await.expect("chromedriver");
+    let profile = std::env::temp_dir().join(format!("rt-cluster-test-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&profile);
+    let caps = json!({
+        "browserName": "chrome",
+        "goog:loggingPrefs": { "browser": "ALL" },
+        "goog:chromeOptions": {
+            "binary": chrome.to_string_lossy(),
+            "args": [
+                "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--disable-quic", "--no-first-run", "--disable-background-networking",
+                "--disable-component-update", "--disable-sync", "--window-size=1440,1000",
+                format!("--user-data-dir={}", profile.display()),
+            ],
+        },
+    });
+    let browser = Session::new(&driver, caps).await.expect("browser session");
+    let wait = Duration::from_secs(15);
+    browser.goto(&format!("{base}/realtime")).await.unwrap();
+
+    let badge = browser
+        .wait_for(
+            "cluster badge",
+            "var b = document.getElementById('cluster-badge'); \
+             return !b.hidden && b.textContent === 'cluster · 2 instances' && b.textContent;",
+            wait,
+        )
+        .await;
+    assert_eq!(badge, "cluster · 2 instances");
+    browser
+        .wait_for(
+            "answering instance",
+            "return document.getElementById('instance-id').textContent === 'beta';",
+            wait,
+        )
+        .await;
+    browser
+        .wait_for(
+            "alpha's event in beta's log, tagged",
+            "return Array.from(document.querySelectorAll('#events-body tr')).some(function (r) { \
+               return r.textContent.indexOf('ann-on-alpha') >= 0 && r.textContent.indexOf('@ alpha') >= 0; });",
+            wait,
+        )
+        .await;
+    let options = browser
+        .wait_for(
+            "instance selector",
+            "var f = document.getElementById('instance-field'); var s = document.getElementById('instance-filter'); \
+             var v = Array.from(s.options).map(function (o) { return o.value; }); \
+             return !f.hidden && v.indexOf('alpha') >= 0 && v.indexOf('beta') >= 0 && v;",
+            wait,
+        )
+        .await;
+    assert_eq!(options, json!(["", "alpha", "beta"]));
+    // Narrow to alpha: beta's own event leaves the log, alpha's stays.
+    browser
+        .execute(
+            "var s = document.getElementById('instance-filter'); s.value = 'alpha'; \
+             s.dispatchEvent(new Event('change'));",
+            vec![],
+        )
+        .await
+        .unwrap();
+    browser
+        .wait_for(
+            "only alpha's events",
+            "var t = document.getElementById('events-body').textContent; \
+             return t.indexOf('ann-on-alpha') >= 0 && t.indexOf('bob-on-beta') < 0;",
+            wait,
+        )
+        .await;
+    let csv = browser
+        .execute(
+            "return document.getElementById('csv').getAttribute('href');",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert!(csv.as_str().unwrap().contains("instance=alpha"), "{csv}");
+    let png = browser.screenshot().await.unwrap();
+    let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/browser");
+    let _ = std::fs::create_dir_all(&dir);
+    let _ = std::fs::write(dir.join("dashboard-cluster.png"), png);
+
+    // Redis dies: the page says so and keeps showing this instance.
+    redis.kill();
+    browser
+        .wait_for(
+            "degraded banner",
+            "var b = document.getElementById('cluster-banner'); \
+             return !b.hidden && b.textContent.indexOf('Cluster unreachable') >= 0 && \
+               document.getElementById('cluster-badge').dataset.state === 'degraded';",
+            Duration::from_secs(20),
+        )
+        .await;
+    let png = browser.screenshot().await.unwrap();
+    let _ = std::fs::write(dir.join("dashboard-cluster-degraded.png"), png);
+
+    let log = browser.browser_log().await.unwrap_or_default();
+    browser.quit().await;
+    drop(driver);
+    let _ = std::fs::remove_dir_all(&profile);
+    let errors: Vec<String> = log
+        .iter()
+        .filter(|e| {
+            e["level"] == "SEVERE"
+                || e["message"]
+                    .as_str()
+                    .unwrap_or("")
+                    .contains("Content Security Policy")
+        })
+        .map(|e| e["message"].to_string())
+        .collect();
+    assert!(errors.is_empty(), "browser console errors: {errors:#?}");
+}
