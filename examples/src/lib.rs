@@ -13,6 +13,7 @@
 //! | `pool-status` | a database connection pool with a status source and its own labels |
 //! | `otel-prometheus` | your own `MeterProvider`, one `/metrics` for app and realtime metrics |
 //! | `nested` | the dashboard under `/admin/realtime` behind a bearer token |
+//! | `cluster` | two replicas, one live view through Redis (cluster mode) |
 //!
 //! Run any of them with `cargo run -p realtime-examples --example NAME -- --simulate`.
 
