@@ -137,6 +137,13 @@ impl Realtime {
     pub fn cluster_healthy(&self) -> bool {
         self.shared.cluster.as_ref().is_some_and(|c| c.healthy())
     }
+
+    /// Cluster mode's state, instances and counters, as `/realtime/stats` shows them (`None`
+    /// without cluster mode).
+    pub fn cluster_info(&self) -> Option<crate::cluster::ClusterInfo> {
+        let now = self.shared.buffer.clock().now_ms();
+        self.shared.cluster.as_ref().map(|c| c.info(now))
+    }
 }
 
 /// Configures a [`Realtime`] instance.

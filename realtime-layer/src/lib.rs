@@ -49,8 +49,10 @@
 //! ## Feature flags
 //! - `prometheus` (default): a per-instance Prometheus registry fed through
 //!   `opentelemetry-prometheus`, served by [`Realtime::metrics_routes`].
-//! - `redis`: cluster mode, one live view across replicas through Redis Streams
-//!   (`Cluster`, [`RealtimeBuilder::cluster`]-style configuration; see `docs/OPERATIONS.md`).
+//! - `redis`: cluster mode, one live view across replicas through Redis Streams:
+//!   `Realtime::builder().cluster(Cluster::redis(url).name("my-service"))`; every route then
+//!   serves the whole cluster (`?scope=local`, `?instance=ID` for one process). See
+//!   `docs/OPERATIONS.md` ("Cluster mode on Redis").
 
 #![warn(missing_docs)]
 

@@ -48,7 +48,13 @@ impl Scope {
     /// The buffer that answers now; the cluster buffer first takes in this instance's newest
     /// events, so an answer never lags the instance's own requests.
     pub(crate) fn buffer<'a>(&self, realtime: &'a Realtime) -> &'a EventBuffer {
-        match (self.source(realtime), realtime.shared.cluster.as_deref()) {
+        Self::buffer_of(self.source(realtime), realtime)
+    }
+
+    /// The buffer of `source` (fed first, like [`buffer`](Self::buffer)): for callers that
+    /// decided the source once and must not see it change between two reads.
+    pub(crate) fn buffer_of(source: Source, realtime: &Realtime) -> &EventBuffer {
+        match (source, realtime.shared.cluster.as_deref()) {
             (Source::Cluster, Some(cluster)) => {
                 cluster.feed_local(&realtime.shared.buffer);
                 &cluster.buffer

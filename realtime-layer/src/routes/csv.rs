@@ -5,7 +5,7 @@
 use super::error::ApiError;
 use super::params::{self, QueryMap};
 use crate::buffer::{Cursor, EventFilter, EventRecord};
-use crate::cluster::view::Source;
+use crate::cluster::view::{Scope, Source};
 use crate::event::EventKind;
 use crate::handle::Realtime;
 use axum::body::{Body, Bytes};
@@ -126,7 +126,7 @@ pub(crate) async fn events_csv(
     let filter = params::filter(&q, &realtime, &scope)?;
     let filter = scope.filter(&realtime, &filter);
     let source = scope.source(&realtime);
-    let buffer = scope.buffer(&realtime);
+    let buffer = Scope::buffer_of(source, &realtime);
     let now = buffer.clock().now_ms();
     let cursor = buffer.cursor_at(now.saturating_sub(window as u64 * 1000));
     let export = Export {

@@ -245,7 +245,7 @@ impl Channel {
     fn build(&self, realtime: &Realtime, seq: u64, now: Instant, tick: Duration) {
         let mut st = self.state.lock();
         let source = self.scope.source(realtime);
-        let buffer = self.scope.buffer(realtime);
+        let buffer = Scope::buffer_of(source, realtime);
         let filter = self.scope.filter(realtime, &self.filter);
         if source != st.source {
             // The cluster became reachable or unreachable: go on from the other buffer's end
