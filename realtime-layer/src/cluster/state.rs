@@ -374,3 +374,128 @@ impl ClusterState {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::buffer::BufferConfig;
+    use crate::clock::ManualClock;
+
+    fn state(scope: PoolScope) -> ClusterState {
+        let clock = Arc::new(ManualClock::new(1_000_000));
+        let buffer = EventBuffer::new_tagged(BufferConfig::default(), clock).unwrap();
+        ClusterState::new(
+            Arc::from("me"),
+            "t".into(),
+            scope,
+            Duration::from_secs(10),
+            buffer,
+            Cursor::default(),
+            100,
+        )
+    }
+
+    fn peer(state: &ClusterState, id: &str, at: u64, present: bool, rows: Vec<ResourceStatus>) {
+        state.peers.lock().insert(
+            Arc::from(id),
+            Peer {
+                heartbeat_ms: at,
+                seen_ms: at,
+                present,
+                status: Some(rows),
+                ..Peer::default()
+            },
+        );
+    }
+
+    #[test]
+    fn per_instance_pools_add_up_over_live_instances_only() {
+        let s = state(PoolScope::PerInstance);
+        peer(
+            &s,
+            "b",
+            999_000,
+            true,
+            vec![ResourceStatus::new("cad", 10, 5, 7)],
+        );
+        peer(
+            &s,
+            "gone",
+            999_000,
+            false,
+            vec![ResourceStatus::new("cad", 10, 5, 9)],
+        );
+        peer(
+            &s,
+            "stale",
+            980_000,
+            true,
+            vec![ResourceStatus::new("cad", 10, 5, 9)],
+        );
+        let own = vec![
+            ResourceStatus::new("cad", 12, 6, 3),
+            ResourceStatus::new("gpu", 4, 2, 1),
+        ];
+        let rows = s.status_rows(Some(own), 1_000_000).unwrap();
+        assert_eq!(
+            rows,
+            vec![
+                ResourceStatus::new("cad", 22, 11, 10),
+                ResourceStatus::new("gpu", 4, 2, 1)
+            ]
+        );
+        assert_eq!(s.live_peers(1_000_000).len(), 1);
+    }
+
+    #[test]
+    fn shared_pools_take_the_freshest_row() {
+        let s = state(PoolScope::Shared);
+        peer(
+            &s,
+            "b",
+            999_500,
+            true,
+            vec![ResourceStatus::new("cad", 10, 5, 7)],
+        );
+        peer(
+            &s,
+            "c",
+            999_000,
+            true,
+            vec![ResourceStatus::new("cad", 10, 5, 6)],
+        );
+        // Without an own status source the freshest peer wins...
+        assert_eq!(
+            s.status_rows(None, 1_000_000).unwrap(),
+            vec![ResourceStatus::new("cad", 10, 5, 7)]
+        );
+        // ...and this instance's own rows, read now, are fresher than any heartbeat.
+        let own = vec![ResourceStatus::new("cad", 10, 5, 8)];
+        assert_eq!(
+            s.status_rows(Some(own), 1_000_000).unwrap(),
+            vec![ResourceStatus::new("cad", 10, 5, 8)]
+        );
+        assert_eq!(state(PoolScope::Shared).status_rows(None, 0), None);
+    }
+
+    #[test]
+    fn publish_queue_is_bounded_and_counts_what_it_drops() {
+        let clock = ManualClock::new(1_000_000);
+        let local = EventBuffer::new(BufferConfig::default(), Arc::new(clock)).unwrap();
+        let s = state(PoolScope::PerInstance);
+        s.ready.store(true, Ordering::Release);
+        for i in 0..150 {
+            local.record(&crate::Event::borrow("cad", format!("u{i}")));
+        }
+        assert_eq!(s.feed_local(&local), 150);
+        assert_eq!(s.pending_len(), 100);
+        assert_eq!(s.counters.publish_dropped.load(Ordering::Relaxed), 50);
+        // The cluster view has all of them, the queue the newest 100.
+        assert_eq!(s.buffer.stats().borrow_count, 150);
+        let taken = s.take_pending(10);
+        assert_eq!(&*taken[0].user, "u50");
+        s.requeue(taken);
+        assert_eq!(s.pending_len(), 100);
+        assert_eq!(s.feed_local(&local), 0);
+    }
+}
