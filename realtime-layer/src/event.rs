@@ -4,6 +4,9 @@ use axum::response::{IntoResponseParts, ResponseParts};
 use serde::Serialize;
 use std::convert::Infallible;
 
+/// The reason of a return the pool made itself because a lease ran out ([`Event::expired`]).
+pub const EXPIRED_REASON: &str = "expired";
+
 /// What happened to a resource.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -86,6 +89,23 @@ impl Event {
         event
     }
 
+    /// The pool took `resource` back from `user` because the borrow's lease ran out: a return
+    /// (counted as one everywhere) whose [`reason`](Event::reason) is `expired`, so event lists
+    /// can tell it from a return by the client.
+    ///
+    /// ```
+    /// use realtime_layer::{Event, EventKind};
+    ///
+    /// let expiry = Event::expired("seat-1", "ann").borrow_id("42");
+    /// assert_eq!(expiry.kind(), EventKind::Return);
+    /// assert_eq!(expiry.reason(), Some("expired"));
+    /// ```
+    pub fn expired(resource: impl Into<String>, user: impl Into<String>) -> Self {
+        let mut event = Self::new(EventKind::Return, resource, user);
+        event.reason = Some(EXPIRED_REASON.into());
+        event
+    }
+
     /// Marks a borrow as an overage borrow (above the committed quantity). Ignored on other kinds.
     pub fn overage(mut self, overage: bool) -> Self {
         self.overage = overage && self.kind == EventKind::Borrow;
@@ -120,7 +140,7 @@ impl Event {
     pub fn is_overage(&self) -> bool {
         self.overage
     }
-    /// The failure reason (failures only).
+    /// The failure reason (failures), or `expired` for an [expiry](Event::expired).
     pub fn reason(&self) -> Option<&str> {
         self.reason.as_deref()
     }

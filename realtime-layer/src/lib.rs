@@ -79,7 +79,7 @@ pub use clock::{Clock, ManualClock, SystemClock};
 #[cfg(feature = "redis")]
 pub use cluster::Cluster;
 pub use cluster::{ClusterInfo, InstanceInfo, PoolScope};
-pub use event::{Event, EventKind, RealtimeEvents};
+pub use event::{Event, EventKind, RealtimeEvents, EXPIRED_REASON};
 pub use handle::{Realtime, RealtimeBuilder, StreamConfig};
 pub use labels::Labels;
 pub use layer::{

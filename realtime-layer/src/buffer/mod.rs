@@ -12,7 +12,7 @@ mod seconds;
 pub use interner::OTHER_NAME;
 
 use crate::clock::Clock;
-use crate::event::{Event, EventKind};
+use crate::event::{Event, EventKind, EXPIRED_REASON};
 use interner::Interner;
 use parking_lot::Mutex;
 use ring::{EventRing, PackedEvent};
@@ -204,7 +204,7 @@ pub struct EventRecord {
     pub borrow_id: Option<String>,
     /// Overage borrow.
     pub overage: bool,
-    /// Failure reason.
+    /// Failure reason, or `expired` for a return the pool made when a lease ran out.
     pub reason: Option<Arc<str>>,
     /// The instance that recorded it (cluster views only; absent in a local buffer).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -219,6 +219,7 @@ pub(crate) struct StoredEvent {
     pub(crate) kind: EventKind,
     pub(crate) resource: Arc<str>,
     pub(crate) user: Arc<str>,
+    /// Overage (borrows), or expired (returns: the flag bit a return stores).
     pub(crate) overage: bool,
     /// Borrow id kind (0: none) and code, for borrows and returns.
     pub(crate) id_kind: u8,
@@ -849,7 +850,9 @@ impl Inner {
                 let (kind, code) = event
                     .borrow_id_str()
                     .map_or((borrow_id::NONE, 0), borrow_id::encode);
-                self.rings[1].push(PackedEvent::new(t, res, user, false, kind, code));
+                // Returns never carry overage: their flag bit marks an expiry instead.
+                let expired = event.reason() == Some(EXPIRED_REASON);
+                self.rings[1].push(PackedEvent::new(t, res, user, expired, kind, code));
                 self.seconds.on_return(sec, res);
                 self.lifetime[res as usize][2] += 1;
             }
@@ -883,7 +886,8 @@ impl Inner {
                 self.seconds.on_borrow(sec, res, e.overage);
             }
             EventKind::Return => {
-                let packed = PackedEvent::new(t, res, user, false, e.id_kind, e.id);
+                // For a return the flag is "expired" (see `Inner::record`).
+                let packed = PackedEvent::new(t, res, user, e.overage, e.id_kind, e.id);
                 self.rings[1].push_tagged(packed, tag);
                 self.seconds.on_return(sec, res);
             }
@@ -967,8 +971,12 @@ impl Inner {
             } else {
                 borrow_id::decode(e.id_kind(), e.id)
             },
-            overage: e.overage(),
-            reason: is_failure.then(|| self.reasons.name(e.id as u16).clone()),
+            overage: e.overage() && KINDS[kind] == EventKind::Borrow,
+            reason: match KINDS[kind] {
+                EventKind::Failure => Some(self.reasons.name(e.id as u16).clone()),
+                EventKind::Return if e.overage() => Some(Arc::from(EXPIRED_REASON)),
+                _ => None,
+            },
             instance: self.instances.as_ref().map(|i| i.name(tag as u16).clone()),
         }
     }

@@ -9,12 +9,12 @@
 //! ```
 //!
 //! `t` is the base time (Unix ms); each event is `[dt, kind, resource, user, flags, id]` with
-//! `kind` 0 borrow, 1 return, 2 failure; `resource`/`user` index `n`; `flags` = overage bit |
-//! borrow-id kind << 1; `id` is the borrow id's 64-bit code, or for a failure the index of its
-//! reason in `n`. An optional `s` carries the publisher's status rows of the batch's resources
-//! at send time, `[resource, total, commit, borrowed]`, so other instances' live totals move with
-//! the events instead of waiting for the next heartbeat. Anything else found in the stream is
-//! skipped and counted, never trusted.
+//! `kind` 0 borrow, 1 return, 2 failure; `resource`/`user` index `n`; `flags` = overage bit (on a
+//! return: expired, the lease ran out) | borrow-id kind << 1; `id` is the borrow id's 64-bit
+//! code, or for a failure the index of its reason in `n`. An optional `s` carries the publisher's
+//! status rows of the batch's resources at send time, `[resource, total, commit, borrowed]`, so
+//! other instances' live totals move with the events instead of waiting for the next heartbeat.
+//! Anything else found in the stream is skipped and counted, never trusted.
 
 use crate::buffer::StoredEvent;
 use crate::event::EventKind;
@@ -144,7 +144,7 @@ pub(crate) fn decode(json: &[u8]) -> Result<Decoded, WireError> {
                 kind,
                 resource: get(res as u64)?,
                 user: get(user as u64)?,
-                overage: kind == EventKind::Borrow && flags & 1 != 0,
+                overage: !failure && flags & 1 != 0,
                 id_kind: if failure { 0 } else { (flags >> 1) & 0b11 },
                 id: if failure { 0 } else { id },
                 reason: if failure { Some(get(id)?) } else { None },
@@ -181,6 +181,10 @@ mod tests {
             ev(1_700_000_000_000, EventKind::Borrow, "ann"),
             ev(1_700_000_000_007, EventKind::Return, "ann"),
             ev(1_700_000_000_009, EventKind::Failure, "bob"),
+            StoredEvent {
+                overage: true, // an expired return
+                ..ev(1_700_000_000_011, EventKind::Return, "cy")
+            },
         ];
         let rows = [
             ResourceStatus::new("CAD", 10, 8, 3),
