@@ -601,7 +601,8 @@
       card.classList.toggle('crit', pct > CRIT_PCT);
       var win = r.window_seconds ? 'last ' + fmtRange(r.window_seconds) : '';
       setCard('m-borrows-sub', win);
-      setCard('m-returns-sub', win);
+      var expired = r.window_seconds ? expiriesWithin(r.window_seconds) : 0;
+      setCard('m-returns-sub', expired ? win + ' · ' + fmtInt(expired) + ' expired' : win);
       setCard('m-failures-sub', 'denial rate ' + (r.denial_rate != null ? (100 * r.denial_rate).toFixed(1) + ' %' : '–'));
     }
     var res = state.resources || [];
@@ -669,6 +670,9 @@
       else span(det, 'muted', 'within commit');
     } else if (e.kind === 'failure') {
       span(det, 'tag-reason', e.reason == null ? 'failed' : String(e.reason));
+    } else if (e.kind === 'return' && e.reason === 'expired') {
+      // The application took it back: the borrower's lease ran out.
+      span(det, 'tag-expired', 'expired');
     }
     if (e.borrow_id != null && e.borrow_id !== '') {
       span(det, 'muted', (det.firstChild ? ' · ' : '') + 'id ' + String(e.borrow_id));
@@ -696,6 +700,7 @@
       if (seen && seen.has(eventKey(e))) continue;
       frag.appendChild(buildRow(e));
       added++;
+      if (e.kind === 'return' && e.reason === 'expired') noteExpiry(e.ts_ms);
       noteUser(e.user);
       noteResource(e.resource);
     }
@@ -705,7 +710,23 @@
     $('events-empty').hidden = body.rows.length > 0;
   }
 
+  // Times of expired returns seen, for the Returns card (bounded; older than retention dropped).
+  var MAX_EXPIRIES = 10000;
+  function noteExpiry(ts) {
+    var list = state.expiries || (state.expiries = []);
+    list.push(+ts || 0);
+    var horizon = Date.now() - state.retention * 1000;
+    while (list.length && (list.length > MAX_EXPIRIES || list[0] < horizon)) list.shift();
+  }
+
+  function expiriesWithin(seconds) {
+    var since = Date.now() - seconds * 1000, n = 0;
+    (state.expiries || []).forEach(function (t) { if (t >= since) n++; });
+    return n;
+  }
+
   function clearEvents() {
+    state.expiries = [];
     var body = $('events-body');
     while (body.firstChild) body.removeChild(body.firstChild);
     $('events-empty').hidden = false;
