@@ -77,6 +77,7 @@ async fn one_row(durability: Durability, workers: usize, total_ops: usize) -> St
         tools,
         durability,
         cluster: None,
+        security: Default::default(),
     })
     .await
     .expect("server");

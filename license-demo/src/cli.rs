@@ -60,6 +60,57 @@ pub struct ServeArgs {
     /// OS crash or power loss (fsync per commit batch).
     #[arg(long, env = "LICENSE_DEMO_DURABILITY", value_enum, default_value_t = Durability::Normal)]
     pub durability: Durability,
+    /// Host names the server answers to, comma-separated (`name` or `name:port`; `*` for any).
+    /// Default: localhost and IP addresses on the bound port (others get 421).
+    #[arg(
+        long,
+        env = "LICENSE_DEMO_ALLOWED_HOSTS",
+        value_name = "HOSTS",
+        value_delimiter = ','
+    )]
+    pub allowed_hosts: Vec<String>,
+    /// Web origins (e.g. `https://tools.example.com`) allowed to make state-changing requests
+    /// besides the server's own, comma-separated; others get 403.
+    #[arg(
+        long,
+        env = "LICENSE_DEMO_ALLOWED_ORIGINS",
+        value_name = "ORIGINS",
+        value_delimiter = ','
+    )]
+    pub allowed_origins: Vec<String>,
+    /// API keys as TOML (`[keys."<key>"]` with `tenant` and `users`): borrow, return,
+    /// heartbeat and /borrows then need `Authorization: Bearer <key>`.
+    #[arg(long, env = "LICENSE_DEMO_API_KEYS", value_name = "FILE")]
+    pub api_keys: Option<PathBuf>,
+    /// Vendor signing secrets as TOML (`[vendors]` table of `"<vendor id>" = "<secret>"`).
+    #[arg(long, env = "LICENSE_DEMO_VENDOR_SECRETS", value_name = "FILE")]
+    pub vendor_secrets: Option<PathBuf>,
+    /// Refuse borrows without a valid X-Signature/X-Timestamp/X-Vendor-ID (needs
+    /// --vendor-secrets).
+    #[arg(long, env = "LICENSE_DEMO_REQUIRE_SIGNATURE")]
+    pub require_signature: bool,
+    /// Borrows not renewed (POST /licenses/heartbeat) within this many seconds expire and go
+    /// back to the pool. Default: borrows never expire.
+    #[arg(long, env = "LICENSE_DEMO_LEASE_TTL", value_name = "SECS")]
+    pub lease_ttl: Option<u64>,
+    /// HTTP Basic credentials for /realtime* and /metrics (prefer the environment variable:
+    /// command lines are visible to other local users).
+    #[arg(
+        long,
+        env = "LICENSE_DEMO_DASHBOARD_AUTH",
+        value_name = "USER:PASSWORD",
+        hide_env_values = true
+    )]
+    pub dashboard_auth: Option<String>,
+    /// Bearer token for /realtime* and /metrics, instead of --dashboard-auth.
+    #[arg(
+        long,
+        env = "LICENSE_DEMO_DASHBOARD_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true,
+        conflicts_with = "dashboard_auth"
+    )]
+    pub dashboard_token: Option<String>,
     /// Cluster mode: share one live dashboard with every license-demo on this Redis, e.g.
     /// `redis://127.0.0.1:6379` (`redis://:PASSWORD@HOST:PORT/DB` with AUTH). Without it the
     /// dashboard shows this process only.

@@ -1,7 +1,8 @@
-//! Tool catalogue: the built-in seed and the optional `--tools FILE` TOML override.
+//! Configuration files: the tool catalogue (built-in seed or `--tools FILE`), API keys
+//! (`--api-keys FILE`) and vendor signing secrets (`--vendor-secrets FILE`).
 
 use serde::{Deserialize, Serialize};
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 
 /// Longest accepted tool or user name, in characters.
@@ -54,6 +55,123 @@ pub enum ConfigError {
     /// The catalogue parsed but breaks a rule (names, counts, prices).
     #[error("invalid tool catalogue: {0}")]
     Invalid(String),
+    /// An API keys or vendor secrets file is unreadable, not TOML of its shape, or breaks a rule.
+    /// The message never contains a key or a secret.
+    #[error("invalid {what} file {path}: {why}")]
+    Secrets {
+        /// Which kind of file (`API keys`, `vendor secrets`).
+        what: &'static str,
+        /// The path given.
+        path: String,
+        /// What is wrong.
+        why: String,
+    },
+}
+
+/// Shortest accepted API key or vendor secret, in bytes (guessing must stay hopeless).
+pub const MIN_SECRET_BYTES: usize = 16;
+
+/// One API key as written in the keys file: its tenant and the users it may act as.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiKeySpec {
+    /// Tenant name: borrows made with the key belong to it.
+    pub tenant: String,
+    /// Users the key may borrow as; `"*"` allows any user name.
+    pub users: Vec<String>,
+}
+
+/// The shape of an `--api-keys` file: `[keys."<key>"]` tables.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KeysFile {
+    keys: BTreeMap<String, ApiKeySpec>,
+}
+
+/// The shape of a `--vendor-secrets` file: a `[vendors]` table of `"<vendor id>" = "<secret>"`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct VendorsFile {
+    vendors: BTreeMap<String, String>,
+}
+
+fn read_secrets_file(path: &Path, what: &'static str) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path).map_err(|e| ConfigError::Secrets {
+        what,
+        path: path.display().to_string(),
+        why: e.to_string(),
+    })
+}
+
+/// Reads and validates an API keys file (`key -> tenant + users`).
+pub fn load_api_keys_file(path: &Path) -> Result<Vec<(String, ApiKeySpec)>, ConfigError> {
+    let text = read_secrets_file(path, "API keys")?;
+    parse_api_keys_toml(&text).map_err(|why| ConfigError::Secrets {
+        what: "API keys",
+        path: path.display().to_string(),
+        why,
+    })
+}
+
+/// Parses and validates API keys from TOML text; the error is a sentence without any key.
+pub fn parse_api_keys_toml(text: &str) -> Result<Vec<(String, ApiKeySpec)>, String> {
+    // TOML errors quote the offending line, which may hold a key: report the position only.
+    let file: KeysFile = toml::from_str(text).map_err(|e| toml_error_without_text(&e))?;
+    if file.keys.is_empty() {
+        return Err("at least one key is required under [keys]".into());
+    }
+    for (n, (key, spec)) in file.keys.iter().enumerate() {
+        let which = format!("key #{} (tenant {:?})", n + 1, spec.tenant);
+        if key.len() < MIN_SECRET_BYTES || !key.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(format!(
+                "{which}: a key must be at least {MIN_SECRET_BYTES} printable ASCII characters without spaces"
+            ));
+        }
+        validate_name(&spec.tenant).map_err(|why| format!("{which}: tenant {why}"))?;
+        if spec.users.is_empty() {
+            return Err(format!(
+                "{which}: `users` must list at least one user (or \"*\")"
+            ));
+        }
+        for user in &spec.users {
+            validate_name(user).map_err(|why| format!("{which}: user {user:?} {why}"))?;
+        }
+    }
+    Ok(file.keys.into_iter().collect())
+}
+
+/// Reads and validates a vendor secrets file (`vendor id -> secret`).
+pub fn load_vendor_secrets_file(path: &Path) -> Result<Vec<(String, String)>, ConfigError> {
+    let text = read_secrets_file(path, "vendor secrets")?;
+    parse_vendor_secrets_toml(&text).map_err(|why| ConfigError::Secrets {
+        what: "vendor secrets",
+        path: path.display().to_string(),
+        why,
+    })
+}
+
+/// Parses and validates vendor secrets from TOML text; the error never contains a secret.
+pub fn parse_vendor_secrets_toml(text: &str) -> Result<Vec<(String, String)>, String> {
+    let file: VendorsFile = toml::from_str(text).map_err(|e| toml_error_without_text(&e))?;
+    if file.vendors.is_empty() {
+        return Err("at least one vendor is required under [vendors]".into());
+    }
+    for (vendor, secret) in &file.vendors {
+        validate_name(vendor).map_err(|why| format!("vendor id {vendor:?} {why}"))?;
+        if secret.len() < MIN_SECRET_BYTES {
+            return Err(format!(
+                "vendor {vendor:?}: the secret must be at least {MIN_SECRET_BYTES} bytes"
+            ));
+        }
+    }
+    Ok(file.vendors.into_iter().collect())
+}
+
+fn toml_error_without_text(e: &toml::de::Error) -> String {
+    match e.span() {
+        Some(span) => format!("not TOML of the expected shape (at byte {})", span.start),
+        None => "not TOML of the expected shape".to_string(),
+    }
 }
 
 /// The catalogue used when no `--tools` file is given (the original demo's automotive tools).
@@ -197,6 +315,30 @@ mod tests {
         assert!(parse_tools_toml(&dup).is_err());
         assert!(parse_tools_toml("tools = []").is_err());
         assert!(parse_tools_toml(&ok.replace("total", "totl")).is_err());
+    }
+
+    #[test]
+    fn secrets_files_parse_and_errors_hide_secrets() {
+        let keys = "[keys.\"k-0123456789abcdef\"]\ntenant = \"acme\"\nusers = [\"alice\", \"*\"]\n";
+        let parsed = parse_api_keys_toml(keys).unwrap();
+        assert_eq!(parsed[0].0, "k-0123456789abcdef");
+        assert_eq!(parsed[0].1.tenant, "acme");
+        let short = keys.replace("k-0123456789abcdef", "short");
+        let err = parse_api_keys_toml(&short).unwrap_err();
+        assert!(!err.contains("short"), "{err}");
+        let broken = keys.replace("tenant", "tenat");
+        assert!(!parse_api_keys_toml(&broken)
+            .unwrap_err()
+            .contains("k-0123456789abcdef"));
+        let vendors = "[vendors]\nvendor-42 = \"0123456789abcdef-secret\"\n";
+        assert_eq!(
+            parse_vendor_secrets_toml(vendors).unwrap()[0].0,
+            "vendor-42"
+        );
+        let weak = vendors.replace("0123456789abcdef-secret", "weak");
+        assert!(!parse_vendor_secrets_toml(&weak)
+            .unwrap_err()
+            .contains("weak\""));
     }
 
     #[test]

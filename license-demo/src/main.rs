@@ -1,6 +1,7 @@
 //! `license-demo` binary: serves by default, `license-demo stress` drives load.
 
 use clap::Parser;
+use license_demo::auth::SecurityConfig;
 use license_demo::cli::{Cli, Command, ServeArgs, StressArgs, DEFAULT_BIND};
 use license_demo::config::{default_tools, load_tools_file};
 use license_demo::pool::DbLocation;
@@ -54,6 +55,7 @@ fn serve_main(args: &ServeArgs, runtime: &tokio::runtime::Runtime) -> anyhow::Re
             instance_id: args.instance_id.clone(),
             pool_scope: args.pool_scope.into(),
         }),
+        security: SecurityConfig::from_args(args)?,
     };
     runtime.block_on(async {
         let server = server::start(config).await?;

@@ -1,13 +1,15 @@
 //! Wiring: pool + license routes + realtime layer + dashboard routes, and a server handle.
 
 use crate::api;
+use crate::auth::{self, SecurityConfig};
 use crate::config::ToolSpec;
-use crate::pool::{DbLocation, Durability, LicensePool};
+use crate::pool::{DbLocation, Durability, LicensePool, PoolOptions};
 use axum::response::Redirect;
 use axum::routing::get;
 use axum::Router;
-use realtime_layer::{Cluster, Labels, Realtime, ResourceStatus};
+use realtime_layer::{Cluster, Event, Labels, Realtime, ResourceStatus};
 use std::net::SocketAddr;
+use std::sync::Arc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -22,6 +24,8 @@ pub struct ServerConfig {
     pub tools: Vec<ToolSpec>,
     /// SQLite `synchronous` level.
     pub durability: Durability,
+    /// Access control, signatures, leases, dashboard credentials (default: loopback defaults).
+    pub security: SecurityConfig,
     /// Cluster mode (one live view with other instances on the same Redis); `None`: this
     /// process only.
     pub cluster: Option<ClusterOptions>,
@@ -59,17 +63,24 @@ pub enum StartError {
     },
 }
 
-/// Builds the full application router around `pool`.
+/// Builds the full application router around `pool`, for a server bound to `addr`.
 ///
 /// The license routes are wrapped in the realtime layer (so their events are recorded); the
-/// realtime routes and `/metrics` are merged after the layer so their own traffic is not.
-pub fn build_app(pool: &LicensePool) -> Result<(Router, Realtime), realtime_layer::ConfigError> {
-    build_app_with(pool, None)
+/// realtime routes and `/metrics` are merged after the layer so their own traffic is not, behind
+/// the dashboard credentials when configured. Host and Origin checks wrap everything.
+pub fn build_app(
+    pool: &LicensePool,
+    security: &SecurityConfig,
+    addr: SocketAddr,
+) -> Result<(Router, Realtime), realtime_layer::ConfigError> {
+    build_app_with(pool, security, addr, None)
 }
 
 /// [`build_app`] in cluster mode when `cluster` is given (needs a Tokio runtime).
 pub fn build_app_with(
     pool: &LicensePool,
+    security: &SecurityConfig,
+    addr: SocketAddr,
     cluster: Option<&ClusterOptions>,
 ) -> Result<(Router, Realtime), realtime_layer::ConfigError> {
     let source_pool = pool.clone();
@@ -101,13 +112,38 @@ pub fn build_app_with(
                 .collect()
         })
         .build()?;
-    let app = api::license_routes(pool.clone())
+    // Leases the pool ends are returns with reason `expired` on the dashboard.
+    let recorder = rt.clone();
+    pool.on_expired(move |expired| {
+        for e in expired {
+            recorder.record(Event::expired(e.tool.clone(), e.user.clone()).borrow_id(e.id.clone()));
+        }
+    });
+    let state = api::AppState {
+        pool: pool.clone(),
+        keys: security.api_keys.clone(),
+        signatures: security.signatures.clone(),
+    };
+    let dashboard = rt.routes().merge(rt.metrics_routes());
+    let dashboard = match &security.dashboard_auth {
+        Some(credentials) => dashboard.layer(credentials.clone().layer()),
+        None => dashboard,
+    };
+    let guard = Arc::new(auth::RequestGuard::new(
+        addr,
+        &security.allowed_hosts,
+        &security.allowed_origins,
+    ));
+    let app = api::license_routes(state)
         .layer(rt.layer())
-        .merge(rt.routes())
-        .merge(rt.metrics_routes())
+        .merge(dashboard)
         .route("/", get(|| async { Redirect::temporary("/realtime") }))
         .fallback(api::not_found)
-        .method_not_allowed_fallback(api::method_not_allowed);
+        .method_not_allowed_fallback(api::method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(
+            guard,
+            auth::guard::guard,
+        ));
     Ok((app, rt))
 }
 
@@ -128,18 +164,26 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         db,
         tools,
         durability,
+        security,
         cluster,
     } = config;
-    let pool = tokio::task::spawn_blocking(move || LicensePool::open(&db, tools, durability))
-        .await
-        .map_err(|e| crate::pool::PoolError::Storage(format!("open task failed: {e}")))??;
-    let (app, rt) = build_app_with(&pool, cluster.as_ref())?;
+    let options = PoolOptions {
+        lease_ttl: security.lease_ttl,
+        clock: None,
+    };
+    let pool = tokio::task::spawn_blocking(move || {
+        LicensePool::open_with(&db, tools, durability, options)
+    })
+    .await
+    .map_err(|e| crate::pool::PoolError::Storage(format!("open task failed: {e}")))??;
     let listener = tokio::net::TcpListener::bind(bind)
         .await
         .map_err(|source| StartError::Bind { addr: bind, source })?;
     let addr = listener
         .local_addr()
         .map_err(|source| StartError::Bind { addr: bind, source })?;
+    // Built after binding: the Host check needs the real port (`--bind 127.0.0.1:0`).
+    let (app, rt) = build_app_with(&pool, &security, addr, cluster.as_ref())?;
     // One token stops both the HTTP server and the realtime SSE streams (which would otherwise
     // keep graceful shutdown waiting forever).
     let shutdown = rt.shutdown_token();

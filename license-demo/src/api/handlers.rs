@@ -1,11 +1,12 @@
 //! Request handlers.
 
-use super::{ApiError, AppState, JsonBody};
+use super::{ApiError, AppState, Caller, JsonBody};
+use crate::auth::SignatureError;
 use crate::config::validate_name;
-use crate::pool::{BorrowOutcome, PoolError};
+use crate::pool::{BorrowOptions, BorrowOutcome, Owned, Owner, PoolError};
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use realtime_layer::Event;
@@ -27,13 +28,36 @@ pub struct BorrowResponse {
     borrowed_at: String,
     /// Extra field (old clients ignore it): whether this borrow was charged as overage.
     overage: bool,
+    /// Extra field, with leases on: when the borrow expires unless renewed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    lease_expires_at: Option<String>,
 }
 
-/// `POST /licenses/return` body.
+/// `POST /licenses/return` and `POST /licenses/heartbeat` body. `user`, when sent, must be the
+/// borrowing user (403 otherwise).
 #[derive(Debug, Deserialize)]
 pub struct ReturnRequest {
     id: String,
+    #[serde(default)]
+    user: Option<String>,
 }
+
+#[derive(Debug, Serialize)]
+struct HeartbeatResponse {
+    status: &'static str,
+    id: String,
+    /// When the lease now ends (`null` when leases are off).
+    lease_expires_at: Option<String>,
+}
+
+/// `GET /version` answer, as the original's.
+#[derive(Debug, Serialize)]
+pub struct VersionResponse {
+    version: &'static str,
+}
+
+/// Longest accepted `Idempotency-Key`.
+const MAX_IDEMPOTENCY_KEY: usize = 255;
 
 #[derive(Debug, Serialize)]
 struct ReturnResponse {
@@ -91,10 +115,70 @@ fn non_empty(v: Option<String>) -> Option<String> {
     v.filter(|s| !s.is_empty())
 }
 
+/// `Idempotency-Key`: absent, or 1..=255 visible ASCII characters.
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let Some(value) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    let bytes = value.as_bytes();
+    if bytes.is_empty()
+        || bytes.len() > MAX_IDEMPOTENCY_KEY
+        || !bytes.iter().all(|b| b.is_ascii_graphic())
+    {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_idempotency_key",
+            "`Idempotency-Key` must be 1 to 255 visible ASCII characters.",
+        ));
+    }
+    Ok(Some(String::from_utf8_lossy(bytes).into_owned()))
+}
+
+fn signature_error(e: &SignatureError) -> ApiError {
+    let status = match e {
+        SignatureError::Busy => StatusCode::SERVICE_UNAVAILABLE,
+        _ => StatusCode::UNAUTHORIZED,
+    };
+    ApiError::new(status, e.code(), e.to_string())
+}
+
+fn not_owner() -> ApiError {
+    ApiError::new(
+        StatusCode::FORBIDDEN,
+        "not_owner",
+        "This borrow belongs to another user or tenant.",
+    )
+}
+
+fn unknown_borrow() -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "unknown_borrow",
+        "Borrow record not found (unknown id, or already returned).",
+    )
+}
+
+fn borrow_body(b: crate::pool::Borrow) -> BorrowResponse {
+    BorrowResponse {
+        id: b.id,
+        tool: b.tool,
+        user: b.user,
+        borrowed_at: b.borrowed_at,
+        overage: b.overage,
+        lease_expires_at: b.lease_expires_at,
+    }
+}
+
 pub async fn borrow(
     State(state): State<AppState>,
+    caller: Result<Caller, Response>,
+    headers: HeaderMap,
     body: Result<JsonBody<BorrowRequest>, ApiError>,
 ) -> Response {
+    let caller = match caller {
+        Ok(c) => c,
+        Err(refusal) => return refusal,
+    };
     let JsonBody(req) = match body {
         Ok(b) => b,
         Err(e) => return e.into_response(),
@@ -102,20 +186,61 @@ pub async fn borrow(
     if let Err(e) = check_name("tool", &req.tool).and_then(|_| check_name("user", &req.user)) {
         return e.into_response();
     }
-    match state.pool.borrow(&req.tool, &req.user).await {
+    let key = match idempotency_key(&headers) {
+        Ok(key) => key,
+        Err(e) => return e.into_response(),
+    };
+    if caller
+        .tenant
+        .as_ref()
+        .is_some_and(|t| !t.may_act_as(&req.user))
+    {
+        return ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden_user",
+            "This API key may not borrow for that user.",
+        )
+        .into_response();
+    }
+    let mut replay_only = false;
+    if let Some(verifier) = &state.signatures {
+        match verifier.verify(&headers, &req.tool, &req.user, caller.api_key.as_deref()) {
+            Ok(()) => {}
+            // A client retrying with the very same signed request and an idempotency key gets
+            // its first answer again, never a new license.
+            Err(SignatureError::Replayed) if key.is_some() => replay_only = true,
+            Err(e) => return signature_error(&e).into_response(),
+        }
+    }
+    let options = BorrowOptions {
+        tenant: caller.tenant_name(),
+        idempotency_key: key,
+        replay_only,
+    };
+    match state.pool.borrow_with(&req.tool, &req.user, options).await {
         Ok(BorrowOutcome::Granted(b)) => {
             tracing::debug!(tool = %b.tool, user = %b.user, id = %b.id, overage = b.overage, "borrow");
             let event = Event::borrow(b.tool.clone(), b.user.clone())
                 .overage(b.overage)
                 .borrow_id(b.id.clone());
-            let body = BorrowResponse {
-                id: b.id,
-                tool: b.tool,
-                user: b.user,
-                borrowed_at: b.borrowed_at,
-                overage: b.overage,
-            };
-            (event, Json(body)).into_response()
+            (event, Json(borrow_body(b))).into_response()
+        }
+        Ok(BorrowOutcome::Replayed(b)) => {
+            tracing::debug!(id = %b.id, "idempotent borrow replayed");
+            (
+                [("idempotent-replayed", HeaderValue::from_static("true"))],
+                Json(borrow_body(b)),
+            )
+                .into_response()
+        }
+        Ok(BorrowOutcome::KeyConflict) => ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "idempotency_key_reused",
+            "This Idempotency-Key was used for a different borrow request in the last 24 hours.",
+        )
+        .into_response(),
+        Ok(BorrowOutcome::NothingToReplay) => {
+            signature_error(&SignatureError::Replayed).into_response()
         }
         Ok(BorrowOutcome::Denied(denial)) => {
             tracing::debug!(tool = %req.tool, user = %req.user, reason = denial.code(), "borrow denied");
@@ -141,35 +266,76 @@ pub async fn borrow(
     }
 }
 
+/// The borrow id and the owner a return or heartbeat must match, or the refusal to send.
+fn borrow_ref(
+    caller: Result<Caller, Response>,
+    body: Result<JsonBody<ReturnRequest>, ApiError>,
+) -> Result<(String, Owner), Box<Response>> {
+    let refuse = |e: ApiError| Box::new(e.into_response());
+    let caller = caller.map_err(Box::new)?;
+    let JsonBody(req) = body.map_err(refuse)?;
+    check_name("id", &req.id).map_err(refuse)?;
+    if let Some(user) = &req.user {
+        check_name("user", user).map_err(refuse)?;
+    }
+    let owner = Owner {
+        user: req.user,
+        tenant: caller.tenant_name(),
+    };
+    Ok((req.id, owner))
+}
+
 pub async fn return_license(
     State(state): State<AppState>,
+    caller: Result<Caller, Response>,
     body: Result<JsonBody<ReturnRequest>, ApiError>,
 ) -> Response {
-    let JsonBody(req) = match body {
-        Ok(b) => b,
-        Err(e) => return e.into_response(),
+    let (id, owner) = match borrow_ref(caller, body) {
+        Ok(r) => r,
+        Err(refusal) => return *refusal,
     };
-    if let Err(e) = check_name("id", &req.id) {
-        return e.into_response();
-    }
-    match state.pool.return_license(&req.id).await {
-        Ok(Some(ret)) => {
-            tracing::debug!(tool = %ret.tool, user = %ret.user, id = %req.id, "return");
-            let event = Event::returned(ret.tool.clone(), ret.user).borrow_id(req.id);
+    match state.pool.return_as(&id, owner).await {
+        Ok(Owned::Done(ret)) => {
+            tracing::debug!(tool = %ret.tool, user = %ret.user, id = %id, "return");
+            let event = Event::returned(ret.tool.clone(), ret.user).borrow_id(id);
             let body = ReturnResponse {
                 status: "ok",
                 tool: ret.tool,
             };
             (event, Json(body)).into_response()
         }
-        Ok(None) => ApiError::new(
-            StatusCode::NOT_FOUND,
-            "unknown_borrow",
-            "Borrow record not found (unknown id, or already returned).",
-        )
-        .into_response(),
+        Ok(Owned::NotFound) => unknown_borrow().into_response(),
+        Ok(Owned::NotOwner) => not_owner().into_response(),
         Err(e) => pool_error(e).into_response(),
     }
+}
+
+pub async fn heartbeat(
+    State(state): State<AppState>,
+    caller: Result<Caller, Response>,
+    body: Result<JsonBody<ReturnRequest>, ApiError>,
+) -> Response {
+    let (id, owner) = match borrow_ref(caller, body) {
+        Ok(r) => r,
+        Err(refusal) => return *refusal,
+    };
+    match state.pool.heartbeat(&id, owner).await {
+        Ok(Owned::Done(lease_expires_at)) => Json(HeartbeatResponse {
+            status: "ok",
+            id,
+            lease_expires_at,
+        })
+        .into_response(),
+        Ok(Owned::NotFound) => unknown_borrow().into_response(),
+        Ok(Owned::NotOwner) => not_owner().into_response(),
+        Err(e) => pool_error(e).into_response(),
+    }
+}
+
+pub async fn version() -> Json<VersionResponse> {
+    Json(VersionResponse {
+        version: env!("CARGO_PKG_VERSION"),
+    })
 }
 
 pub async fn all_status(State(state): State<AppState>) -> Response {
@@ -185,13 +351,23 @@ pub async fn tool_status(State(state): State<AppState>, Path(tool): Path<String>
 
 pub async fn open_borrows(
     State(state): State<AppState>,
+    caller: Result<Caller, Response>,
     query: Result<Query<UserFilter>, QueryRejection>,
 ) -> Response {
+    let caller = match caller {
+        Ok(c) => c,
+        Err(refusal) => return refusal,
+    };
     let Query(filter) = match query {
         Ok(q) => q,
         Err(e) => return bad_query(e).into_response(),
     };
-    match state.pool.open_borrows(non_empty(filter.user)).await {
+    // With API keys a caller only ever sees its own tenant's borrows.
+    let filter = Owner {
+        user: non_empty(filter.user),
+        tenant: caller.tenant_name(),
+    };
+    match state.pool.open_borrows(filter).await {
         Ok(list) => Json(list).into_response(),
         Err(e) => pool_error(e).into_response(),
     }

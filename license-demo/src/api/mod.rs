@@ -3,15 +3,19 @@
 //! Handlers put realtime events (borrow, return, failure) in the response extensions; the
 //! `RealtimeLayer` that wraps this router picks them up, so no handler talks to the dashboard.
 
+mod caller;
 mod error;
 mod handlers;
 
+pub use caller::Caller;
 pub use error::{ApiError, JsonBody};
 
+use crate::auth::{ApiKeys, SignatureVerifier};
 use crate::pool::LicensePool;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use axum::Router;
+use std::sync::Arc;
 
 /// Largest accepted request body; bigger bodies get 413.
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
@@ -21,19 +25,36 @@ pub const MAX_BODY_BYTES: usize = 16 * 1024;
 pub struct AppState {
     /// The license state.
     pub pool: LicensePool,
+    /// API keys, when borrow/return/heartbeat/list require them.
+    pub keys: Option<Arc<ApiKeys>>,
+    /// Signature checks, when borrows must be signed.
+    pub signatures: Option<Arc<SignatureVerifier>>,
+}
+
+impl AppState {
+    /// State without API keys or signatures (the default server).
+    pub fn open(pool: LicensePool) -> Self {
+        AppState {
+            pool,
+            keys: None,
+            signatures: None,
+        }
+    }
 }
 
 /// The license routes alone (no realtime layer, no dashboard), with their state applied.
-pub fn license_routes(pool: LicensePool) -> Router {
+pub fn license_routes(state: AppState) -> Router {
     Router::new()
+        .route("/version", get(handlers::version))
         .route("/licenses/borrow", post(handlers::borrow))
         .route("/licenses/return", post(handlers::return_license))
+        .route("/licenses/heartbeat", post(handlers::heartbeat))
         .route("/licenses/status", get(handlers::all_status))
         .route("/licenses/{tool}/status", get(handlers::tool_status))
         .route("/borrows", get(handlers::open_borrows))
         .route("/overage-charges", get(handlers::overage_charges))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .with_state(AppState { pool })
+        .with_state(state)
 }
 
 pub use handlers::{method_not_allowed, not_found};

@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests: a real server on 127.0.0.1:0 over a temp SQLite file.
 #![allow(dead_code)]
 
+use license_demo::auth::SecurityConfig;
 use license_demo::config::{default_tools, ToolSpec};
 use license_demo::pool::{DbLocation, Durability};
 use license_demo::server::{self, RunningServer, ServerConfig};
@@ -28,21 +29,35 @@ pub fn tool(name: &str, total: u32, commit: u32, max_overage: u32, price: f64) -
 }
 
 pub async fn start_at(db: &Path, tools: Vec<ToolSpec>) -> RunningServer {
+    start_secured_at(db, tools, SecurityConfig::default()).await
+}
+
+pub async fn start_secured_at(
+    db: &Path,
+    tools: Vec<ToolSpec>,
+    security: SecurityConfig,
+) -> RunningServer {
     server::start(ServerConfig {
         bind: "127.0.0.1:0".parse().unwrap(),
         db: DbLocation::File(db.to_path_buf()),
         tools,
         durability: Durability::Normal,
         cluster: None,
+        security,
     })
     .await
     .expect("server starts")
 }
 
 pub async fn start(tools: Vec<ToolSpec>) -> TestServer {
+    start_secured(tools, SecurityConfig::default()).await
+}
+
+/// A server with the given security settings.
+pub async fn start_secured(tools: Vec<ToolSpec>, security: SecurityConfig) -> TestServer {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("licenses.db");
-    let server = start_at(&db, tools).await;
+    let server = start_secured_at(&db, tools, security).await;
     let base = server.url();
     TestServer {
         server,
