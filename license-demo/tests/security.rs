@@ -120,6 +120,18 @@ async fn cross_site_borrows_are_refused_by_default() {
     .await;
     assert_eq!(code, 200, "{body}");
     assert_eq!(s.borrow(ECU, "bob").await.0, 200);
+    // Cross-site WebSocket hijacking of the live stream is refused too.
+    let (code, body) = send(
+        s.client
+            .get(s.url("/realtime/ws"))
+            .header("connection", "upgrade")
+            .header("upgrade", "websocket")
+            .header("sec-websocket-version", "13")
+            .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
+            .header("origin", "http://evil.example"),
+    )
+    .await;
+    assert_error(code, &body, 403, "forbidden_origin");
     // Reads are not Origin-checked (the dashboard and status pages are plain GETs).
     let (code, _) = send(
         s.client
