@@ -584,6 +584,8 @@ impl LicensePool {
                 tracing::error!("license-db-writer thread panicked");
             }
         }
+        // The listener may hold what holds this pool (the dashboard's status source): let go.
+        *lock_mutex(&self.shared.expiries) = ExpirySink::Pending(Vec::new());
     }
 
     async fn ask<T>(&self, job: impl FnOnce(Reply<T>) -> Job) -> Result<T, PoolError> {

@@ -139,11 +139,16 @@ pub fn build_app_with(
         .merge(dashboard)
         .route("/", get(|| async { Redirect::temporary("/realtime") }))
         .fallback(api::not_found)
-        .method_not_allowed_fallback(api::method_not_allowed)
-        .layer(axum::middleware::from_fn_with_state(
-            guard,
-            auth::guard::guard,
-        ));
+        .method_not_allowed_fallback(api::method_not_allowed);
+    let app = match auth::guard::cors(&security.allowed_origins) {
+        Some(cors) => app.layer(cors),
+        None => app,
+    };
+    // Outermost: nothing (not even a CORS preflight) answers a foreign Host.
+    let app = app.layer(axum::middleware::from_fn_with_state(
+        guard,
+        auth::guard::guard,
+    ));
     Ok((app, rt))
 }
 

@@ -163,6 +163,29 @@ async fn allowed_origins_extend_same_origin() {
     assert_error(code, &body, 403, "forbidden_origin");
     let (code, body) = send(post("null")).await;
     assert_error(code, &body, 403, "forbidden_origin");
+    // The listed site gets CORS answers, so its page can really call the API; others do not.
+    let preflight = |origin: &'static str| {
+        s.client
+            .request(reqwest::Method::OPTIONS, s.url("/licenses/borrow"))
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header(
+                "access-control-request-headers",
+                "content-type,authorization,idempotency-key",
+            )
+    };
+    let ok = preflight("https://tools.example.com").send().await.unwrap();
+    assert_eq!(
+        ok.headers()["access-control-allow-origin"],
+        "https://tools.example.com"
+    );
+    let allowed = ok.headers()["access-control-allow-headers"]
+        .to_str()
+        .unwrap()
+        .to_ascii_lowercase();
+    assert!(allowed.contains("idempotency-key"), "{allowed}");
+    let evil = preflight("https://evil.example.com").send().await.unwrap();
+    assert!(evil.headers().get("access-control-allow-origin").is_none());
 }
 
 #[tokio::test]

@@ -14,11 +14,12 @@
 
 use crate::api::ApiError;
 use axum::extract::{Request, State};
-use axum::http::{header, Method, StatusCode};
+use axum::http::{header, HeaderName, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+use tower_http::cors::{AllowOrigin, CorsLayer};
 
 /// One accepted `Host`: a name (lowercase) and, when given, the port it must come with.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -143,6 +144,40 @@ impl RequestGuard {
         }
         Ok(())
     }
+}
+
+/// CORS for the `--allowed-origins` pages (none without the flag: same-origin pages need none).
+///
+/// The Origin check refuses other sites; this lets the listed ones actually call the API from a
+/// browser, where JSON bodies, API keys and signatures all need a preflight.
+pub fn cors(allowed_origins: &[String]) -> Option<CorsLayer> {
+    if allowed_origins.is_empty() {
+        return None;
+    }
+    let origins = if allowed_origins.iter().any(|o| o.trim() == "*") {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(
+            allowed_origins
+                .iter()
+                .filter_map(|o| HeaderValue::from_str(&normalize_origin(o)).ok()),
+        )
+    };
+    Some(
+        CorsLayer::new()
+            .allow_origin(origins)
+            .allow_methods([Method::GET, Method::POST])
+            .allow_headers([
+                header::CONTENT_TYPE,
+                header::AUTHORIZATION,
+                HeaderName::from_static("idempotency-key"),
+                HeaderName::from_static("x-signature"),
+                HeaderName::from_static("x-timestamp"),
+                HeaderName::from_static("x-vendor-id"),
+            ])
+            .expose_headers([HeaderName::from_static("idempotent-replayed")])
+            .max_age(std::time::Duration::from_secs(600)),
+    )
 }
 
 /// Middleware applying a [`RequestGuard`] (see `axum::middleware::from_fn_with_state`).
