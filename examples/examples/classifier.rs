@@ -41,9 +41,9 @@ async fn release(State(pools): State<Pools>, Path(pool): Path<String>) -> Status
 
 /// The whole integration: which exchanges are borrows, returns and failures.
 pub fn classify(req: &RequestInfo, res: &ResponseInfo<'_>) -> Option<Event> {
-    let user = req.headers.get("x-user")?.to_str().ok()?;
+    let user = req.headers.get("x-user")?.to_str().ok()?.to_owned();
     // "/pools/{pool}/leases" -> the pool name is the third path segment.
-    let pool = req.uri.path().split('/').nth(2)?;
+    let pool = req.uri.path().split('/').nth(2)?.to_owned();
     match (req.method.as_str(), req.route(), res.status) {
         ("POST", "/pools/{pool}/leases", StatusCode::CREATED) => Some(Event::borrow(pool, user)),
         ("POST", "/pools/{pool}/leases", StatusCode::CONFLICT) => {

@@ -5,27 +5,29 @@
 //! then open http://127.0.0.1:3000/realtime
 
 use axum::{extract::Path, routing::post, Router};
-use realtime_layer::{Event, Realtime};
+use realtime_layer::{Event, Realtime, RealtimeService};
 
 async fn book(Path(seat): Path<String>) -> (Event, String) {
     (
-        Event::borrow(&seat, "guest"),
+        Event::borrow(seat.clone(), "guest"),
         format!("seat {seat} booked\n"),
     )
 }
 
 async fn release(Path(seat): Path<String>) -> (Event, String) {
     (
-        Event::returned(&seat, "guest"),
+        Event::returned(seat.clone(), "guest"),
         format!("seat {seat} released\n"),
     )
 }
 
-pub fn app(realtime: &Realtime) -> Router {
-    Router::new()
+pub fn app(realtime: &Realtime) -> RealtimeService<Router> {
+    let router = Router::new()
         .route("/seats/{seat}", post(book).delete(release))
-        .layer(realtime.layer()) // records the events handlers return
-        .merge(realtime.routes()) // GET /realtime (dashboard), /realtime/stats, /realtime/stream...
+        .merge(realtime.routes()); // GET /realtime (dashboard), /realtime/stats, /realtime/stream...
+                                   // The layer once around the whole router (the cheapest place): records the events handlers
+                                   // return.
+    realtime.wrap(router)
 }
 
 #[tokio::main]
@@ -41,7 +43,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 }
 
 /// Books and releases random seats through the app itself (so events pass the layer).
-async fn simulate(app: Router) {
+async fn simulate(app: RealtimeService<Router>) {
     let mut rng = realtime_examples::Rng::new();
     loop {
         let seat = format!("row-{}", rng.below(4) + 1);

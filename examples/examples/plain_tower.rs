@@ -44,20 +44,20 @@ impl Garage {
         let (mut response, event) = match action {
             "enter" if *free == 0 => (
                 reply(StatusCode::CONFLICT, "level full\n"),
-                Event::failure(level, plate, "full"),
+                Event::failure(level.to_owned(), plate.to_owned(), "full"),
             ),
             "enter" => {
                 *free -= 1;
                 (
                     reply(StatusCode::OK, "welcome\n"),
-                    Event::borrow(level, plate),
+                    Event::borrow(level.to_owned(), plate.to_owned()),
                 )
             }
             "exit" => {
                 *free += 1;
                 (
                     reply(StatusCode::OK, "goodbye\n"),
-                    Event::returned(level, plate),
+                    Event::returned(level.to_owned(), plate.to_owned()),
                 )
             }
             _ => return reply(StatusCode::NOT_FOUND, "enter or exit\n"),

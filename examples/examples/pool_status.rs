@@ -29,10 +29,10 @@ impl Pool {
                 (n < self.size).then_some(n + 1)
             });
         match taken {
-            Ok(before) => {
-                realtime.record(Event::borrow(self.name, client).overage(before >= self.reserved))
-            }
-            Err(_) => realtime.record(Event::failure(self.name, client, "pool_timeout")),
+            Ok(before) => realtime.record(
+                Event::borrow(self.name, client.to_owned()).overage(before >= self.reserved),
+            ),
+            Err(_) => realtime.record(Event::failure(self.name, client.to_owned(), "pool_timeout")),
         }
         taken.is_ok()
     }
@@ -44,7 +44,7 @@ impl Pool {
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
             .is_ok()
         {
-            realtime.record(Event::returned(self.name, client));
+            realtime.record(Event::returned(self.name, client.to_owned()));
         }
     }
 }

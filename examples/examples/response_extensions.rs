@@ -11,7 +11,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
-use realtime_layer::{Event, Realtime, RealtimeEvents};
+use realtime_layer::{Event, Realtime, RealtimeEvents, RealtimeService};
 use serde::Deserialize;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -33,17 +33,17 @@ async fn take(
 ) -> Response {
     let mut rooms = rooms.0.lock().unwrap();
     let Some((size, taken)) = rooms.get_mut(&room) else {
-        let event = Event::failure(&room, &who.user, "unknown_room");
+        let event = Event::failure(room.clone(), who.user.clone(), "unknown_room");
         return (StatusCode::NOT_FOUND, event, "no such room\n").into_response();
     };
     if *taken == *size {
-        let event = Event::failure(&room, &who.user, "exhausted");
+        let event = Event::failure(room.clone(), who.user.clone(), "exhausted");
         return (StatusCode::CONFLICT, event, "room is full\n").into_response();
     }
     *taken += 1;
     (
         StatusCode::CREATED,
-        Event::borrow(&room, &who.user),
+        Event::borrow(room.clone(), who.user.clone()),
         "desk taken\n",
     )
         .into_response()
@@ -60,7 +60,10 @@ async fn leave(
     match rooms.get_mut(&room) {
         Some((_, taken)) if *taken > 0 => {
             *taken -= 1;
-            RealtimeEvents::push_into(response.extensions_mut(), Event::returned(&room, &who.user));
+            RealtimeEvents::push_into(
+                response.extensions_mut(),
+                Event::returned(room.clone(), who.user.clone()),
+            );
         }
         _ => *response.status_mut() = StatusCode::NOT_FOUND,
     }
@@ -74,19 +77,19 @@ async fn evacuate(State(rooms): State<Rooms>, Path(room): Path<String>) -> Respo
         return StatusCode::NOT_FOUND.into_response();
     };
     let events: Vec<Event> = (0..*taken)
-        .map(|_| Event::returned(&room, "facility"))
+        .map(|_| Event::returned(room.clone(), "facility"))
         .collect();
     *taken = 0;
     (RealtimeEvents::from(events), "room emptied\n").into_response()
 }
 
-pub fn app(realtime: &Realtime, rooms: Rooms) -> Router {
-    Router::new()
+pub fn app(realtime: &Realtime, rooms: Rooms) -> RealtimeService<Router> {
+    let router = Router::new()
         .route("/rooms/{room}/desks", post(take).delete(leave))
         .route("/rooms/{room}/evacuate", post(evacuate))
         .with_state(rooms)
-        .layer(realtime.layer())
-        .merge(realtime.routes())
+        .merge(realtime.routes());
+    realtime.wrap(router)
 }
 
 pub fn rooms() -> Rooms {
@@ -109,7 +112,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-async fn simulate(app: Router) {
+async fn simulate(app: RealtimeService<Router>) {
     let mut rng = realtime_examples::Rng::new();
     loop {
         let room = rng.pick(&["Atrium", "Library", "Lab"]);

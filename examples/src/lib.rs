@@ -17,8 +17,10 @@
 //!
 //! Run any of them with `cargo run -p realtime-examples --example NAME -- --simulate`.
 
-use axum::Router;
+use axum::extract::Request;
+use axum::response::Response;
 use realtime_layer::Realtime;
+use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -62,24 +64,43 @@ fn usage(problem: &str) -> ! {
     std::process::exit(if problem.is_empty() { 0 } else { 2 })
 }
 
+/// What the examples serve: an axum `Router`, or one wrapped once in the realtime layer
+/// (`Realtime::wrap`).
+pub trait AppService:
+    tower::Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static
+{
+}
+
+impl<S> AppService for S where
+    S: tower::Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static
+{
+}
+
 /// Serves `app` on `bind`, prints the dashboard URL, and on Ctrl-C ends the realtime streams so
 /// the server stops promptly.
-pub async fn serve(
-    app: Router,
+pub async fn serve<S>(
+    app: S,
     bind: SocketAddr,
     realtime: &Realtime,
     dashboard_path: &str,
-) -> std::io::Result<()> {
+) -> std::io::Result<()>
+where
+    S: AppService,
+    S::Future: Send,
+{
     let listener = tokio::net::TcpListener::bind(bind).await?;
     let addr = listener.local_addr()?;
     println!("Dashboard: http://{addr}{dashboard_path}");
     let realtime = realtime.clone();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            let _ = tokio::signal::ctrl_c().await;
-            realtime.shutdown();
-        })
-        .await
+    axum::serve(
+        listener,
+        axum::ServiceExt::<Request>::into_make_service(app),
+    )
+    .with_graceful_shutdown(async move {
+        let _ = tokio::signal::ctrl_c().await;
+        realtime.shutdown();
+    })
+    .await
 }
 
 /// A small xorshift generator: enough randomness for synthetic traffic, no dependency.
@@ -117,7 +138,7 @@ impl Rng {
 
 /// Sends `request` through `app` itself, so its events pass the layer like real traffic; the
 /// answer is dropped.
-pub async fn send(app: &Router, request: http::Request<axum::body::Body>) {
+pub async fn send<S: AppService>(app: &S, request: http::Request<axum::body::Body>) {
     use tower::ServiceExt as _;
     let _ = app.clone().oneshot(request).await;
 }

@@ -23,14 +23,18 @@ mod pool_status;
 #[path = "../examples/response_extensions.rs"]
 mod response_extensions;
 
-use axum::Router;
 use realtime_layer::Realtime;
 use serde_json::Value;
 use std::net::SocketAddr;
 
-async fn serve(app: Router) -> SocketAddr {
+async fn serve<S>(app: S) -> SocketAddr
+where
+    S: realtime_examples::AppService,
+    S::Future: Send,
+{
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
+    let app = axum::ServiceExt::<axum::extract::Request>::into_make_service(app);
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     addr
 }

@@ -81,7 +81,7 @@ async fn cross_instance(url: &str) -> Vec<Duration> {
         while rx.try_recv().is_ok() {}
         let user = format!("lat-{i}-user");
         let start = Instant::now();
-        a.record(Event::borrow("GPU", &user));
+        a.record(Event::borrow("GPU", user.clone()));
         loop {
             let (text, at) = tokio::time::timeout(Duration::from_secs(5), rx.recv())
                 .await

@@ -2,6 +2,7 @@
 
 use axum::response::{IntoResponseParts, ResponseParts};
 use serde::Serialize;
+use std::borrow::Cow;
 use std::convert::Infallible;
 
 /// The reason of a return the pool made itself because a lease ran out ([`Event::expired`]).
@@ -35,6 +36,11 @@ impl EventKind {
 /// Events carry no timestamp: the buffer stamps them with its [`Clock`](crate::Clock) when they are
 /// recorded, so tests can move time without sleeping.
 ///
+/// Names are `Cow<'static, str>`: string literals (and other `&'static str`) are kept as borrowed
+/// pointers, so an event with fixed names costs no allocation to build or drop; a `String` is
+/// moved in as is. Borrowed names of a shorter lifetime are passed as owned strings
+/// (`name.to_owned()`, `name.clone()`).
+///
 /// ```
 /// use realtime_layer::{Event, EventKind};
 ///
@@ -49,15 +55,19 @@ impl EventKind {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Event {
     kind: EventKind,
-    resource: String,
-    user: String,
-    borrow_id: Option<String>,
+    resource: Cow<'static, str>,
+    user: Cow<'static, str>,
+    borrow_id: Option<Cow<'static, str>>,
     overage: bool,
-    reason: Option<String>,
+    reason: Option<Cow<'static, str>>,
 }
 
 impl Event {
-    fn new(kind: EventKind, resource: impl Into<String>, user: impl Into<String>) -> Self {
+    fn new(
+        kind: EventKind,
+        resource: impl Into<Cow<'static, str>>,
+        user: impl Into<Cow<'static, str>>,
+    ) -> Self {
         Event {
             kind,
             resource: resource.into(),
@@ -69,20 +79,26 @@ impl Event {
     }
 
     /// A successful checkout of `resource` by `user`.
-    pub fn borrow(resource: impl Into<String>, user: impl Into<String>) -> Self {
+    pub fn borrow(
+        resource: impl Into<Cow<'static, str>>,
+        user: impl Into<Cow<'static, str>>,
+    ) -> Self {
         Self::new(EventKind::Borrow, resource, user)
     }
 
     /// `user` gave `resource` back.
-    pub fn returned(resource: impl Into<String>, user: impl Into<String>) -> Self {
+    pub fn returned(
+        resource: impl Into<Cow<'static, str>>,
+        user: impl Into<Cow<'static, str>>,
+    ) -> Self {
         Self::new(EventKind::Return, resource, user)
     }
 
     /// A refused checkout; `reason` is a short machine string such as `exhausted`.
     pub fn failure(
-        resource: impl Into<String>,
-        user: impl Into<String>,
-        reason: impl Into<String>,
+        resource: impl Into<Cow<'static, str>>,
+        user: impl Into<Cow<'static, str>>,
+        reason: impl Into<Cow<'static, str>>,
     ) -> Self {
         let mut event = Self::new(EventKind::Failure, resource, user);
         event.reason = Some(reason.into());
@@ -100,7 +116,10 @@ impl Event {
     /// assert_eq!(expiry.kind(), EventKind::Return);
     /// assert_eq!(expiry.reason(), Some("expired"));
     /// ```
-    pub fn expired(resource: impl Into<String>, user: impl Into<String>) -> Self {
+    pub fn expired(
+        resource: impl Into<Cow<'static, str>>,
+        user: impl Into<Cow<'static, str>>,
+    ) -> Self {
         let mut event = Self::new(EventKind::Return, resource, user);
         event.reason = Some(EXPIRED_REASON.into());
         event
@@ -113,7 +132,7 @@ impl Event {
     }
 
     /// Attaches the borrow id (borrows and returns; ignored on failures).
-    pub fn borrow_id(mut self, id: impl Into<String>) -> Self {
+    pub fn borrow_id(mut self, id: impl Into<Cow<'static, str>>) -> Self {
         if self.kind != EventKind::Failure {
             self.borrow_id = Some(id.into());
         }
@@ -130,6 +149,14 @@ impl Event {
     }
     /// The user name.
     pub fn user(&self) -> &str {
+        &self.user
+    }
+    /// The resource name as held (borrowed `'static` or owned).
+    pub(crate) fn resource_name(&self) -> &Cow<'static, str> {
+        &self.resource
+    }
+    /// The user name as held (borrowed `'static` or owned).
+    pub(crate) fn user_name(&self) -> &Cow<'static, str> {
         &self.user
     }
     /// The borrow id, if one was attached.

@@ -18,13 +18,14 @@
 //! #[tokio::main]
 //! async fn main() {
 //!     let realtime = Realtime::builder().build().expect("valid configuration");
-//!     let app = Router::new()
+//!     let router = Router::new()
 //!         .route("/borrow", post(borrow))
-//!         .layer(realtime.layer())
 //!         .merge(realtime.routes())
 //!         .merge(realtime.metrics_routes());
+//!     // The layer once around the whole router: the cheapest place for it.
+//!     let app = realtime.wrap(router);
 //!     let listener = tokio::net::TcpListener::bind("127.0.0.1:8000").await.unwrap();
-//!     axum::serve(listener, app).await.unwrap();
+//!     axum::serve(listener, app.into_make_service()).await.unwrap();
 //! }
 //! ```
 //!

@@ -152,7 +152,7 @@ async fn snapshot_then_deltas_with_increasing_ids_and_push_within_window() {
     for i in 0..5 {
         tokio::time::sleep(Duration::from_millis(150 + 70 * i)).await;
         let user = format!("user-{i}");
-        realtime.record(Event::borrow("GPU A100", &user));
+        realtime.record(Event::borrow("GPU A100", user.clone()));
         let recorded = Instant::now();
         let (msg, _) = sse
             .until(Duration::from_secs(2), |m| {

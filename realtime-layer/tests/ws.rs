@@ -143,7 +143,7 @@ async fn snapshot_then_deltas_pushed_within_500ms_with_increasing_seq() {
     for i in 0..5u64 {
         let user = format!("user-{i}");
         let recorded = Instant::now();
-        realtime.record(Event::borrow("GPU A100", &user));
+        realtime.record(Event::borrow("GPU A100", user.clone()));
         let (frame, _) = ws
             .until(Duration::from_secs(2), |f| {
                 assert!(seq(f) > last, "seq increases: {} after {last}", seq(f));

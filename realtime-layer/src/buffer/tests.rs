@@ -332,7 +332,7 @@ fn aggregate_cap_drops_whole_oldest_seconds() {
             clock.advance(Duration::from_secs(1));
         }
         for name in &names {
-            buf.record(&Event::borrow(name.as_str(), "u"));
+            buf.record(&Event::borrow(name.clone(), "u"));
         }
     }
     let stats = buf.stats();

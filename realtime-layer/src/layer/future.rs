@@ -8,26 +8,26 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 
+/// What a classifier needs once the response is there; boxed, so the future stays two words
+/// larger than the inner one (futures are moved several times per request).
+pub(crate) type Classify = Box<(Arc<dyn Classifier>, RequestInfo)>;
+
 pin_project! {
     /// Response future of [`RealtimeService`](super::RealtimeService): records the response's
     /// events once the inner future resolves.
     pub struct ResponseFuture<F> {
         #[pin]
         inner: F,
-        realtime: Option<Realtime>,
-        classify: Option<(Arc<dyn Classifier>, RequestInfo)>,
+        realtime: Realtime,
+        classify: Option<Classify>,
     }
 }
 
 impl<F> ResponseFuture<F> {
-    pub(crate) fn new(
-        inner: F,
-        realtime: Realtime,
-        classify: Option<(Arc<dyn Classifier>, RequestInfo)>,
-    ) -> Self {
+    pub(crate) fn new(inner: F, realtime: Realtime, classify: Option<Classify>) -> Self {
         ResponseFuture {
             inner,
-            realtime: Some(realtime),
+            realtime,
             classify,
         }
     }
@@ -42,20 +42,24 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let mut result = ready!(this.inner.poll(cx));
-        if let (Ok(response), Some(realtime)) = (&mut result, this.realtime.take()) {
-            // Removed so internal bookkeeping never leaks to outer layers or clients.
-            if let Some(RealtimeEvents(events)) =
-                response.extensions_mut().remove::<RealtimeEvents>()
-            {
-                realtime.record_all(&events);
+        if let Ok(response) = &mut result {
+            // Most responses carry no extension at all: one pointer test, no map lookup.
+            if !response.extensions().is_empty() {
+                // Removed so internal bookkeeping never leaks to outer layers or clients.
+                if let Some(RealtimeEvents(events)) =
+                    response.extensions_mut().remove::<RealtimeEvents>()
+                {
+                    this.realtime.record_all(&events);
+                }
             }
-            if let Some((classifier, request)) = this.classify.take() {
+            if let Some(classify) = this.classify.take() {
+                let (classifier, request) = &*classify;
                 let info = ResponseInfo {
                     status: response.status(),
                     headers: response.headers(),
                 };
-                if let Some(event) = classifier.classify(&request, &info) {
-                    realtime.record(event);
+                if let Some(event) = classifier.classify(request, &info) {
+                    this.realtime.record(event);
                 }
             }
         }

@@ -52,6 +52,14 @@ impl<S> RealtimeService<S> {
     }
 }
 
+impl RealtimeService<axum::Router> {
+    /// A make-service for `axum::serve(listener, app.into_make_service())` (what
+    /// `axum::ServiceExt::into_make_service` gives, without naming the request type).
+    pub fn into_make_service(self) -> axum::routing::IntoMakeService<Self> {
+        axum::ServiceExt::<axum::extract::Request>::into_make_service(self)
+    }
+}
+
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for RealtimeService<S>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>>,
@@ -69,7 +77,7 @@ where
         let classify = self
             .classifier
             .as_ref()
-            .map(|c| (c.clone(), RequestInfo::capture(&req)));
+            .map(|c| Box::new((c.clone(), RequestInfo::capture(&req))));
         ResponseFuture::new(self.inner.call(req), self.realtime.clone(), classify)
     }
 }
