@@ -8,6 +8,7 @@ mod borrow_id;
 mod interner;
 mod ring;
 mod seconds;
+mod static_names;
 
 pub use interner::OTHER_NAME;
 
@@ -18,6 +19,7 @@ use parking_lot::Mutex;
 use ring::{EventRing, PackedEvent};
 use seconds::SecondAggregates;
 use serde::Serialize;
+use static_names::StaticNames;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -333,6 +335,9 @@ struct Inner {
     /// Newest relative time given to a stored event (events from other instances arrive a little
     /// out of order; they are stamped no earlier than this so every ring stays time-ordered).
     last_insert_t: u32,
+    /// Fast paths of `users` and `resources` for `&'static str` names.
+    static_users: StaticNames,
+    static_resources: StaticNames,
     folded_users: u64,
     folded_resources: u64,
     folded_instances: u64,
@@ -428,6 +433,8 @@ impl EventBuffer {
             reasons: Interner::new(config.max_reasons),
             instances: tagged.then(|| Interner::new(MAX_INSTANCES)),
             last_insert_t: 0,
+            static_users: StaticNames::new(),
+            static_resources: StaticNames::new(),
             folded_users: 0,
             folded_resources: 0,
             folded_instances: 0,
@@ -828,10 +835,15 @@ impl Inner {
         let t = self.advance(now);
         self.last_insert_t = t;
         let sec = (self.abs(t) / 1000) as u32;
-        let res = self.intern_resource(event.resource());
-        let before = self.users.folded;
-        let user = self.users.intern(event.user());
-        self.folded_users += self.users.folded - before;
+        let (resources, users) = (&mut self.resources, &mut self.users);
+        let before = (resources.folded, users.folded);
+        let res = (self.static_resources).index(event.resource_name(), interner::OTHER, |n| {
+            resources.intern(n)
+        });
+        let user =
+            (self.static_users).index(event.user_name(), interner::OTHER, |n| users.intern(n));
+        self.folded_resources += self.resources.folded - before.0;
+        self.folded_users += self.users.folded - before.1;
         if self.lifetime.len() <= res as usize {
             self.lifetime.resize(res as usize + 1, [0; 3]);
         }
@@ -929,6 +941,8 @@ impl Inner {
             + self.users.heap_bytes()
             + self.resources.heap_bytes()
             + self.reasons.heap_bytes()
+            + self.static_users.heap_bytes()
+            + self.static_resources.heap_bytes()
             + self.lifetime.capacity() * 24
             + self.lifetime_failures.capacity() * 16;
         BufferStats {
