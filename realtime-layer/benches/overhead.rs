@@ -1,0 +1,475 @@
+//! Per-request cost of the layer against bare axum and axum-prometheus, printed as one table
+//! (`cargo bench -p realtime-layer --bench overhead`).
+//!
+//! Every variant is the same hello-world handler served by `axum::serve` on a single-threaded
+//! Tokio runtime, in its own process (a child of this bench: axum-prometheus installs a global
+//! recorder, and per-process counts are what callgrind gives). The bench itself is the client:
+//! one keep-alive HTTP/1.1 connection over loopback, one request at a time.
+//!
+//! - **Instructions per request** (deterministic; wall time on a shared VM swings ±25%): each
+//!   server runs under `valgrind --tool=callgrind`, counting only inside the runtime's
+//!   `block_on` (the app is built before it, so one-time set-up such as the TSC clock's
+//!   calibration stays out), twice: once for `WARM + N` requests and once for `WARM + 2N`; the
+//!   difference divided by `N` is the steady-state cost of one request. Skipped, with a note,
+//!   when valgrind is not installed.
+//! - **Requests per second**: the same servers without valgrind, a few interleaved rounds of
+//!   `OVERHEAD_BENCH_SECS` (default 1) seconds each, median kept. Noisy; the instruction counts
+//!   are the figure to compare.
+//!
+//! `OVERHEAD_BEFORE=/path/to/an/older/build/of/this/bench` measures that build too, in the same
+//! run, and prints both side by side (how the README's before/after table was made).
+//!
+//! The whole run takes one to two minutes (twice that with `OVERHEAD_BEFORE`).
+
+use axum::routing::get;
+use axum::Router;
+use realtime_layer::{Event, Realtime};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Requests served before counting starts to matter (caches, allocator, interned names).
+const WARM: u64 = 500;
+/// Requests whose cost is measured (the difference between the two callgrind runs).
+const N: u64 = 2_000;
+/// Interleaved wall-clock rounds per variant.
+const ROUNDS: usize = 3;
+
+/// One server set-up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Variant {
+    /// axum alone, the hello-world handler.
+    Bare,
+    /// axum alone, the handler also returns an `Event` (inert without the layer).
+    BareEvent,
+    /// `RealtimeLayer` around the whole router (`tower::Layer::layer`) plus the realtime routes;
+    /// the handler returns no event.
+    Layer,
+    /// The same with `Router::layer` (the layer inside routing, around every route).
+    LayerPerRoute,
+    /// `RealtimeLayer` around the whole router; the handler returns an `Event`, recorded.
+    LayerEvent,
+    /// `Router::layer`; the handler returns an `Event`, recorded.
+    LayerEventPerRoute,
+    /// axum-prometheus 0.10's `PrometheusMetricLayer` and its `/metrics` route.
+    Prometheus,
+}
+
+const VARIANTS: [Variant; 7] = [
+    Variant::Bare,
+    Variant::Layer,
+    Variant::LayerPerRoute,
+    Variant::BareEvent,
+    Variant::LayerEvent,
+    Variant::LayerEventPerRoute,
+    Variant::Prometheus,
+];
+
+impl Variant {
+    fn name(self) -> &'static str {
+        match self {
+            Variant::Bare => "bare",
+            Variant::BareEvent => "bare-event",
+            Variant::Layer => "layer",
+            Variant::LayerPerRoute => "layer-per-route",
+            Variant::LayerEvent => "layer-event",
+            Variant::LayerEventPerRoute => "layer-event-per-route",
+            Variant::Prometheus => "prometheus",
+        }
+    }
+
+    fn label(self) -> &'static str {
+        match self {
+            Variant::Bare => "bare axum",
+            Variant::Layer => "+ RealtimeLayer around the router, no event",
+            Variant::LayerPerRoute => "+ RealtimeLayer via Router::layer, no event",
+            Variant::BareEvent => "bare axum, handler returns an Event",
+            Variant::LayerEvent => "+ RealtimeLayer around the router, event recorded",
+            Variant::LayerEventPerRoute => "+ RealtimeLayer via Router::layer, event recorded",
+            Variant::Prometheus => "+ axum-prometheus 0.10 PrometheusMetricLayer",
+        }
+    }
+
+    /// The variant this one is compared with.
+    fn baseline(self) -> Option<Variant> {
+        match self {
+            Variant::Bare | Variant::BareEvent => None,
+            Variant::LayerEvent | Variant::LayerEventPerRoute => Some(Variant::BareEvent),
+            _ => Some(Variant::Bare),
+        }
+    }
+
+    fn parse(name: &str) -> Option<Variant> {
+        VARIANTS.into_iter().find(|v| v.name() == name)
+    }
+}
+
+async fn hello() -> &'static str {
+    "Hello, World!"
+}
+
+async fn hello_event() -> (Event, &'static str) {
+    (Event::borrow("GPU A100", "alice"), "Hello, World!")
+}
+
+/// The app of `variant`, ready for `axum::serve`.
+enum App {
+    Router(Router),
+    Wrapped(realtime_layer::RealtimeService<Router>),
+}
+
+/// Builds the app of `variant` (outside the runtime: callgrind only counts inside `block_on`, so
+/// one-time set-up such as the clock's calibration stays out of the figures).
+fn app(variant: Variant) -> App {
+    let handler = match variant {
+        Variant::BareEvent | Variant::LayerEvent | Variant::LayerEventPerRoute => get(hello_event),
+        _ => get(hello),
+    };
+    let app = Router::new().route("/", handler);
+    match variant {
+        Variant::Bare | Variant::BareEvent => App::Router(app),
+        Variant::Layer | Variant::LayerEvent => {
+            let realtime = Realtime::builder().build().expect("realtime");
+            let app = app
+                .merge(realtime.routes())
+                .merge(realtime.metrics_routes());
+            App::Wrapped(realtime.wrap(app))
+        }
+        Variant::LayerPerRoute | Variant::LayerEventPerRoute => {
+            let realtime = Realtime::builder().build().expect("realtime");
+            App::Router(
+                app.layer(realtime.layer())
+                    .merge(realtime.routes())
+                    .merge(realtime.metrics_routes()),
+            )
+        }
+        Variant::Prometheus => {
+            let (layer, handle) = axum_prometheus::PrometheusMetricLayer::pair();
+            App::Router(
+                app.route("/metrics", get(move || std::future::ready(handle.render())))
+                    .layer(layer),
+            )
+        }
+    }
+}
+
+/// Child mode: serve `variant` on 127.0.0.1, print the port, stop when stdin closes.
+fn serve(variant: Variant) {
+    let app = app(variant);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.set_nonblocking(true).expect("non-blocking");
+    println!("{}", listener.local_addr().expect("address").port());
+    std::thread::spawn(|| {
+        // EOF (or any input) on stdin ends the server; exit() lets valgrind write its totals.
+        let _ = std::io::stdin().read(&mut [0u8; 1]);
+        std::process::exit(0);
+    });
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
+        match app {
+            App::Router(app) => axum::serve(listener, app).await,
+            App::Wrapped(service) => {
+                axum::serve(
+                    listener,
+                    axum::ServiceExt::<axum::extract::Request>::into_make_service(service),
+                )
+                .await
+            }
+        }
+        .expect("serve");
+    });
+}
+
+/// A running child server.
+struct Server {
+    child: Child,
+    port: u16,
+}
+
+impl Server {
+    fn start(exe: &Path, variant: Variant, callgrind: bool) -> Server {
+        let mut cmd = if callgrind {
+            let mut c = Command::new("valgrind");
+            c.args([
+                "--tool=callgrind",
+                "--callgrind-out-file=/dev/null",
+                "--collect-atstart=no",
+                "--toggle-collect=tokio::runtime::runtime::Runtime::block_on*",
+            ])
+            .arg(exe);
+            c
+        } else {
+            Command::new(exe)
+        };
+        let mut child = cmd
+            .args(["--serve", variant.name()])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(if callgrind {
+                Stdio::piped()
+            } else {
+                Stdio::inherit()
+            })
+            .spawn()
+            .expect("start the server process");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("port line");
+        let port = line.trim().parse().expect("a port number");
+        Server { child, port }
+    }
+
+    /// Stops the server and returns its stderr.
+    fn stop(mut self) -> String {
+        drop(self.child.stdin.take());
+        let out = self.child.wait_with_output().expect("server exit");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    }
+}
+
+/// One keep-alive HTTP/1.1 connection sending `GET /` and reading each answer whole.
+struct Client {
+    reader: BufReader<TcpStream>,
+    line: String,
+    body: Vec<u8>,
+}
+
+impl Client {
+    fn connect(port: u16) -> Client {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let stream = loop {
+            match TcpStream::connect(("127.0.0.1", port)) {
+                Ok(s) => break s,
+                Err(e) if Instant::now() < deadline => {
+                    let _ = e;
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                Err(e) => panic!("connect: {e}"),
+            }
+        };
+        stream.set_nodelay(true).expect("nodelay");
+        Client {
+            reader: BufReader::new(stream),
+            line: String::new(),
+            body: Vec::new(),
+        }
+    }
+
+    fn get(&mut self) {
+        self.reader
+            .get_mut()
+            .write_all(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            .expect("write request");
+        let mut length = 0usize;
+        let mut status_ok = false;
+        loop {
+            self.line.clear();
+            let n = self.reader.read_line(&mut self.line).expect("read head");
+            assert!(n > 0, "server closed the connection");
+            let l = self.line.trim_end();
+            if l.is_empty() {
+                break;
+            }
+            if l.starts_with("HTTP/1.1 ") {
+                status_ok = l.starts_with("HTTP/1.1 200");
+            } else if let Some((k, v)) = l.split_once(':') {
+                if k.eq_ignore_ascii_case("content-length") {
+                    length = v.trim().parse().expect("content-length");
+                }
+            }
+        }
+        assert!(status_ok, "expected 200");
+        self.body.resize(length, 0);
+        self.reader.read_exact(&mut self.body).expect("read body");
+    }
+}
+
+/// Instructions the server executed for `requests` requests (start-up included).
+fn callgrind_total(exe: &Path, variant: Variant, requests: u64) -> u64 {
+    let server = Server::start(exe, variant, true);
+    let mut client = Client::connect(server.port);
+    for _ in 0..requests {
+        client.get();
+    }
+    drop(client);
+    let stderr = server.stop();
+    stderr
+        .lines()
+        .find_map(|l| {
+            let (_, rest) = l.split_once("Collected :")?;
+            rest.trim().parse().ok()
+        })
+        .unwrap_or_else(|| panic!("no callgrind total in:\n{stderr}"))
+}
+
+/// Steady-state instructions per request.
+fn instructions_per_request(exe: &Path, variant: Variant) -> f64 {
+    let short = callgrind_total(exe, variant, WARM + N);
+    let long = callgrind_total(exe, variant, WARM + 2 * N);
+    long.saturating_sub(short) as f64 / N as f64
+}
+
+/// Requests per second over `secs`, after a warm-up.
+fn requests_per_second(exe: &Path, variant: Variant, secs: f64) -> f64 {
+    let server = Server::start(exe, variant, false);
+    let mut client = Client::connect(server.port);
+    for _ in 0..WARM {
+        client.get();
+    }
+    let start = Instant::now();
+    let mut n = 0u64;
+    while start.elapsed().as_secs_f64() < secs {
+        for _ in 0..100 {
+            client.get();
+        }
+        n += 100;
+    }
+    let rate = n as f64 / start.elapsed().as_secs_f64();
+    drop(client);
+    server.stop();
+    rate
+}
+
+fn valgrind_present() -> bool {
+    Command::new("valgrind")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+fn ratio(value: f64, base: f64) -> String {
+    format!("{:+.1}%", (value / base - 1.0) * 100.0)
+}
+
+/// Figures of one build of this bench (this one, or the one named by `OVERHEAD_BEFORE`).
+struct Figures {
+    instructions: Option<Vec<f64>>,
+    rates: Vec<f64>,
+}
+
+fn measure(exe: &Path, secs: f64, callgrind: bool) -> Figures {
+    let instructions = callgrind.then(|| {
+        VARIANTS
+            .iter()
+            .map(|v| instructions_per_request(exe, *v))
+            .collect()
+    });
+    let mut rates = vec![Vec::new(); VARIANTS.len()];
+    for _ in 0..ROUNDS {
+        for (i, v) in VARIANTS.iter().enumerate() {
+            rates[i].push(requests_per_second(exe, *v, secs));
+        }
+    }
+    let rates = rates
+        .into_iter()
+        .map(|mut r| {
+            r.sort_by(f64::total_cmp);
+            r[r.len() / 2]
+        })
+        .collect();
+    Figures {
+        instructions,
+        rates,
+    }
+}
+
+impl Figures {
+    /// `| instructions | ratio | req/s | ratio |` cells of row `i` against row `base`.
+    fn cells(&self, i: usize, base: Option<usize>) -> String {
+        let instr = self
+            .instructions
+            .as_ref()
+            .map_or("n/a".to_owned(), |c| format!("{:.0}", c[i]));
+        let instr_ratio = match (&self.instructions, base) {
+            (Some(c), Some(b)) => ratio(c[i], c[b]),
+            _ => "—".to_owned(),
+        };
+        let rate_ratio = base.map_or("—".to_owned(), |b| ratio(self.rates[i], self.rates[b]));
+        format!(
+            "{instr} | {instr_ratio} | {:.0} | {rate_ratio}",
+            self.rates[i]
+        )
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--serve") {
+        let variant = args
+            .get(i + 1)
+            .and_then(|n| Variant::parse(n))
+            .expect("--serve VARIANT");
+        serve(variant);
+        return;
+    }
+    let secs: f64 = std::env::var("OVERHEAD_BENCH_SECS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1.0);
+    // An older build of this same bench, measured in the same run for a side-by-side table.
+    let before: Option<PathBuf> = std::env::var_os("OVERHEAD_BEFORE").map(PathBuf::from);
+    let callgrind = valgrind_present();
+    let exe = std::env::current_exe().expect("bench executable");
+    eprintln!(
+        "{} variants{}: callgrind {}, wall clock {ROUNDS} rounds of {secs} s",
+        VARIANTS.len(),
+        if before.is_some() { " x 2 builds" } else { "" },
+        if callgrind {
+            format!("({WARM}+{N} and {WARM}+{} requests)", 2 * N)
+        } else {
+            "skipped (no valgrind)".to_owned()
+        },
+    );
+    let old = before.as_deref().map(|b| measure(b, secs, callgrind));
+    let new = measure(&exe, secs, callgrind);
+    let index = |v: Variant| VARIANTS.iter().position(|x| *x == v).expect("listed");
+
+    println!(
+        "\n== per-request cost: hello-world handler, one Tokio worker, one keep-alive connection =="
+    );
+    let head = format!(
+        "instructions / request | vs baseline | requests / s (median of {ROUNDS}) | vs baseline"
+    );
+    match &old {
+        Some(_) => {
+            println!("| | before: {head} | after: {head} |");
+            println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+        }
+        None => {
+            println!("| | {head} |");
+            println!("|---|---:|---:|---:|---:|");
+        }
+    }
+    for (i, v) in VARIANTS.iter().enumerate() {
+        let base = v.baseline().map(index);
+        match &old {
+            Some(old) => println!(
+                "| {} | {} | {} |",
+                v.label(),
+                old.cells(i, base),
+                new.cells(i, base)
+            ),
+            None => println!("| {} | {} |", v.label(), new.cells(i, base)),
+        }
+    }
+    if !callgrind {
+        println!(
+            "\nvalgrind is not installed: instruction counts skipped (apt-get install valgrind)."
+        );
+    }
+    println!(
+        "\nBaselines: event rows against \"bare axum, handler returns an Event\", the others \
+         against \"bare axum\". Instructions: callgrind inside the server's runtime, \
+         ({WARM}+{}) minus ({WARM}+{N}) requests, divided by {N}.",
+        2 * N
+    );
+}
