@@ -325,6 +325,9 @@ struct Inner {
     retention_ms: u64,
     base_ms: u64,
     last_t: u32,
+    /// The `now` of the last [`Inner::advance`]: a second call within the same millisecond
+    /// (bursts) has nothing left to expire and returns at once.
+    last_now: u64,
     rings: [EventRing; 3],
     seconds: SecondAggregates,
     users: Interner,
@@ -422,6 +425,7 @@ impl EventBuffer {
                 now
             },
             last_t: 0,
+            last_now: 0,
             rings: [
                 ring(config.max_borrows),
                 ring(config.max_returns),
@@ -805,6 +809,10 @@ impl Inner {
     /// Moves time to `now`: expires old events and seconds, and rebases timestamps when needed.
     /// Returns the (monotonic) relative time of `now`.
     fn advance(&mut self, now: u64) -> u32 {
+        if now == self.last_now {
+            return self.last_t;
+        }
+        self.last_now = now;
         let cutoff = now.saturating_sub(self.retention_ms);
         if now.saturating_sub(self.base_ms) >= REBASE_AFTER_MS {
             let new_base = cutoff.max(self.base_ms);
