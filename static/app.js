@@ -836,6 +836,37 @@
     connect();
   }
 
+  // A delta's `res`: for each listed resource, only the fields that changed.
+  function applyResourceChanges(changes) {
+    var byName = new Map();
+    state.resources.forEach(function (r, i) { byName.set(r.name, i); });
+    var list = state.resources.slice();
+    changes.forEach(function (c) {
+      var i = byName.get(c.name);
+      if (i === undefined) return;
+      list[i] = Object.assign({}, list[i], c);
+    });
+    state.resources = list;
+    state.utilDirty = true;
+  }
+
+  var KINDS = ['borrow', 'return', 'failure'];
+
+  // A delta's compact event `[dt, kind, resource, user, borrow_id, extra]` as an event object.
+  function expandEvent(c, frameTs) {
+    var kind = KINDS[c[1]] || String(c[1]);
+    return {
+      ts_ms: (frameTs || 0) + (c[0] || 0),
+      kind: kind,
+      resource: c[2],
+      user: c[3],
+      borrow_id: c[4] == null ? null : c[4],
+      overage: kind === 'borrow' && c[5] === 1,
+      reason: typeof c[5] === 'string' ? c[5] : null,
+      instance: c[6] == null ? undefined : c[6]
+    };
+  }
+
   function handleFrame(f) {
     if (f.kind === 'snapshot' && state.needHistoryOnSnapshot) {
       // Fill the gap left by the outage.
@@ -849,7 +880,12 @@
       state.utilDirty = true;
       f.resources.forEach(function (r) { noteResource(r.name); });
     }
+    if (f.res) applyResourceChanges(f.res);
     if (f.buffer) state.buffer = f.buffer;
+    if (f.ev && f.ev.length) {
+      var expanded = f.ev.map(function (c) { return expandEvent(c, f.ts_ms); });
+      f.events = (f.events || []).concat(expanded);
+    }
     if (f.events && f.events.length) {
       addEvents(f.events, f.kind === 'snapshot');
       if (f.kind !== 'snapshot' && f.events.some(function (e) { return e.kind === 'borrow'; })) pulse('card-borrows');

@@ -104,7 +104,7 @@ impl SseClient {
 }
 
 fn events_of(msg: &Msg) -> Vec<Value> {
-    msg.frame["events"].as_array().cloned().unwrap_or_default()
+    common::frame_events(&msg.frame)
 }
 
 fn has_user(msg: &Msg, user: &str) -> bool {
@@ -166,8 +166,15 @@ async fn snapshot_then_deltas_with_increasing_ids_and_push_within_window() {
             .await;
         let latency = recorded.elapsed();
         worst = worst.max(latency);
-        assert_eq!(msg.frame["resources"][0]["borrowed"], 2 + i);
-        assert_eq!(msg.frame["events_omitted"], 0);
+        // Deltas carry only what changed: the one resource's new level, not the whole list.
+        assert!(msg.frame["resources"].is_null());
+        assert_eq!(msg.frame["res"][0]["name"], "GPU A100");
+        assert_eq!(msg.frame["res"][0]["borrowed"], 2 + i);
+        assert!(
+            msg.frame["res"][0]["total"].is_null(),
+            "unchanged fields left out"
+        );
+        assert_eq!(msg.frame["events_omitted"].as_u64().unwrap_or(0), 0);
     }
     eprintln!("worst event-to-frame latency: {worst:?}");
     assert!(
@@ -207,7 +214,7 @@ async fn bursts_are_coalesced_and_bounded() {
     let got = events_of(&msg);
     assert!(got.len() <= 20, "events are bounded per frame");
     assert_eq!(
-        got.len() as u64 + msg.frame["events_omitted"].as_u64().unwrap(),
+        got.len() as u64 + msg.frame["events_omitted"].as_u64().unwrap_or(0),
         500
     );
     assert_eq!(got.last().unwrap()["user"], "u499", "the newest are kept");

@@ -113,7 +113,7 @@ impl Client {
 }
 
 fn events_of(frame: &Value) -> Vec<Value> {
-    frame["events"].as_array().cloned().unwrap_or_default()
+    common::frame_events(frame)
 }
 
 fn has_user(frame: &Value, user: &str) -> bool {
@@ -157,7 +157,7 @@ async fn snapshot_then_deltas_pushed_within_500ms_with_increasing_seq() {
             latency < Duration::from_millis(500),
             "pushed within 500 ms: {latency:?}"
         );
-        assert_eq!(frame["resources"][0]["borrowed"], 2 + i);
+        assert_eq!(frame["res"][0]["borrowed"], 2 + i);
     }
 
     // Idle: deltas still tick.

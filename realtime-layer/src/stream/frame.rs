@@ -1,6 +1,7 @@
 //! Frame contents and their one-time encoding as Server-Sent Events messages.
 
 use crate::buffer::{BufferStats, EventRecord, SecondPoint};
+use crate::event::EventKind;
 use crate::snapshot::{Rates, ResourceView};
 use axum::body::Bytes;
 use serde::Serialize;
@@ -33,6 +34,107 @@ impl From<&ResourceView> for ResourceFrame {
             peak_borrowed: v.peak_borrowed,
         }
     }
+}
+
+/// The fields of one resource that changed since the previous frame (a delta's `res` entry):
+/// `name` always, every other field only when it changed (`total`, `commit` and `available` may
+/// change to `null`).
+#[derive(Debug, Serialize)]
+pub(crate) struct ResourceChange<'a> {
+    pub(crate) name: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) total: Option<Option<u32>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) commit: Option<Option<u32>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) borrowed: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) overage: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) in_commit: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) available: Option<Option<u32>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) peak_borrowed: Option<u32>,
+}
+
+impl<'a> ResourceChange<'a> {
+    /// What changed from `old` to `new` (same name), or `None` when nothing did.
+    pub(crate) fn between(old: &ResourceFrame, new: &'a ResourceFrame) -> Option<Self> {
+        fn moved<T: PartialEq + Copy>(old: T, new: T) -> Option<T> {
+            (old != new).then_some(new)
+        }
+        (old != new).then(|| ResourceChange {
+            name: &new.name,
+            total: moved(old.total, new.total),
+            commit: moved(old.commit, new.commit),
+            borrowed: moved(old.borrowed, new.borrowed),
+            overage: moved(old.overage, new.overage),
+            in_commit: moved(old.in_commit, new.in_commit),
+            available: moved(old.available, new.available),
+            peak_borrowed: moved(old.peak_borrowed, new.peak_borrowed),
+        })
+    }
+}
+
+/// An event in a delta's compact form, `[dt, kind, resource, user, borrow_id, extra]`: `dt` is
+/// `ts_ms` minus the frame's `ts_ms` (zero or negative), `kind` is 0 borrow, 1 return,
+/// 2 failure, `borrow_id` is a string or `null`, `extra` is 1 for an overage borrow or the
+/// reason of a failure (or of an `expired` return), then, in a cluster view, the event's instance. Trailing `null`s (and a 0
+/// `extra`) are left out.
+#[derive(Debug)]
+pub(crate) struct CompactEvent<'a> {
+    pub(crate) event: &'a EventRecord,
+    pub(crate) frame_ts_ms: u64,
+}
+
+impl Serialize for CompactEvent<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq;
+        let e = self.event;
+        let kind = match e.kind {
+            EventKind::Borrow => 0u8,
+            EventKind::Return => 1,
+            EventKind::Failure => 2,
+        };
+        let extra = match e.kind {
+            EventKind::Borrow if e.overage => Some(Extra::Overage),
+            EventKind::Failure | EventKind::Return => e.reason.as_deref().map(Extra::Reason),
+            _ => None,
+        };
+        let len = if e.instance.is_some() {
+            7
+        } else if extra.is_some() {
+            6
+        } else if e.borrow_id.is_some() {
+            5
+        } else {
+            4
+        };
+        let mut seq = serializer.serialize_seq(Some(len))?;
+        seq.serialize_element(&(e.ts_ms as i64 - self.frame_ts_ms as i64))?;
+        seq.serialize_element(&kind)?;
+        seq.serialize_element(&*e.resource)?;
+        seq.serialize_element(&*e.user)?;
+        if len > 4 {
+            seq.serialize_element(&e.borrow_id)?;
+        }
+        match extra {
+            Some(Extra::Overage) => seq.serialize_element(&1u8)?,
+            Some(Extra::Reason(why)) => seq.serialize_element(why)?,
+            None if len > 5 => seq.serialize_element(&0u8)?,
+            None => {}
+        }
+        if let Some(instance) = &e.instance {
+            seq.serialize_element(&**instance)?;
+        }
+        seq.end()
+    }
+}
+
+enum Extra<'a> {
+    Overage,
+    Reason(&'a str),
 }
 
 /// Buffer facts as a frame carries them.
@@ -92,10 +194,16 @@ pub(crate) struct FrameJson<'a> {
     pub(crate) rates: Option<&'a Rates>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) resources: Option<&'a [ResourceFrame]>,
+    /// Delta only: the resources whose fields changed, with only those fields.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) res: Option<&'a [ResourceChange<'a>]>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) buffer: Option<&'a BufferFrame>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) events: Option<&'a [EventRecord]>,
+    /// Delta only: the new events in compact form.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) ev: Option<&'a [CompactEvent<'a>]>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) events_omitted: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -21,7 +21,9 @@ use crate::snapshot::Rates;
 use crate::state::Shared;
 use axum::body::Bytes;
 use axum::http::StatusCode;
-use frame::{BufferFrame, ClusterFrame, FrameJson, FrameKind, ResourceFrame};
+use frame::{
+    BufferFrame, ClusterFrame, CompactEvent, FrameJson, FrameKind, ResourceChange, ResourceFrame,
+};
 use parking_lot::Mutex;
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -226,7 +228,16 @@ impl Channel {
                 events: Vec::new(),
                 omitted: 0,
             });
-            let delta = st.encode(FrameKind::Delta, &[], 0, true, true, true, true, true);
+            let delta = st.encode(
+                FrameKind::Delta,
+                &[],
+                0,
+                true,
+                Resources::Full,
+                true,
+                true,
+                true,
+            );
             ch.tx.send_replace(Arc::new(Published {
                 seq,
                 prev_seq: 0,
@@ -262,18 +273,14 @@ impl Channel {
         let inc_cluster = next.cluster != st.sent.cluster;
         let inc_rates = refresh && next.rates != st.sent.rates;
         let inc_buffer = refresh && next.buffer != st.sent.buffer;
-        let inc_resources = next.resources != st.sent.resources;
         if refresh {
             st.refreshed = now;
         }
+        let prev_resources = std::mem::take(&mut st.sent.resources);
         let sent = Sent {
             ts_ms: next.ts_ms,
             rates: if inc_rates { next.rates } else { st.sent.rates },
-            resources: if inc_resources {
-                next.resources
-            } else {
-                std::mem::take(&mut st.sent.resources)
-            },
+            resources: next.resources,
             buffer: if inc_buffer {
                 next.buffer
             } else {
@@ -285,16 +292,40 @@ impl Channel {
         st.sent = sent;
         let prev_seq = st.seq;
         st.seq = seq;
+        // Only what changed: the fields of the resources that moved, or the whole list when the
+        // set of resources itself changed.
+        let same_names = prev_resources.len() == st.sent.resources.len()
+            && prev_resources
+                .iter()
+                .zip(&st.sent.resources)
+                .all(|(a, b)| a.name == b.name);
+        let changes: Vec<ResourceChange<'_>> = if same_names {
+            prev_resources
+                .iter()
+                .zip(&st.sent.resources)
+                .filter_map(|(old, new)| ResourceChange::between(old, new))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let resources = if !same_names {
+            Resources::Full
+        } else if changes.is_empty() {
+            Resources::Unchanged
+        } else {
+            Resources::Changes(&changes)
+        };
         let delta = st.encode(
             FrameKind::Delta,
             &events,
             omitted,
             inc_rates,
-            inc_resources,
+            resources,
             inc_buffer,
             point_changed,
             inc_cluster,
         );
+        drop(changes);
         for e in &events {
             if st.recent.len() == SNAPSHOT_EVENTS {
                 st.recent.pop_front();
@@ -350,7 +381,7 @@ impl Channel {
                 &events,
                 omitted,
                 true,
-                true,
+                Resources::Full,
                 true,
                 true,
                 true,
@@ -368,7 +399,7 @@ impl Channel {
             &events,
             0,
             true,
-            true,
+            Resources::Full,
             true,
             true,
             true,
@@ -378,8 +409,20 @@ impl Channel {
     }
 }
 
+/// How a frame carries the resources.
+#[derive(Clone, Copy)]
+enum Resources<'a> {
+    /// Not at all (a delta where nothing changed).
+    Unchanged,
+    /// The full list (snapshots, and deltas where resources came or went).
+    Full,
+    /// A delta's changed fields only.
+    Changes(&'a [ResourceChange<'a>]),
+}
+
 impl ChannelState {
-    /// Encodes frame `self.seq` from the sent values, with the chosen fields.
+    /// Encodes frame `self.seq` from the sent values, with the chosen fields. Snapshots carry
+    /// events as objects, deltas in compact form (`ev`).
     #[allow(clippy::too_many_arguments)]
     fn encode(
         &self,
@@ -387,16 +430,28 @@ impl ChannelState {
         events: &[EventRecord],
         omitted: u64,
         rates: bool,
-        resources: bool,
+        resources: Resources<'_>,
         buffer: bool,
         point: bool,
         cluster: bool,
     ) -> Bytes {
-        let with_events = kind == FrameKind::Snapshot || !events.is_empty() || omitted > 0;
+        let snapshot = kind == FrameKind::Snapshot;
+        let ts_ms = self.sent.ts_ms;
+        let compact: Vec<CompactEvent<'_>> = if snapshot {
+            Vec::new()
+        } else {
+            events
+                .iter()
+                .map(|event| CompactEvent {
+                    event,
+                    frame_ts_ms: ts_ms,
+                })
+                .collect()
+        };
         FrameJson {
             seq: self.seq,
             kind,
-            ts_ms: self.sent.ts_ms,
+            ts_ms,
             instance: &self.instance,
             cluster: if cluster {
                 self.sent.cluster.as_ref()
@@ -404,10 +459,16 @@ impl ChannelState {
                 None
             },
             rates: rates.then_some(&self.sent.rates),
-            resources: resources.then_some(self.sent.resources.as_slice()),
+            resources: matches!(resources, Resources::Full)
+                .then_some(self.sent.resources.as_slice()),
+            res: match resources {
+                Resources::Changes(changes) => Some(changes),
+                _ => None,
+            },
             buffer: buffer.then_some(&self.sent.buffer),
-            events: with_events.then_some(events),
-            events_omitted: with_events.then_some(omitted),
+            events: snapshot.then_some(events),
+            ev: (!compact.is_empty()).then_some(compact.as_slice()),
+            events_omitted: (snapshot || omitted > 0).then_some(omitted),
             point: if point {
                 self.sent.point.as_ref()
             } else {

@@ -72,3 +72,24 @@ pub async fn wait_for(mut cond: impl FnMut() -> bool, d: Duration) {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
+
+/// The events of a stream frame as objects: a snapshot's `events`, or a delta's compact `ev`
+/// (`[dt, kind, resource, user, borrow_id, extra]`) expanded the way the page does it.
+#[allow(dead_code)]
+pub fn frame_events(frame: &Value) -> Vec<Value> {
+    let mut out = frame["events"].as_array().cloned().unwrap_or_default();
+    let ts = frame["ts_ms"].as_i64().unwrap_or(0);
+    for c in frame["ev"].as_array().into_iter().flatten() {
+        let kind = ["borrow", "return", "failure"][c[1].as_u64().expect("kind code") as usize];
+        out.push(serde_json::json!({
+            "ts_ms": ts + c[0].as_i64().expect("dt"),
+            "kind": kind,
+            "resource": c[2],
+            "user": c[3],
+            "borrow_id": c.get(4).cloned().unwrap_or(Value::Null),
+            "overage": kind == "borrow" && c.get(5) == Some(&Value::from(1)),
+            "reason": c.get(5).filter(|v| v.is_string()).cloned().unwrap_or(Value::Null),
+        }));
+    }
+    out
+}
