@@ -364,6 +364,79 @@ async fn text(browser: &Session, id: &str) -> String {
         .to_owned()
 }
 
+/// Samples of the end-to-end latency check.
+const LATENCY_SAMPLES: usize = 40;
+
+/// Records events one at a time and times each until its row appears in the page's event log
+/// (a `MutationObserver` notes when; browser and server share the machine's clock). Prints
+/// p50/p99; fails only above 1 s, so a busy machine does not make it flaky.
+async fn end_to_end_latency(browser: &Session, rt: &Realtime) -> Result<(), String> {
+    browser
+        .execute(
+            "window.__seen = {};
+             new MutationObserver(function (records) {
+                 var now = Date.now();
+                 records.forEach(function (r) {
+                     r.addedNodes.forEach(function (tr) {
+                         var cell = tr.querySelector && tr.querySelector('td.user');
+                         var user = cell && cell.textContent;
+                         if (user && user.indexOf('latency-') === 0 && !(user in window.__seen)) {
+                             window.__seen[user] = now;
+                         }
+                     });
+                 });
+             }).observe(document.getElementById('events-body'), { childList: true });
+             return true;",
+            vec![],
+        )
+        .await?;
+    let mut sent = Vec::with_capacity(LATENCY_SAMPLES);
+    for i in 0..LATENCY_SAMPLES {
+        let user = format!("latency-{i:02}");
+        sent.push((user.clone(), wall_ms()));
+        rt.record(Event::borrow("ECU Suite", user));
+        // Spread out, and off the frame rhythm, so each sample is its own push.
+        tokio::time::sleep(Duration::from_millis(130 + 17 * (i as u64 % 7))).await;
+    }
+    let seen = browser
+        .wait_for(
+            "every latency sample in the event log",
+            &format!(
+                "return Object.keys(window.__seen).length >= {LATENCY_SAMPLES} && window.__seen;"
+            ),
+            Duration::from_secs(20),
+        )
+        .await;
+    let mut latencies: Vec<u64> = sent
+        .iter()
+        .map(|(user, at)| {
+            let shown = seen[user].as_u64().unwrap_or(u64::MAX);
+            shown.saturating_sub(*at)
+        })
+        .collect();
+    latencies.sort_unstable();
+    let pct = |p: f64| {
+        latencies[((latencies.len() as f64 * p).ceil() as usize).clamp(1, latencies.len()) - 1]
+    };
+    let (p50, p99) = (pct(0.50), pct(0.99));
+    eprintln!(
+        "end-to-end latency, record -> row in the page ({LATENCY_SAMPLES} samples): p50 {p50} ms, p99 {p99} ms, max {} ms",
+        latencies[latencies.len() - 1]
+    );
+    if p99 > 1_000 {
+        return Err(format!(
+            "end-to-end latency p99 {p99} ms is above 1 s: {latencies:?}"
+        ));
+    }
+    Ok(())
+}
+
+fn wall_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
 async fn run_checks(
     browser: &Session,
     rt: &Realtime,
@@ -395,6 +468,8 @@ async fn run_checks(
         .execute("return document.getElementById('range').value;", vec![])
         .await?;
     assert_eq!(range, json!("1800"), "30 min is the default range");
+
+    end_to_end_latency(browser, rt).await?;
 
     // Cards show numbers; remember the buffer size to see it move.
     let buffer_before = browser
