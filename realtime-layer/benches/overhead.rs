@@ -157,11 +157,15 @@ fn app(variant: Variant) -> App {
 
 /// Child mode: serve `variant` on 127.0.0.1, print the port, stop when stdin closes.
 fn serve(variant: Variant) {
-    let app = app(variant);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("runtime");
+    // Inside the runtime's context: axum-prometheus spawns its upkeep task when built.
+    let app = {
+        let _context = runtime.enter();
+        app(variant)
+    };
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     listener.set_nonblocking(true).expect("non-blocking");
     println!("{}", listener.local_addr().expect("address").port());
