@@ -171,6 +171,8 @@ pub struct RealtimeBuilder {
     instance_id: Option<String>,
     #[cfg(feature = "redis")]
     cluster: Option<crate::cluster::Cluster>,
+    failure_reasons: Vec<String>,
+    service_name: Option<String>,
 }
 
 impl Default for RealtimeBuilder {
@@ -185,6 +187,8 @@ impl Default for RealtimeBuilder {
             instance_id: None,
             #[cfg(feature = "redis")]
             cluster: None,
+            failure_reasons: Vec::new(),
+            service_name: None,
         }
     }
 }
@@ -295,6 +299,24 @@ impl RealtimeBuilder {
         self
     }
 
+    /// The failure reasons the app uses (e.g. `["exhausted", "max_overage"]`): their
+    /// `realtime_failures_total` series exist at 0 for every known resource from the start, so
+    /// the first burst of refusals is an increase that `rate()` and alerts see.
+    pub fn failure_reasons<I, R>(mut self, reasons: I) -> Self
+    where
+        I: IntoIterator<Item = R>,
+        R: Into<String>,
+    {
+        self.failure_reasons = reasons.into_iter().map(Into::into).collect();
+        self
+    }
+    /// The OpenTelemetry `service.name` of the built-in Prometheus exporter (shown as
+    /// `target_info{service_name=..}`; default `unknown_service:<binary>`).
+    pub fn service_name(mut self, name: impl Into<String>) -> Self {
+        self.service_name = Some(name.into());
+        self
+    }
+
     /// Builds the instance.
     pub fn build(self) -> Result<Realtime, ConfigError> {
         if self.stream.tick.is_zero() || self.stream.push_delay.is_zero() {
@@ -334,7 +356,8 @@ impl RealtimeBuilder {
         #[cfg(not(feature = "redis"))]
         let cluster = None;
         let buffer = EventBuffer::new(self.buffer, self.clock)?;
-        let meters = Metrics::meters(self.meter)?;
+        let meters = Metrics::meters(self.meter, self.service_name)?;
+        let reasons: Arc<[String]> = self.failure_reasons.into();
         let shared = Arc::new_cyclic(|weak| Shared {
             buffer,
             labels: self.labels,
@@ -343,7 +366,7 @@ impl RealtimeBuilder {
             activity: Arc::new(crate::activity::Activity::default()),
             shutdown: CancellationToken::new(),
             stream_clients: AtomicU64::new(0),
-            metrics: Metrics::install(meters, weak.clone()),
+            metrics: Metrics::install(meters, weak.clone(), reasons),
             stream_hub: std::sync::OnceLock::new(),
             instance_id,
             cluster,

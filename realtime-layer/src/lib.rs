@@ -59,8 +59,10 @@
 
 mod activity;
 mod buffer;
+mod capacity;
 mod clock;
 mod cluster;
+mod cost;
 mod event;
 mod handle;
 mod labels;
@@ -73,13 +75,16 @@ mod status;
 mod stream;
 
 pub use buffer::{
-    BufferConfig, BufferStats, ConfigError, Cursor, EventBuffer, EventFilter, EventRecord,
-    LifetimeTotals, ResourceActivity, SecondPoint, SecondSeries, Totals, WindowSummary, OTHER_NAME,
+    BufferConfig, BufferStats, ConfigError, Cursor, Denials, EventBuffer, EventFilter, EventRecord,
+    HoldSummary, HoldTimes, LifetimeTotals, ResourceActivity, SecondPoint, SecondSeries, Totals,
+    WindowSummary, HOLD_BUCKETS_SECONDS, OTHER_NAME,
 };
+pub use capacity::CapacityTime;
 pub use clock::{Clock, ManualClock, SystemClock};
 #[cfg(feature = "redis")]
 pub use cluster::Cluster;
 pub use cluster::{ClusterInfo, InstanceInfo, PoolScope};
+pub use cost::{CostSummary, CurrencyCost, ResourceCost};
 pub use event::{Event, EventKind, RealtimeEvents, EXPIRED_REASON};
 pub use handle::{Realtime, RealtimeBuilder, StreamConfig};
 pub use labels::Labels;
@@ -88,4 +93,4 @@ pub use layer::{
 };
 pub use routes::{ApiError, StatsResponse, CONTENT_SECURITY_POLICY, RANGES, RECENT_EVENTS_LIMIT};
 pub use snapshot::{Rates, ResourceView};
-pub use status::{ResourceStatus, StatusSource};
+pub use status::{Pricing, ResourceStatus, StatusSource};

@@ -2,7 +2,9 @@
 
 use crate::buffer::{EventFilter, Totals};
 use crate::cluster::view::Scope;
+use crate::cost::ResourceCost;
 use crate::handle::Realtime;
+use crate::status::Pricing;
 use serde::Serialize;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -65,7 +67,7 @@ impl Rates {
 }
 
 /// One resource as the dashboard shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ResourceView {
     /// Resource name.
     pub name: Arc<str>,
@@ -86,6 +88,12 @@ pub struct ResourceView {
     /// Counts within the window.
     #[serde(flatten)]
     pub totals: Totals,
+    /// Prices, from the status source (absent without).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pricing: Option<Pricing>,
+    /// Overage cost now and over the window (only with `pricing`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cost: Option<ResourceCost>,
 }
 
 /// Per-resource status in `scope`'s view: its status rows (if any) joined with its buffer's
@@ -136,6 +144,11 @@ pub(crate) fn resource_views(
                 let a = activity.remove(s.name.as_str());
                 let borrowed = s.borrowed;
                 let overage = borrowed.saturating_sub(s.commit);
+                let totals = a.as_ref().map(|a| a.totals).unwrap_or_default();
+                let cost = s
+                    .pricing
+                    .as_ref()
+                    .map(|p| ResourceCost::new(p, overage, totals.overage_borrows));
                 views.push(ResourceView {
                     name: a
                         .as_ref()
@@ -146,10 +159,10 @@ pub(crate) fn resource_views(
                     overage,
                     in_commit: borrowed - overage,
                     available: Some(s.total.saturating_sub(borrowed)),
-                    peak_borrowed: a
-                        .as_ref()
-                        .map_or(borrowed, |a| a.peak_borrowed.max(borrowed)),
-                    totals: a.map(|a| a.totals).unwrap_or_default(),
+                    peak_borrowed: a.map_or(borrowed, |a| a.peak_borrowed.max(borrowed)),
+                    totals,
+                    pricing: s.pricing,
+                    cost,
                 });
             }
         }
@@ -165,6 +178,8 @@ pub(crate) fn resource_views(
                     available: None,
                     peak_borrowed: a.peak_borrowed,
                     totals: a.totals,
+                    pricing: None,
+                    cost: None,
                 });
             }
         }

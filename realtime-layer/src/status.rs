@@ -2,8 +2,34 @@
 
 use serde::{Deserialize, Serialize};
 
+/// What a resource costs: the price of the committed block and of each overage unit.
+///
+/// Prices are plain numbers in `currency` (an ISO 4217 code such as `EUR`, shown on the page and
+/// exported as the `currency` attribute); realtime-layer only multiplies and adds them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Pricing {
+    /// Price of the committed quantity (per contract period, as the app bills it).
+    pub commit_price: f64,
+    /// Charge for each borrow above commit.
+    pub overage_unit_price: f64,
+    /// Currency of both prices, e.g. `EUR`.
+    pub currency: String,
+}
+
+impl Pricing {
+    /// `commit_price` for the commitment and `overage_unit_price` per overage borrow, in
+    /// `currency`.
+    pub fn new(currency: impl Into<String>, commit_price: f64, overage_unit_price: f64) -> Self {
+        Pricing {
+            commit_price,
+            overage_unit_price,
+            currency: currency.into(),
+        }
+    }
+}
+
 /// The size and use of one resource pool, as the app knows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ResourceStatus {
     /// Resource name (matches the names in events).
     pub name: String,
@@ -13,6 +39,9 @@ pub struct ResourceStatus {
     pub commit: u32,
     /// Units checked out now.
     pub borrowed: u32,
+    /// What the resource costs, when the app knows (see [`ResourceStatus::with_pricing`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pricing: Option<Pricing>,
 }
 
 impl ResourceStatus {
@@ -23,7 +52,22 @@ impl ResourceStatus {
             total,
             commit,
             borrowed,
+            pricing: None,
         }
+    }
+
+    /// The same status with prices: the page then shows overage cost, `/realtime/stats` carries
+    /// it and `/metrics` exports `realtime_overage_cost_total`.
+    ///
+    /// ```
+    /// use realtime_layer::{Pricing, ResourceStatus};
+    ///
+    /// let s = ResourceStatus::new("GPU A100", 8, 4, 5).with_pricing(Pricing::new("EUR", 4000.0, 250.0));
+    /// assert_eq!(s.pricing.unwrap().overage_unit_price, 250.0);
+    /// ```
+    pub fn with_pricing(mut self, pricing: Pricing) -> Self {
+        self.pricing = Some(pricing);
+        self
     }
 }
 

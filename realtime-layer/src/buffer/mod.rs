@@ -5,11 +5,15 @@
 //! [`Cursor`] so they never hold the lock for long.
 
 mod borrow_id;
+mod denials;
+mod holds;
 mod interner;
 mod ring;
 mod seconds;
 mod static_names;
 
+pub use denials::Denials;
+pub use holds::{HoldSummary, HoldTimes, HOLD_BUCKETS_SECONDS};
 pub use interner::OTHER_NAME;
 
 use crate::clock::Clock;
@@ -348,6 +352,8 @@ struct Inner {
     lifetime: Vec<[u64; 3]>,
     /// Since start, per (resource, reason): failures.
     lifetime_failures: HashMap<(u16, u16), u64, ahash::RandomState>,
+    /// Open borrows by id and measured hold times.
+    holds: holds::Holds,
 }
 
 /// Lifetime totals since the buffer was created: what monotonic counters export.
@@ -444,6 +450,7 @@ impl EventBuffer {
             folded_instances: 0,
             lifetime: Vec::new(),
             lifetime_failures: HashMap::with_hasher(ahash::RandomState::new()),
+            holds: holds::Holds::new(config.max_borrows, config.max_returns),
             config,
         };
         Ok(EventBuffer {
@@ -834,6 +841,7 @@ impl Inner {
         }
         // A second goes as soon as its start is past retention (never kept longer than events).
         self.seconds.expire_before(cutoff.div_ceil(1000) as u32);
+        self.holds.expire_before(cutoff);
         let t = self.rel(now).max(self.last_t);
         self.last_t = t;
         t
@@ -862,6 +870,9 @@ impl Inner {
                     .map_or((borrow_id::NONE, 0), borrow_id::encode);
                 let overage = event.is_overage();
                 self.rings[0].push(PackedEvent::new(t, res, user, overage, kind, code));
+                if kind != borrow_id::NONE {
+                    self.holds.on_borrow(self.abs(t), res, kind, code);
+                }
                 self.seconds.on_borrow(sec, res, overage);
                 self.lifetime[res as usize][0] += 1;
                 self.lifetime[res as usize][1] += overage as u64;
@@ -873,6 +884,9 @@ impl Inner {
                 // Returns never carry overage: their flag bit marks an expiry instead.
                 let expired = event.reason() == Some(EXPIRED_REASON);
                 self.rings[1].push(PackedEvent::new(t, res, user, expired, kind, code));
+                if kind != borrow_id::NONE {
+                    self.holds.on_return(self.abs(t), res, kind, code);
+                }
                 self.seconds.on_return(sec, res);
                 self.lifetime[res as usize][2] += 1;
             }
@@ -904,12 +918,19 @@ impl Inner {
                 let packed = PackedEvent::new(t, res, user, e.overage, e.id_kind, e.id);
                 self.rings[0].push_tagged(packed, tag);
                 self.seconds.on_borrow(sec, res, e.overage);
+                if e.id_kind != borrow_id::NONE {
+                    self.holds.on_borrow(self.abs(t), res, e.id_kind, e.id);
+                }
             }
             EventKind::Return => {
                 // For a return the flag is "expired" (see `Inner::record`).
                 let packed = PackedEvent::new(t, res, user, e.overage, e.id_kind, e.id);
                 self.rings[1].push_tagged(packed, tag);
                 self.seconds.on_return(sec, res);
+                if e.id_kind != borrow_id::NONE {
+                    // In a cluster view a borrow and its return may come from two instances.
+                    self.holds.on_return(self.abs(t), res, e.id_kind, e.id);
+                }
             }
             EventKind::Failure => {
                 let why = self
@@ -952,7 +973,8 @@ impl Inner {
             + self.static_users.heap_bytes()
             + self.static_resources.heap_bytes()
             + self.lifetime.capacity() * 24
-            + self.lifetime_failures.capacity() * 16;
+            + self.lifetime_failures.capacity() * 16
+            + self.holds.heap_bytes();
         BufferStats {
             total_events: counts.iter().sum(),
             borrow_count: counts[0],

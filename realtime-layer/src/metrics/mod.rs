@@ -8,9 +8,20 @@
 //! - `realtime.borrowed` gauge, attribute `resource`;
 //! - `realtime.capacity` and `realtime.commit` gauges, attribute `resource` (units in the pool and
 //!   units committed; only with a [`StatusSource`](crate::StatusSource), which knows them);
+//! - `realtime.overage.cost` [`realtime_overage_cost_total`] counter, attributes `resource`,
+//!   `currency`: overage borrows since start times the overage unit price (only resources whose
+//!   status has [`Pricing`](crate::Pricing));
+//! - `realtime.hold.duration` [`realtime_hold_duration_seconds`] histogram (seconds), attribute
+//!   `resource`: how long borrows stayed out, for returns matched to their borrow by id;
 //! - `realtime.buffer.events` gauge, attribute `kind`;
 //! - `realtime.stream.clients` gauge (open SSE and WebSocket streams);
 //! - cluster mode's `realtime.cluster.*` instruments (see `cluster.rs`).
+//!
+//! Counter series of every known resource (the status source's and those seen in events) exist
+//! from the first collection at 0, with the failure reasons declared by
+//! [`RealtimeBuilder::failure_reasons`](crate::RealtimeBuilder::failure_reasons): a burst of
+//! refusals on a fresh series is then a visible increase for `rate()` and `increase()` instead of
+//! a series that appears already above 0.
 //!
 //! User names are never attributes (unbounded cardinality); resource names are bounded by the
 //! buffer's `max_resources` cap (extra names fold into `(other)`).
@@ -19,13 +30,15 @@ mod cluster;
 #[cfg(feature = "prometheus")]
 mod prometheus_export;
 
-use crate::buffer::ConfigError;
+mod zero;
+
+use crate::buffer::{ConfigError, HOLD_BUCKETS_SECONDS};
 use crate::state::Shared;
 use crate::status::ResourceStatus;
-use opentelemetry::metrics::{Meter, MeterProvider as _};
+use opentelemetry::metrics::{Histogram, Meter, MeterProvider as _};
 use opentelemetry::KeyValue;
 use std::sync::atomic::Ordering;
-use std::sync::Weak;
+use std::sync::{Arc, Weak};
 
 #[cfg(feature = "prometheus")]
 pub(crate) use prometheus_export::metrics_handler;
@@ -45,11 +58,18 @@ pub(crate) struct Metrics {
 }
 
 impl Metrics {
-    pub(crate) fn meters(user: Option<Meter>) -> Result<Meters, ConfigError> {
+    /// Our own meter (feature `prometheus`; its resource names the service `service_name`) and
+    /// the user's.
+    pub(crate) fn meters(
+        user: Option<Meter>,
+        #[cfg_attr(not(feature = "prometheus"), allow(unused_variables))] service_name: Option<
+            String,
+        >,
+    ) -> Result<Meters, ConfigError> {
         let mut meters = Vec::new();
         #[cfg(feature = "prometheus")]
         let prometheus = {
-            let pipeline = prometheus_export::PrometheusPipeline::new()?;
+            let pipeline = prometheus_export::PrometheusPipeline::new(service_name)?;
             meters.push(pipeline.provider.meter("realtime-layer"));
             Some(pipeline)
         };
@@ -67,7 +87,9 @@ impl Metrics {
         })
     }
 
-    pub(crate) fn install(meters: Meters, shared: Weak<Shared>) -> Metrics {
+    /// Registers every instrument on every meter. `reasons` are the failure reasons whose
+    /// counter series start at 0.
+    pub(crate) fn install(meters: Meters, shared: Weak<Shared>, reasons: Arc<[String]>) -> Metrics {
         let mut instruments: Vec<Box<dyn std::any::Any + Send + Sync>> = Vec::new();
         for meter in &meters.meters {
             let s = shared.clone();
@@ -77,7 +99,7 @@ impl Metrics {
                     .with_description("Successful checkouts since start")
                     .with_callback(move |obs| {
                         let Some(s) = s.upgrade() else { return };
-                        for (name, borrows, overage, _) in s.buffer.lifetime_totals().resources {
+                        for (name, borrows, overage, _) in zero::resource_totals(&s) {
                             let res = KeyValue::new("resource", name.to_string());
                             obs.observe(
                                 borrows - overage,
@@ -95,20 +117,21 @@ impl Metrics {
                     .with_description("Returns since start")
                     .with_callback(move |obs| {
                         let Some(s) = s.upgrade() else { return };
-                        for (name, _, _, returns) in s.buffer.lifetime_totals().resources {
+                        for (name, _, _, returns) in zero::resource_totals(&s) {
                             obs.observe(returns, &[KeyValue::new("resource", name.to_string())]);
                         }
                     })
                     .build(),
             ));
             let s = shared.clone();
+            let known = reasons.clone();
             instruments.push(Box::new(
                 meter
                     .u64_observable_counter("realtime.failures")
                     .with_description("Refused checkouts since start")
                     .with_callback(move |obs| {
                         let Some(s) = s.upgrade() else { return };
-                        for (name, reason, n) in s.buffer.lifetime_totals().failures {
+                        for (name, reason, n) in zero::failure_totals(&s, &known) {
                             obs.observe(
                                 n,
                                 &[
@@ -121,12 +144,16 @@ impl Metrics {
                     .build(),
             ));
             let s = shared.clone();
+            let holds = HoldExport::new(meter);
             instruments.push(Box::new(
                 meter
                     .u64_observable_gauge("realtime.borrowed")
                     .with_description("Units checked out now, per resource")
                     .with_callback(move |obs| {
                         let Some(s) = s.upgrade() else { return };
+                        // Callbacks run before the SDK reads its histograms, so holds that ended
+                        // since the last collection are in this one.
+                        holds.drain(&s);
                         // The app's own counts win, so the gauge is right even when nobody
                         // reads the dashboard (the buffer's levels are synced only on reads).
                         if let Some(source) = &s.status_source {
@@ -180,6 +207,28 @@ impl Metrics {
             let s = shared.clone();
             instruments.push(Box::new(
                 meter
+                    .f64_observable_counter("realtime.overage.cost")
+                    .with_description(
+                        "Overage borrows since start times the overage unit price, per resource \
+                         and currency (from the status source's pricing)",
+                    )
+                    .with_callback(move |obs| {
+                        let Some(s) = s.upgrade() else { return };
+                        for (name, currency, cost) in zero::overage_costs(&s) {
+                            obs.observe(
+                                cost,
+                                &[
+                                    KeyValue::new("resource", name),
+                                    KeyValue::new("currency", currency),
+                                ],
+                            );
+                        }
+                    })
+                    .build(),
+            ));
+            let s = shared.clone();
+            instruments.push(Box::new(
+                meter
                     .u64_observable_gauge("realtime.buffer.events")
                     .with_description("Events held in the realtime buffer, per kind")
                     .with_callback(move |obs| {
@@ -208,6 +257,44 @@ impl Metrics {
             _instruments: instruments,
             #[cfg(feature = "prometheus")]
             prometheus: meters.prometheus,
+        }
+    }
+}
+
+/// Most holds handed to the histogram per collection (more wait for the next one).
+const HOLDS_PER_COLLECTION: usize = 100_000;
+
+/// Feeds `realtime.hold.duration` of one meter from the buffer's measured holds.
+struct HoldExport {
+    histogram: Histogram<f64>,
+    /// Sequence number of the next hold to export (locked through a drain, so two concurrent
+    /// collections never export a hold twice).
+    next: parking_lot::Mutex<u64>,
+}
+
+impl HoldExport {
+    fn new(meter: &Meter) -> HoldExport {
+        HoldExport {
+            histogram: meter
+                .f64_histogram("realtime.hold.duration")
+                .with_unit("s")
+                .with_description(
+                    "How long borrows stayed out before their return, per resource (matched by \
+                     borrow id)",
+                )
+                .with_boundaries(HOLD_BUCKETS_SECONDS.to_vec())
+                .build(),
+            next: parking_lot::Mutex::new(0),
+        }
+    }
+
+    fn drain(&self, shared: &Shared) {
+        let mut next = self.next.lock();
+        let (holds, after) = shared.buffer.holds_after(*next, HOLDS_PER_COLLECTION);
+        *next = after;
+        for (resource, seconds) in holds {
+            self.histogram
+                .record(seconds, &[KeyValue::new("resource", resource.to_string())]);
         }
     }
 }

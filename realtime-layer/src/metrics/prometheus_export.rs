@@ -7,6 +7,7 @@ use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use opentelemetry_sdk::metrics::SdkMeterProvider;
+use opentelemetry_sdk::Resource;
 use prometheus::{Encoder, TextEncoder};
 
 /// One registry per instance (not the global default one), so two instances never collide.
@@ -16,13 +17,19 @@ pub(crate) struct PrometheusPipeline {
 }
 
 impl PrometheusPipeline {
-    pub(crate) fn new() -> Result<Self, ConfigError> {
+    /// A registry and provider; `service_name` becomes the OpenTelemetry `service.name`
+    /// (`target_info{service_name=..}`), otherwise the SDK's `unknown_service:<binary>`.
+    pub(crate) fn new(service_name: Option<String>) -> Result<Self, ConfigError> {
         let registry = prometheus::Registry::new();
         let exporter = opentelemetry_prometheus::exporter()
             .with_registry(registry.clone())
             .build()
             .map_err(|e| ConfigError(format!("prometheus exporter: {e}")))?;
-        let provider = SdkMeterProvider::builder().with_reader(exporter).build();
+        let mut provider = SdkMeterProvider::builder().with_reader(exporter);
+        if let Some(name) = service_name {
+            provider = provider.with_resource(Resource::builder().with_service_name(name).build());
+        }
+        let provider = provider.build();
         Ok(PrometheusPipeline { registry, provider })
     }
 }

@@ -2,8 +2,10 @@
 
 use super::error::ApiError;
 use super::params::{self, QueryMap};
-use crate::buffer::EventRecord;
+use crate::buffer::{EventRecord, HoldSummary};
+use crate::capacity::CapacityTime;
 use crate::cluster::ClusterInfo;
+use crate::cost::CostSummary;
 use crate::handle::Realtime;
 use crate::snapshot::{Rates, ResourceView};
 use axum::extract::{Query, State};
@@ -55,6 +57,13 @@ pub struct StatsResponse {
     pub rates: Rates,
     /// Per-resource status.
     pub resources: Vec<ResourceView>,
+    /// Hold times per resource over the window (borrows matched to returns by borrow id).
+    pub hold_times: HoldSummary,
+    /// Time at capacity per resource over the window, most time exhausted first.
+    pub capacity: Vec<CapacityTime>,
+    /// Overage cost per currency (absent when no resource has pricing).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cost: Option<CostSummary>,
     /// Newest events in the window, newest first (at most 100).
     pub recent_events: Vec<EventRecord>,
 }
@@ -69,12 +78,10 @@ pub(crate) async fn stats(
     let (totals, resources) = crate::snapshot::resource_views(&realtime, &scope, window, &filter);
     let buffer = scope.buffer(&realtime);
     let stats = buffer.stats();
-    let recent_events = buffer.recent_events(
-        window,
-        RECENT_EVENTS_LIMIT,
-        &scope.filter(&realtime, &filter),
-    );
+    let scoped = scope.filter(&realtime, &filter);
+    let recent_events = buffer.recent_events(window, RECENT_EVENTS_LIMIT, &scoped);
     let now = buffer.clock().now_ms();
+    let capacity = crate::capacity::capacity_times(buffer, &resources, window, &scoped);
     Ok(Json(StatsResponse {
         generated_at_ms: now,
         instance: realtime.shared.instance_id.clone(),
@@ -93,6 +100,9 @@ pub(crate) async fn stats(
         memory_bytes: stats.memory_bytes,
         aggregates_dropped_seconds: stats.aggregates_dropped_seconds,
         rates: Rates::from_totals(&totals, window),
+        hold_times: buffer.hold_times(window, &scoped),
+        capacity,
+        cost: CostSummary::of(&resources, window),
         resources,
         recent_events,
     }))
