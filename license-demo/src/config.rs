@@ -188,7 +188,9 @@ pub fn default_tools() -> Vec<ToolSpec> {
     };
     vec![
         t("ECU Development Suite", 20, 5, 15, 5000.0, 500.0),
-        t("GreenHills Multi IDE", 15, 10, 5, 8000.0, 800.0),
+        // commit + max_overage (13) below total (15): the overage ceiling refuses borrows
+        // (`max_overage`) while licenses are still free, as a capped overage contract does.
+        t("GreenHills Multi IDE", 15, 10, 3, 8000.0, 800.0),
         t("AUTOSAR Configuration Tool", 12, 8, 4, 4000.0, 400.0),
         t("CAN Bus Analyzer Pro", 10, 10, 0, 2000.0, 0.0),
         t("Model-Based Design Studio", 18, 6, 12, 6000.0, 600.0),
@@ -292,6 +294,14 @@ mod tests {
     #[test]
     fn default_catalogue_is_valid() {
         validate_tools(&default_tools()).unwrap();
+    }
+
+    #[test]
+    fn some_default_tool_reaches_max_overage_before_exhausted() {
+        // Otherwise OverageLimitReached (docs/grafana/alerts.yml) could never fire for the demo.
+        assert!(default_tools()
+            .iter()
+            .any(|t| t.commit + t.max_overage < t.total));
     }
 
     #[test]

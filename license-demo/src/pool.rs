@@ -189,6 +189,9 @@ pub enum Denial {
 }
 
 impl Denial {
+    /// Every reason a borrow can be refused for.
+    pub const ALL: [Denial; 2] = [Denial::Exhausted, Denial::MaxOverage];
+
     /// Short machine reason (`exhausted`, `max_overage`) used on the wire and in events.
     pub fn code(self) -> &'static str {
         match self {

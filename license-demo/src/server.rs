@@ -3,11 +3,12 @@
 use crate::api;
 use crate::auth::{self, SecurityConfig};
 use crate::config::ToolSpec;
-use crate::pool::{DbLocation, Durability, LicensePool, PoolOptions};
+use crate::pool::{DbLocation, Denial, Durability, LicensePool, PoolOptions};
 use axum::response::Redirect;
 use axum::routing::get;
 use axum::Router;
-use realtime_layer::{Cluster, Event, Labels, Realtime, ResourceStatus};
+use realtime_layer::{Cluster, Event, Labels, Pricing, Realtime, ResourceStatus};
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::task::JoinHandle;
@@ -63,6 +64,13 @@ pub enum StartError {
     },
 }
 
+/// The currency of the catalogue's prices (shown on the dashboard and exported as the
+/// `currency` attribute of `realtime_overage_cost_total`).
+pub const CURRENCY: &str = "EUR";
+
+/// The OpenTelemetry `service.name` of the exported metrics.
+pub const SERVICE_NAME: &str = "license-demo";
+
 /// Builds the full application router around `pool`, for a server bound to `addr`.
 ///
 /// The license routes are wrapped in the realtime layer (so their events are recorded); the
@@ -84,6 +92,14 @@ pub fn build_app_with(
     cluster: Option<&ClusterOptions>,
 ) -> Result<(Router, Realtime), realtime_layer::ConfigError> {
     let source_pool = pool.clone();
+    let prices: HashMap<String, Pricing> = pool
+        .tools()
+        .iter()
+        .map(|t| {
+            let pricing = Pricing::new(CURRENCY, t.commit_price, t.overage_price_per_license);
+            (t.name.clone(), pricing)
+        })
+        .collect();
     let mut builder = Realtime::builder();
     if let Some(c) = cluster {
         if let Some(id) = &c.instance_id {
@@ -101,13 +117,22 @@ pub fn build_app_with(
                 .title("License Server")
                 .resource("Tool", "Tools"),
         )
+        .service_name(SERVICE_NAME)
+        // Every refusal reason has its counter series at 0 from the start (alerts see the first
+        // burst).
+        .failure_reasons(Denial::ALL.map(Denial::code))
         // Reads the in-memory counters only: no SQLite, no await.
         .status_source(move || -> Vec<ResourceStatus> {
             source_pool
                 .occupancy()
                 .into_iter()
                 .map(|(name, total, commit, borrowed)| {
-                    ResourceStatus::new(name, total, commit, borrowed)
+                    let pricing = prices.get(&name).cloned();
+                    let status = ResourceStatus::new(name, total, commit, borrowed);
+                    match pricing {
+                        Some(p) => status.with_pricing(p),
+                        None => status,
+                    }
                 })
                 .collect()
         })

@@ -136,3 +136,86 @@ async fn shutdown_ends_open_sse_streams() {
     .await;
     assert!(rest.is_ok());
 }
+
+/// The catalogue's prices reach the dashboard's cost figures, holds are measured from the
+/// borrow ids the API hands out, refusals show in time at capacity, and `/metrics` names the
+/// service and has the `max_overage` series before the first refusal.
+#[tokio::test]
+async fn catalogue_prices_holds_and_capacity_reach_stats_and_metrics() {
+    // tool(name, total, commit, max_overage, price): commit_price 1000, overage price `price`.
+    let s = start(vec![tool("Over", 10, 1, 1, 5.0)]).await;
+    let metrics = reqwest::get(s.url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("service_name=\"license-demo\""),
+        "{metrics}"
+    );
+    let refused = metrics.lines().find(|l| {
+        l.starts_with("realtime_failures_total{")
+            && l.contains("reason=\"max_overage\"")
+            && l.contains("resource=\"Over\"")
+    });
+    assert!(
+        refused.is_some_and(|l| l.ends_with(" 0")),
+        "max_overage series at 0 before any refusal:\n{metrics}"
+    );
+
+    let (_, first) = s.borrow("Over", "ann").await;
+    let (_, _second) = s.borrow("Over", "ben").await; // overage
+    assert_eq!(s.borrow("Over", "cat").await.0, 409); // max_overage
+    assert_eq!(s.return_id(first["id"].as_str().unwrap()).await.0, 200);
+
+    let (code, stats) = s.get("/realtime/stats?window=60").await;
+    assert_eq!(code, 200, "{stats}");
+    let over = stats["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "Over")
+        .unwrap();
+    assert_eq!(over["pricing"]["commit_price"], 1000.0);
+    assert_eq!(over["pricing"]["currency"], "EUR");
+    assert_eq!(over["pricing"]["overage_unit_price"], 5.0);
+    // One overage borrow in the window; after ann's return one license is out (= commit), so
+    // nothing is over commit now.
+    assert_eq!(over["cost"]["overage_cost_in_window"], 5.0);
+    assert_eq!(over["cost"]["overage_cost_now"], 0.0);
+    assert_eq!(over["cost"]["total_in_window"], 1005.0);
+    assert_eq!(stats["cost"]["currencies"][0]["currency"], "EUR");
+
+    let holds = &stats["hold_times"]["resources"][0];
+    assert_eq!(
+        (&holds["resource"], &holds["count"], &holds["open"]),
+        (&"Over".into(), &1.into(), &1.into())
+    );
+    let capacity = &stats["capacity"][0];
+    assert_eq!(capacity["resource"], "Over");
+    assert_eq!(capacity["denials"]["max_overage"], 1);
+    assert!(
+        capacity["seconds_at_commit"].as_u64().unwrap() >= 1,
+        "{capacity}"
+    );
+
+    let metrics = reqwest::get(s.url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let cost = metrics
+        .lines()
+        .find(|l| l.starts_with("realtime_overage_cost_total{") && l.contains("resource=\"Over\""))
+        .unwrap_or_else(|| panic!("no overage cost:\n{metrics}"));
+    assert!(
+        cost.contains("currency=\"EUR\"") && cost.ends_with(" 5"),
+        "{cost}"
+    );
+    assert!(
+        metrics.contains("realtime_hold_duration_seconds_count{"),
+        "hold histogram:\n{metrics}"
+    );
+}

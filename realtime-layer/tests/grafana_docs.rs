@@ -18,16 +18,36 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// Every metric realtime-layer exports, as Prometheus names them.
-const METRICS: [&str; 8] = [
+const METRICS: [&str; 10] = [
     "realtime_borrows_total",
     "realtime_returns_total",
     "realtime_failures_total",
     "realtime_borrowed",
     "realtime_capacity",
     "realtime_commit",
+    "realtime_overage_cost_total",
+    "realtime_hold_duration_seconds",
     "realtime_buffer_events",
     "realtime_stream_clients",
 ];
+
+/// Of those, the histograms (queried through their `_bucket`, `_sum` and `_count` series).
+const HISTOGRAMS: [&str; 1] = ["realtime_hold_duration_seconds"];
+
+/// The metric a queried series belongs to (`x_bucket` of histogram `x` is `x`).
+fn exported_metric(series: &str) -> &str {
+    for suffix in ["_bucket", "_sum", "_count"] {
+        if let Some(base) = series.strip_suffix(suffix) {
+            if HISTOGRAMS.contains(&base) {
+                return base;
+            }
+        }
+    }
+    series
+}
+
+/// Gauges of pool levels and sizes: how to add them up over replicas depends on the pool model.
+const POOL_GAUGES: [&str; 3] = ["realtime_borrowed", "realtime_capacity", "realtime_commit"];
 
 const ALERTS: [&str; 3] = [
     "HighOverageRate",
@@ -166,15 +186,17 @@ fn collect_panels<'a>(panels: &'a [Value], out: &mut Vec<&'a Value>) {
 async fn metric_list_is_what_a_live_instance_exports() {
     use axum::body::Body;
     use http_body_util::BodyExt;
-    use realtime_layer::{Event, Realtime, ResourceStatus};
+    use realtime_layer::{Event, Pricing, Realtime, ResourceStatus};
     use tower::ServiceExt;
 
     let realtime = Realtime::builder()
-        .status_source(|| vec![ResourceStatus::new("gpu", 8, 4, 1)])
+        .status_source(|| {
+            vec![ResourceStatus::new("gpu", 8, 4, 1).with_pricing(Pricing::new("EUR", 9.0, 1.0))]
+        })
         .build()
         .unwrap();
-    realtime.record(Event::borrow("gpu", "ann").overage(true));
-    realtime.record(Event::returned("gpu", "ann"));
+    realtime.record(Event::borrow("gpu", "ann").overage(true).borrow_id("1"));
+    realtime.record(Event::returned("gpu", "ann").borrow_id("1"));
     realtime.record(Event::failure("gpu", "bob", "exhausted"));
     let request = http::Request::get("/metrics").body(Body::empty()).unwrap();
     let response = realtime
@@ -230,6 +252,7 @@ fn dashboard_queries_only_exported_metrics() {
     let mut panels = Vec::new();
     collect_panels(dashboard["panels"].as_array().expect("panels"), &mut panels);
     let mut used = BTreeSet::new();
+    let mut exprs = Vec::new();
     let mut queries = 0;
     for panel in panels {
         let title = panel["title"].as_str().unwrap_or("(untitled)");
@@ -246,11 +269,25 @@ fn dashboard_queries_only_exported_metrics() {
             let names = metric_names(expr);
             assert!(!names.is_empty(), "panel {title:?}: no metric in {expr}");
             for name in names {
+                let metric = exported_metric(&name);
                 assert!(
-                    METRICS.contains(&name.as_str()),
+                    METRICS.contains(&metric),
                     "panel {title:?} queries {name}, which realtime-layer does not export: {expr}"
                 );
-                used.insert(name);
+                for gauge in POOL_GAUGES {
+                    // Every selector of a pool gauge sits right inside `$pool by (resource) (`.
+                    let selectors = expr.matches(&format!("{gauge}{{")).count();
+                    let pooled = expr
+                        .matches(&format!("$pool by (resource) ({gauge}{{"))
+                        .count();
+                    assert_eq!(
+                        selectors, pooled,
+                        "panel {title:?}: {gauge} must be aggregated over replicas with the pool \
+                         model variable, `$pool by (resource) (...)`: {expr}"
+                    );
+                }
+                used.insert(metric.to_string());
+                exprs.push(expr.to_string());
             }
             queries += 1;
         }
@@ -262,6 +299,50 @@ fn dashboard_queries_only_exported_metrics() {
         "dashboard.json: {queries} queries over {} metrics",
         used.len()
     );
+
+    // The pool model variable maps per-instance to sum and shared to max.
+    let pool = dashboard["templating"]["list"]
+        .as_array()
+        .expect("templating")
+        .iter()
+        .find(|v| v["name"] == "pool")
+        .expect("a `pool` dashboard variable");
+    let options: Vec<(&str, &str)> = pool["options"]
+        .as_array()
+        .expect("pool options")
+        .iter()
+        .map(|o| (o["text"].as_str().unwrap(), o["value"].as_str().unwrap()))
+        .collect();
+    assert_eq!(options, [("per-instance", "sum"), ("shared", "max")]);
+
+    // Every query, with the variables as Grafana fills them, is valid PromQL.
+    let Some(promtool) = promtool() else {
+        println!("SKIPPED promtool: dashboard queries not parsed (apt-get install -y prometheus)");
+        return;
+    };
+    let mut rules = String::from("groups:\n  - name: dashboard\n    rules:\n");
+    for (i, expr) in exprs.iter().enumerate() {
+        for (_, aggregation) in &options {
+            let filled = expr
+                .replace("$pool", aggregation)
+                .replace("$__rate_interval", "1m")
+                .replace("$__range", "6h")
+                .replace("$job", ".*")
+                .replace("$resource", ".*");
+            let quoted = serde_json::to_string(&filled).unwrap();
+            rules +=
+                &format!("      - record: dashboard_{i}_{aggregation}\n        expr: {quoted}\n");
+        }
+    }
+    let dir = std::env::temp_dir().join(format!("grafana_docs-dash-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("dashboard-queries.yml"), rules).unwrap();
+    run(
+        &promtool,
+        &["check", "rules", "dashboard-queries.yml"],
+        &dir,
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 fn promtool() -> Option<PathBuf> {
@@ -321,7 +402,7 @@ fn alert_rules_are_valid() {
             assert!(!names.is_empty(), "{name}: no metric in {expr}");
             for metric in names {
                 assert!(
-                    METRICS.contains(&metric.as_str()),
+                    METRICS.contains(&exported_metric(&metric)),
                     "{name} uses unknown {metric}"
                 );
             }
