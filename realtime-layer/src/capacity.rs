@@ -28,35 +28,6 @@ pub struct CapacityTime {
     pub denials: BTreeMap<Arc<str>, u64>,
 }
 
-/// Seconds of `from_sec..=to_sec` in which `resource`'s borrowed level reached `threshold`: a
-/// second with activity counts when its peak did, an idle second when the level carried into it
-/// did.
-pub(crate) fn seconds_at_or_above(
-    buffer: &EventBuffer,
-    resource: &str,
-    from_sec: u64,
-    to_sec: u64,
-    threshold: u32,
-) -> u64 {
-    let series = buffer.seconds(from_sec, to_sec, Some(resource));
-    let mut level = series.level_before;
-    let mut next = from_sec;
-    let mut count = 0;
-    for p in &series.points {
-        // Idle seconds before this one keep the level the previous second ended with.
-        if level >= threshold {
-            count += p.t.saturating_sub(next);
-        }
-        count += u64::from(p.peak_borrowed >= threshold);
-        level = p.end_borrowed;
-        next = p.t + 1;
-    }
-    if level >= threshold && next <= to_sec {
-        count += to_sec + 1 - next;
-    }
-    count
-}
-
 /// Time at capacity of every resource in `views` (and of resources with refusals but no view),
 /// most time exhausted first, then most time at commit, then by name.
 pub(crate) fn capacity_times(
@@ -65,8 +36,15 @@ pub(crate) fn capacity_times(
     window_secs: u32,
     filter: &EventFilter,
 ) -> Vec<CapacityTime> {
-    let now_sec = buffer.clock().now_ms() / 1000;
-    let from_sec = (now_sec + 1).saturating_sub(window_secs.max(1) as u64);
+    // A commit (or pool) of 0 would count every second; count only seconds with use.
+    let questions: Vec<(&str, u32)> = views
+        .iter()
+        .flat_map(|v| [(&*v.name, v.commit), (&*v.name, v.total)])
+        .filter_map(|(name, level)| level.map(|l| (name, l.max(1))))
+        .collect();
+    let mut answers = buffer
+        .seconds_at_or_above(window_secs, &questions)
+        .into_iter();
     let mut denials: BTreeMap<Arc<str>, BTreeMap<Arc<str>, u64>> = buffer
         .denials(window_secs, filter)
         .into_iter()
@@ -80,16 +58,14 @@ pub(crate) fn capacity_times(
     let mut out: Vec<CapacityTime> = views
         .iter()
         .map(|v| {
-            // A commit (or pool) of 0 would count every second; count only seconds with use.
-            let at = |threshold: Option<u32>| {
-                threshold.map(|t| seconds_at_or_above(buffer, &v.name, from_sec, now_sec, t.max(1)))
-            };
-            let exhausted = at(v.total);
+            // The answers come in question order: commit, then total, of each view that has them.
+            let at_commit = v.commit.and_then(|_| answers.next());
+            let exhausted = v.total.and_then(|_| answers.next());
             CapacityTime {
                 resource: v.name.clone(),
                 commit: v.commit,
                 total: v.total,
-                seconds_at_commit: at(v.commit),
+                seconds_at_commit: at_commit,
                 seconds_exhausted: exhausted,
                 exhausted_share: exhausted
                     .map(|s| (s as f64 / window_secs.max(1) as f64 * 1e4).round() / 1e4),

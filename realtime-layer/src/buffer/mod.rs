@@ -8,6 +8,7 @@ mod borrow_id;
 mod denials;
 mod holds;
 mod interner;
+mod levels;
 mod ring;
 mod seconds;
 mod static_names;
