@@ -59,6 +59,11 @@
     utilDirty: true,
     renderQueued: false,
     rendered: null,
+    // answers (hold times, time at capacity, cost) from realtime/stats, polled
+    answers: null,
+    answersDirty: false,
+    answersGen: 0,
+    answersTimer: null,
   };
 
   var charts = {};
@@ -315,7 +320,10 @@
               parts.push('Borrowed ' + fmtInt(res.borrowed));
               if (res.total != null) parts.push('total ' + fmtInt(res.total));
               if (res.commit != null) parts.push('commit ' + fmtInt(res.commit));
-              return parts.join(' · ');
+              var lines = [parts.join(' · ')];
+              var cost = answerCost(res.name);
+              if (cost) lines.push(cost);
+              return lines;
             },
           },
         },
@@ -333,6 +341,7 @@
       ] },
       options: utilOpts,
     });
+    createAnswerCharts(th);
   }
 
   // Colour scheme changed: rebuild the charts with the new palette (cached element options in
@@ -345,6 +354,7 @@
     createCharts();
     state.seriesDirty = true;
     state.utilDirty = true;
+    state.answersDirty = true;
     renderCharts(true);
   }
 
@@ -569,6 +579,10 @@
         c.update('none');
       });
     }
+    if (state.answersDirty) {
+      state.answersDirty = false;
+      renderAnswers();
+    }
     if (state.utilDirty) {
       state.utilDirty = false;
       var res = state.resources;
@@ -631,6 +645,185 @@
     el.classList.remove('pulse');
     void el.offsetWidth; // restart the animation
     el.classList.add('pulse');
+  }
+
+  // ---------------------------------------------------------------- answers
+  //
+  // Hold times, time at capacity and overage cost over the selected range come from
+  // realtime/stats (docs/PROTOCOL.md), polled every ANSWERS_POLL_MS and on every range or filter
+  // change; a stale answer (from before a change) is dropped.
+
+  var ANSWERS_POLL_MS = 5000;
+
+  function fmtDuration(s) {
+    if (s == null || !isFinite(s)) return '–';
+    if (s < 60) return (s < 10 ? s.toFixed(1) : Math.round(s)) + ' s';
+    if (s < 3600) return (s / 60).toFixed(1) + ' min';
+    return (s / 3600).toFixed(1) + ' h';
+  }
+
+  function fmtMoney(v, currency) {
+    try {
+      return new Intl.NumberFormat(undefined, { style: 'currency', currency: String(currency) }).format(v);
+    } catch (err) {
+      return (+v).toFixed(2) + ' ' + String(currency);
+    }
+  }
+
+  // The cost line of a resource's utilization tooltip (null without pricing).
+  function answerCost(name) {
+    var a = state.answers;
+    if (!a || !a.resources) return null;
+    for (var i = 0; i < a.resources.length; i++) {
+      var r = a.resources[i];
+      if (r.name !== name || !r.cost) continue;
+      var c = r.cost;
+      return 'Cost in ' + fmtRange(a.window_seconds) + ': ' + fmtMoney(c.total_in_window, c.currency) +
+        ' (commit ' + fmtMoney(c.commit_price, c.currency) + ' + overage ' + fmtMoney(c.overage_cost_in_window, c.currency) +
+        ') · over commit now ' + fmtMoney(c.overage_cost_now, c.currency);
+    }
+    return null;
+  }
+
+  function statsUrl() {
+    var u = 'realtime/stats?window=' + state.range;
+    if (state.resource) u += '&resource=' + encodeURIComponent(state.resource);
+    if (state.user) u += '&user=' + encodeURIComponent(state.user);
+    return u;
+  }
+
+  function loadAnswers() {
+    var gen = ++state.answersGen;
+    if (state.answersTimer) clearTimeout(state.answersTimer);
+    state.answersTimer = setTimeout(loadAnswers, ANSWERS_POLL_MS);
+    fetch(statsUrl(), { cache: 'no-store', headers: { Accept: 'application/json' } })
+      .then(function (res) { if (!res.ok) throw new Error('HTTP ' + res.status); return res.json(); })
+      .then(function (st) {
+        if (gen !== state.answersGen) return;
+        state.answers = st;
+        state.answersDirty = true;
+        renderCostCard();
+        scheduleRender(); // the answer charts pause with the others
+      })
+      .catch(function () { /* keep the last answers; the next poll tries again */ });
+  }
+
+  function renderCostCard() {
+    var a = state.answers;
+    var card = $('card-cost');
+    var cur = a && a.cost && a.cost.currencies;
+    card.hidden = !(cur && cur.length);
+    if (card.hidden) return;
+    setCard('m-cost', cur.map(function (c) { return fmtMoney(c.overage_in_window, c.currency); }).join(' + '));
+    setCard('m-cost-sub', 'last ' + fmtRange(a.window_seconds) + ' · now ' +
+      cur.map(function (c) { return fmtMoney(c.overage_now, c.currency); }).join(' + ') + ' over commit');
+  }
+
+  function createAnswerCharts(th) {
+    var barOpts = function (unitLabel, footer) {
+      return {
+        responsive: true,
+        maintainAspectRatio: false,
+        animation: false,
+        indexAxis: 'y',
+        interaction: { mode: 'index', intersect: false, axis: 'y' },
+        scales: {
+          x: { beginAtZero: true, grid: { color: th.grid }, border: { display: false },
+               title: { display: true, text: unitLabel, color: th.muted, font: { size: 11 } },
+               ticks: { color: th.muted } },
+          y: { grid: { display: false }, border: { color: th.border }, ticks: { color: th.text, autoSkip: false } },
+        },
+        plugins: {
+          legend: { position: 'top', align: 'end',
+                    labels: { boxWidth: 10, boxHeight: 10, usePointStyle: true, pointStyle: 'rectRounded', color: th.text } },
+          tooltip: { callbacks: {
+            label: function (item) { return item.dataset.label + ': ' + fmtDuration(item.raw * (item.dataset.scale || 1)); },
+            footer: footer,
+          } },
+        },
+      };
+    };
+    var bar = function (label, color, extra) {
+      var ds = { label: label, data: [], color: color, backgroundColor: th[color], borderRadius: 2, barPercentage: 0.8 };
+      for (var k in extra) ds[k] = extra[k];
+      return ds;
+    };
+    charts.holds = new Chart($('chart-holds'), {
+      type: 'bar',
+      data: { labels: [], datasets: [
+        bar('p50', 'commit', { scale: 60 }), bar('p90', 'overage', { scale: 60 }), bar('p99', 'failure', { scale: 60 }),
+      ] },
+      options: barOpts('minutes', function (items) {
+        var h = items.length && state.answers && state.answers.hold_times.resources[items[0].dataIndex];
+        if (!h) return '';
+        var lines = [fmtInt(h.count) + ' holds · mean ' + fmtDuration(h.mean_seconds) + ' · longest ' + fmtDuration(h.max_seconds) + ' · ' + fmtInt(h.open) + ' out now'];
+        var bounds = state.answers.hold_times.bucket_bounds_seconds || [];
+        var hist = [];
+        (h.histogram || []).forEach(function (n, i) {
+          if (n) hist.push((i < bounds.length ? '≤ ' + fmtDuration(bounds[i]) : '> ' + fmtDuration(bounds[bounds.length - 1])) + ': ' + fmtInt(n));
+        });
+        if (hist.length) lines.push(hist.join(' · '));
+        return lines;
+      }),
+    });
+    charts.capacity = new Chart($('chart-capacity'), {
+      type: 'bar',
+      data: { labels: [], datasets: [
+        bar('At or above commit', 'overage', { scale: 60 }), bar('Exhausted', 'crit', { scale: 60 }),
+      ] },
+      options: barOpts('minutes', function (items) {
+        var c = items.length && capacityRows()[items[0].dataIndex];
+        if (!c) return '';
+        var lines = [];
+        if (c.exhausted_share != null) lines.push((100 * c.exhausted_share).toFixed(1) + ' % of the range exhausted');
+        if (c.total != null) lines.push('pool ' + fmtInt(c.total) + ' · commit ' + fmtInt(c.commit));
+        var d = Object.keys(c.denials || {}).map(function (k) { return k + ' ' + fmtInt(c.denials[k]); });
+        lines.push(d.length ? 'refused: ' + d.join(' · ') : 'no refusals');
+        return lines;
+      }),
+    });
+  }
+
+  // Resources with known pool sizes, as the server sorted them (most time exhausted first).
+  function capacityRows() {
+    var a = state.answers;
+    return a && a.capacity ? a.capacity.filter(function (c) { return c.seconds_exhausted != null; }) : [];
+  }
+
+  function sizeBox(canvasId, rows) {
+    var box = $(canvasId).parentNode;
+    var h = Math.max(160, rows * 30 + 80);
+    if (box.dataset.h !== String(h)) { box.style.height = h + 'px'; box.dataset.h = String(h); }
+  }
+
+  function renderAnswers() {
+    var a = state.answers;
+    if (!a || !charts.holds) return;
+    var win = 'last ' + fmtRange(a.window_seconds);
+    var holds = (a.hold_times && a.hold_times.resources) || [];
+    var hc = charts.holds;
+    hc.data.labels = holds.map(function (h) { return h.resource; });
+    var minutes = function (v) { return v == null ? 0 : v / 60; };
+    hc.data.datasets[0].data = holds.map(function (h) { return minutes(h.p50_seconds); });
+    hc.data.datasets[1].data = holds.map(function (h) { return minutes(h.p90_seconds); });
+    hc.data.datasets[2].data = holds.map(function (h) { return minutes(h.p99_seconds); });
+    sizeBox('chart-holds', holds.length);
+    hc.update('none');
+    var counted = holds.reduce(function (n, h) { return n + (h.count || 0); }, 0);
+    $('holds-empty').hidden = counted > 0;
+    $('panel-holds').dataset.resources = String(holds.length);
+    setCard('holds-note', win + ' · ' + fmtInt(counted) + ' holds');
+
+    var rows = capacityRows();
+    var cc = charts.capacity;
+    cc.data.labels = rows.map(function (c) { return c.resource; });
+    cc.data.datasets[0].data = rows.map(function (c) { return (c.seconds_at_commit || 0) / 60; });
+    cc.data.datasets[1].data = rows.map(function (c) { return (c.seconds_exhausted || 0) / 60; });
+    sizeBox('chart-capacity', rows.length);
+    cc.update('none');
+    $('capacity-empty').hidden = rows.length > 0;
+    $('panel-capacity').dataset.resources = String(rows.length);
+    setCard('capacity-note', win + ' · most time exhausted first');
   }
 
   // ---------------------------------------------------------------- event log
@@ -974,6 +1167,7 @@
     clearEvents();
     updateCsv();
     loadHistory();
+    loadAnswers();
     reconnectNow();
   }
 
@@ -984,6 +1178,7 @@
       state.range = v;
       updateCsv();
       loadHistory();
+      loadAnswers();
     });
     $('resource-filter').addEventListener('change', applyFilters);
     $('instance-filter').addEventListener('change', applyFilters);
@@ -1069,6 +1264,7 @@
       .then(function (cfg) {
         applyConfig(cfg);
         loadHistory();
+        loadAnswers();
         connect();
       });
   }

@@ -16,7 +16,7 @@ mod webdriver;
 use axum::extract::Query;
 use axum::routing::post;
 use axum::Router;
-use realtime_layer::{Clock, Event, Labels, Realtime, ResourceStatus, SystemClock};
+use realtime_layer::{Clock, Event, Labels, Pricing, Realtime, ResourceStatus, SystemClock};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::path::PathBuf;
@@ -50,7 +50,7 @@ impl Clock for ShiftedClock {
 struct Sim {
     rng: u64,
     pools: Vec<(String, u32, u32, u32)>, // name, total, commit, borrowed
-    holders: Vec<Vec<String>>,
+    holders: Vec<Vec<(String, String)>>,
 }
 
 const USERS: &[&str] = &[
@@ -103,8 +103,8 @@ impl Sim {
                     events.push(Event::failure(name.clone(), user, "exhausted"));
                 } else {
                     self.pools[i].3 += 1;
-                    self.holders[i].push(user.clone());
                     let id = format!("{}", self.next() % 1_000_000);
+                    self.holders[i].push((user.clone(), id.clone()));
                     let borrow = Event::borrow(name.clone(), user);
                     events.push(borrow.overage(borrowed >= commit).borrow_id(id));
                 }
@@ -113,9 +113,9 @@ impl Sim {
             while k > 0 {
                 k -= 1;
                 if self.chance(0.05 * dt) {
-                    let user = self.holders[i].swap_remove(k);
+                    let (user, id) = self.holders[i].swap_remove(k);
                     self.pools[i].3 -= 1;
-                    events.push(Event::returned(name.clone(), user));
+                    events.push(Event::returned(name.clone(), user).borrow_id(id));
                 }
             }
         }
@@ -125,7 +125,13 @@ impl Sim {
     fn status(&self) -> Vec<ResourceStatus> {
         self.pools
             .iter()
-            .map(|(n, t, c, b)| ResourceStatus::new(n.clone(), *t, *c, *b))
+            .map(|(n, t, c, b)| {
+                ResourceStatus::new(n.clone(), *t, *c, *b).with_pricing(Pricing::new(
+                    "EUR",
+                    1000.0 * f64::from(*c),
+                    75.0,
+                ))
+            })
             .collect()
     }
 }
@@ -438,6 +444,86 @@ fn wall_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
+/// The answers panels: hold times per resource, time at capacity sorted by time exhausted, the
+/// overage-cost card and each resource's cost in the utilization tooltip.
+async fn check_answer_panels(browser: &Session) -> Result<(), String> {
+    let long = Duration::from_secs(20);
+    let holds = browser
+        .wait_for(
+            "hold-time chart",
+            "var c = Chart.getChart('chart-holds');
+             return c && c.data.labels.length >= 4 && document.getElementById('holds-empty').hidden
+                 && [c.data.labels, c.data.datasets.map(function (d) { return d.data; })];",
+            long,
+        )
+        .await;
+    // p50 ≤ p90 ≤ p99, all positive (users keep a license ~20 s).
+    let q = &holds[1];
+    for i in 0..holds[0].as_array().unwrap().len() {
+        let (p50, p90, p99) = (
+            q[0][i].as_f64().unwrap(),
+            q[1][i].as_f64().unwrap(),
+            q[2][i].as_f64().unwrap(),
+        );
+        assert!(
+            0.0 < p50 && p50 <= p90 && p90 <= p99,
+            "hold quantiles {holds}"
+        );
+    }
+    let capacity = browser
+        .wait_for(
+            "time-at-capacity chart",
+            "var c = Chart.getChart('chart-capacity');
+             return c && c.data.labels.length === 4 && [c.data.labels, c.data.datasets[0].data, c.data.datasets[1].data];",
+            long,
+        )
+        .await;
+    let exhausted: Vec<f64> = capacity[2]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect();
+    assert!(
+        exhausted.windows(2).all(|w| w[0] >= w[1]),
+        "sorted by time exhausted: {capacity}"
+    );
+    assert!(
+        exhausted[0] > 0.0,
+        "the busy simulation exhausts a pool: {capacity}"
+    );
+    let cost = browser
+        .wait_for(
+            "overage-cost card",
+            "var c = document.getElementById('card-cost'), v = document.getElementById('m-cost').textContent;
+             return !c.hidden && v !== '–' && [v, document.getElementById('m-cost-sub').textContent];",
+            long,
+        )
+        .await;
+    assert!(
+        cost[0].as_str().unwrap().contains('€')
+            && cost[1].as_str().unwrap().contains("over commit"),
+        "cost card {cost}"
+    );
+    let footer = browser
+        .execute(
+            "var c = Chart.getChart('chart-util');
+             c.tooltip.setActiveElements([{ datasetIndex: 0, index: 0 }], { x: 10, y: 10 });
+             c.update('none');
+             var f = c.tooltip.footer;
+             c.tooltip.setActiveElements([], { x: 0, y: 0 });
+             c.update('none');
+             return f;",
+            vec![],
+        )
+        .await?;
+    assert!(
+        footer.to_string().contains("Cost in 30 min"),
+        "cost in the utilization tooltip: {footer}"
+    );
+    Ok(())
+}
+
 async fn run_checks(
     browser: &Session,
     rt: &Realtime,
@@ -524,6 +610,8 @@ async fn run_checks(
         let (borrowed, total, peak) = (n(1) + n(2), n(1) + n(2) + n(3), n(4));
         assert!(borrowed <= peak && peak <= total, "utilization row {row}");
     }
+    check_answer_panels(browser).await?;
+
     // History reached the charts: borrows spread over the 30 min, not piled up in one bucket.
     let total = browser.execute(BORROW_BUCKETS_JS, vec![]).await?;
     assert!(
