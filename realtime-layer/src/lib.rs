@@ -56,6 +56,7 @@
 //!   `docs/OPERATIONS.md` ("Cluster mode on Redis").
 
 #![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod activity;
 mod buffer;

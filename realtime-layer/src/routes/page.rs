@@ -8,7 +8,9 @@ use axum::routing::get;
 use axum::Router;
 use include_dir::{include_dir, Dir};
 
-static STATIC: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/../static");
+// `static` in the crate is a symlink to the workspace's static/ (where the page is edited);
+// `cargo package` copies the files in, so the published crate embeds them the same way.
+static STATIC: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/static");
 
 /// Strict policy: no inline script or style, same-origin connections only.
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'";
