@@ -91,6 +91,7 @@ pub use handle::{Realtime, RealtimeBuilder, StreamConfig};
 pub use labels::Labels;
 pub use layer::{
     Classifier, RealtimeLayer, RealtimeService, RequestInfo, ResponseFuture, ResponseInfo,
+    RouteStats, HTTP_DURATION_BUCKETS, MAX_ROUTES,
 };
 pub use routes::{ApiError, StatsResponse, CONTENT_SECURITY_POLICY, RANGES, RECENT_EVENTS_LIMIT};
 pub use snapshot::{Rates, ResourceView};

@@ -36,11 +36,15 @@ fn instance(clock: &ManualClock, gpu: Arc<AtomicU32>) -> Realtime {
 fn play(realtime: &Realtime, clock: &ManualClock, gpu: &AtomicU32) {
     let at = |s: u64| clock.set(T0 + s * 1000);
     let borrow = |id: &str, overage: bool| {
-        realtime.record(Event::borrow("gpu", "ann").borrow_id(id).overage(overage));
+        realtime.record(
+            Event::borrow("gpu", "ann")
+                .borrow_id(id.to_owned())
+                .overage(overage),
+        );
         gpu.fetch_add(1, Ordering::SeqCst);
     };
     let give_back = |id: &str| {
-        realtime.record(Event::returned("gpu", "ann").borrow_id(id));
+        realtime.record(Event::returned("gpu", "ann").borrow_id(id.to_owned()));
         gpu.fetch_sub(1, Ordering::SeqCst);
     };
     at(0);

@@ -1,4 +1,5 @@
 use super::classify::{Classifier, RequestInfo, ResponseInfo};
+use super::http_metrics::HttpStart;
 use crate::event::RealtimeEvents;
 use crate::handle::Realtime;
 use http::Response;
@@ -20,15 +21,22 @@ pin_project! {
         inner: F,
         realtime: Realtime,
         classify: Option<Classify>,
+        http: Option<HttpStart>,
     }
 }
 
 impl<F> ResponseFuture<F> {
-    pub(crate) fn new(inner: F, realtime: Realtime, classify: Option<Classify>) -> Self {
+    pub(crate) fn new(
+        inner: F,
+        realtime: Realtime,
+        classify: Option<Classify>,
+        http: Option<HttpStart>,
+    ) -> Self {
         ResponseFuture {
             inner,
             realtime,
             classify,
+            http,
         }
     }
 }
@@ -42,6 +50,9 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let mut result = ready!(this.inner.poll(cx));
+        if let (Ok(response), Some(http)) = (&result, this.http.take()) {
+            http.finish(response.status());
+        }
         if let Ok(response) = &mut result {
             // Most responses carry no extension at all: one pointer test, no map lookup.
             if !response.extensions().is_empty() {

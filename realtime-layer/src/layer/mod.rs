@@ -10,10 +10,13 @@
 
 mod classify;
 mod future;
+mod http_metrics;
 mod service;
 
 pub use classify::{Classifier, RequestInfo, ResponseInfo};
 pub use future::ResponseFuture;
+pub(crate) use http_metrics::HttpMetrics;
+pub use http_metrics::{RouteStats, HTTP_DURATION_BUCKETS, MAX_ROUTES};
 pub use service::RealtimeService;
 
 use crate::handle::Realtime;
@@ -50,6 +53,7 @@ use tower_layer::Layer;
 pub struct RealtimeLayer {
     realtime: Realtime,
     classifier: Option<Arc<dyn Classifier>>,
+    http: Option<Arc<HttpMetrics>>,
 }
 
 impl std::fmt::Debug for RealtimeLayer {
@@ -66,6 +70,7 @@ impl RealtimeLayer {
         RealtimeLayer {
             realtime,
             classifier: None,
+            http: None,
         }
     }
 
@@ -102,6 +107,17 @@ impl RealtimeLayer {
         self.layer(router.with_state(()))
     }
 
+    /// Also records HTTP golden signals of every request: rate, errors and latency per route
+    /// (axum's `MatchedPath`, so apply the layer with `Router::layer`; requests matching no route
+    /// count as `(unmatched)`, at most [`MAX_ROUTES`] routes), exported as the OpenTelemetry
+    /// histogram `http.server.request.duration` (`http.route`, `http.request.method`,
+    /// `http.response.status_code`), listed under `http` in `/realtime/stats` and shown on the
+    /// page. Costs a clock read and a short lock per request; off by default.
+    pub fn http_metrics(mut self) -> Self {
+        self.http = Some(self.realtime.shared.metrics.http.clone());
+        self
+    }
+
     /// Also derives events from request/response facts. Events found in the response extensions
     /// are still recorded.
     pub fn classifier(mut self, classifier: impl Classifier) -> Self {
@@ -122,6 +138,11 @@ impl<S> Layer<S> for RealtimeLayer {
     type Service = RealtimeService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        RealtimeService::new(inner, self.realtime.clone(), self.classifier.clone())
+        RealtimeService::new(
+            inner,
+            self.realtime.clone(),
+            self.classifier.clone(),
+            self.http.clone(),
+        )
     }
 }

@@ -1,5 +1,6 @@
 use super::classify::{Classifier, RequestInfo};
 use super::future::ResponseFuture;
+use super::http_metrics::HttpMetrics;
 use crate::handle::Realtime;
 use http::{Request, Response};
 use std::sync::Arc;
@@ -12,6 +13,7 @@ pub struct RealtimeService<S> {
     inner: S,
     realtime: Realtime,
     classifier: Option<Arc<dyn Classifier>>,
+    http: Option<Arc<HttpMetrics>>,
 }
 
 impl<S: std::fmt::Debug> std::fmt::Debug for RealtimeService<S> {
@@ -28,11 +30,13 @@ impl<S> RealtimeService<S> {
         inner: S,
         realtime: Realtime,
         classifier: Option<Arc<dyn Classifier>>,
+        http: Option<Arc<HttpMetrics>>,
     ) -> Self {
         RealtimeService {
             inner,
             realtime,
             classifier,
+            http,
         }
     }
 
@@ -78,6 +82,7 @@ where
             .classifier
             .as_ref()
             .map(|c| Box::new((c.clone(), RequestInfo::capture(&req))));
-        ResponseFuture::new(self.inner.call(req), self.realtime.clone(), classify)
+        let http = self.http.as_ref().map(|h| h.start(&req));
+        ResponseFuture::new(self.inner.call(req), self.realtime.clone(), classify, http)
     }
 }

@@ -13,6 +13,9 @@
 //!   status has [`Pricing`](crate::Pricing));
 //! - `realtime.hold.duration` [`realtime_hold_duration_seconds`] histogram (seconds), attribute
 //!   `resource`: how long borrows stayed out, for returns matched to their borrow by id;
+//! - `http.server.request.duration` [`http_server_request_duration_seconds`] histogram, attributes
+//!   `http.route`, `http.request.method`, `http.response.status_code` (only for services wrapped
+//!   in a layer built with [`RealtimeLayer::http_metrics`](crate::RealtimeLayer::http_metrics));
 //! - `realtime.buffer.events` gauge, attribute `kind`;
 //! - `realtime.stream.clients` gauge (open SSE and WebSocket streams);
 //! - cluster mode's `realtime.cluster.*` instruments (see `cluster.rs`).
@@ -53,6 +56,8 @@ pub(crate) struct Meters {
 /// Keeps instruments (and our own provider) alive for as long as the instance lives.
 pub(crate) struct Metrics {
     _instruments: Vec<Box<dyn std::any::Any + Send + Sync>>,
+    /// HTTP golden signals, fed by layers built with `http_metrics()` (empty otherwise).
+    pub(crate) http: Arc<crate::layer::HttpMetrics>,
     #[cfg(feature = "prometheus")]
     pub(crate) prometheus: Option<prometheus_export::PrometheusPipeline>,
 }
@@ -253,8 +258,23 @@ impl Metrics {
             ));
             cluster::install(meter, &shared, &mut instruments);
         }
+        let http_histograms = meters
+            .meters
+            .iter()
+            .map(|meter| {
+                meter
+                    .f64_histogram("http.server.request.duration")
+                    .with_unit("s")
+                    .with_description(
+                        "Duration of HTTP server requests (RealtimeLayer::http_metrics)",
+                    )
+                    .with_boundaries(crate::layer::HTTP_DURATION_BUCKETS.to_vec())
+                    .build()
+            })
+            .collect();
         Metrics {
             _instruments: instruments,
+            http: Arc::new(crate::layer::HttpMetrics::new(http_histograms)),
             #[cfg(feature = "prometheus")]
             prometheus: meters.prometheus,
         }

@@ -64,6 +64,10 @@ pub struct StatsResponse {
     /// Overage cost per currency (absent when no resource has pricing).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cost: Option<CostSummary>,
+    /// HTTP golden signals per route and method since start (only with
+    /// [`RealtimeLayer::http_metrics`](crate::RealtimeLayer::http_metrics); absent otherwise).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub http: Vec<crate::layer::RouteStats>,
     /// Newest events in the window, newest first (at most 100).
     pub recent_events: Vec<EventRecord>,
 }
@@ -103,6 +107,7 @@ pub(crate) async fn stats(
         hold_times: buffer.hold_times(window, &scoped),
         capacity,
         cost: CostSummary::of(&resources, window),
+        http: realtime.shared.metrics.http.snapshot(),
         resources,
         recent_events,
     }))
