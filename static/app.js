@@ -64,6 +64,8 @@
     answersDirty: false,
     answersGen: 0,
     answersTimer: null,
+    // previous HTTP request counts per route and method, for a rate between polls
+    httpPrev: null,
   };
 
   var charts = {};
@@ -703,6 +705,7 @@
         state.answers = st;
         state.answersDirty = true;
         renderCostCard();
+        renderHttp(st);
         scheduleRender(); // the answer charts pause with the others
       })
       .catch(function () { /* keep the last answers; the next poll tries again */ });
@@ -717,6 +720,45 @@
     setCard('m-cost', cur.map(function (c) { return fmtMoney(c.overage_in_window, c.currency); }).join(' + '));
     setCard('m-cost-sub', 'last ' + fmtRange(a.window_seconds) + ' · now ' +
       cur.map(function (c) { return fmtMoney(c.overage_now, c.currency); }).join(' + ') + ' over commit');
+  }
+
+  function fmtLatency(s) {
+    if (s == null) return '> 10 s';
+    return s < 1 ? '≤ ' + Math.round(s * 1000) + ' ms' : '≤ ' + s + ' s';
+  }
+
+  // HTTP golden signals (only when the app's layer records them): a table, one row per route and
+  // method, with the request rate since the previous poll.
+  function renderHttp(st) {
+    var routes = st.http || [];
+    var panel = $('panel-http');
+    panel.hidden = routes.length === 0;
+    if (!routes.length) return;
+    var now = st.generated_at_ms;
+    var prev = state.httpPrev;
+    var dt = prev ? (now - prev.at) / 1000 : 0;
+    var counts = {};
+    var body = $('http-body');
+    var frag = document.createDocumentFragment();
+    routes.forEach(function (r) {
+      var key = r.method + ' ' + r.route;
+      counts[key] = r.requests;
+      var tr = document.createElement('tr');
+      cell(tr, 'resource', String(r.route));
+      cell(tr, '', String(r.method));
+      cell(tr, 'num', fmtInt(r.requests));
+      var before = prev && prev.counts[key];
+      cell(tr, 'num', dt > 0 && before != null ? fmtRate((r.requests - before) / dt) : '–');
+      var errors = r.server_errors || 0;
+      cell(tr, 'num', fmtInt(errors) + (r.requests ? ' (' + (100 * errors / r.requests).toFixed(1) + ' %)' : ''));
+      cell(tr, 'num', fmtLatency(r.p50_seconds));
+      cell(tr, 'num', fmtLatency(r.p99_seconds));
+      frag.appendChild(tr);
+    });
+    while (body.firstChild) body.removeChild(body.firstChild);
+    body.appendChild(frag);
+    panel.dataset.routes = String(routes.length);
+    state.httpPrev = { at: now, counts: counts };
   }
 
   function createAnswerCharts(th) {

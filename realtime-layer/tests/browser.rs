@@ -235,7 +235,7 @@ async fn dashboard_in_headless_chromium() {
 
     let app: Router = Router::new()
         .route("/checkout", post(checkout))
-        .layer(rt.layer())
+        .layer(rt.layer().http_metrics())
         .merge(rt.routes())
         // The same routes under a prefix: the page's relative URLs must work there too.
         .nest("/admin", rt.routes());
@@ -524,6 +524,22 @@ async fn check_answer_panels(browser: &Session) -> Result<(), String> {
     Ok(())
 }
 
+/// The HTTP golden-signals table lists the measured route (after the test's own checkouts).
+async fn check_http_panel(browser: &Session) -> Result<(), String> {
+    let row = browser
+        .wait_for(
+            "HTTP routes panel",
+            "var p = document.getElementById('panel-http'), b = document.getElementById('http-body');
+             return !p.hidden && b.rows.length >= 1
+                 && Array.prototype.map.call(b.rows[0].cells, function (c) { return c.textContent; });",
+            Duration::from_secs(20),
+        )
+        .await;
+    assert_eq!(row[0], "/checkout", "{row}");
+    assert_eq!(row[1], "POST", "{row}");
+    Ok(())
+}
+
 async fn run_checks(
     browser: &Session,
     rt: &Realtime,
@@ -677,6 +693,7 @@ async fn run_checks(
         .execute("return document.querySelectorAll('#events-body img, #events-body b, select img').length;", vec![])
         .await?;
     assert_eq!(injected, json!(0), "no markup injected from event fields");
+    check_http_panel(browser).await?;
 
     // The cards change: the buffer count grows with the recorded events.
     let grown = browser
