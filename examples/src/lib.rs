@@ -19,6 +19,8 @@
 
 use axum::extract::Request;
 use axum::response::Response;
+use axum::Router;
+use realtime_layer::serve::ServeConfig;
 use realtime_layer::Realtime;
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -67,17 +69,22 @@ fn usage(problem: &str) -> ! {
 /// What the examples serve: an axum `Router`, or one wrapped once in the realtime layer
 /// (`Realtime::wrap`).
 pub trait AppService:
-    tower::Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static
+    tower::Service<Request, Response = Response, Error = Infallible> + Clone + Send + Sync + 'static
 {
 }
 
 impl<S> AppService for S where
-    S: tower::Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static
+    S: tower::Service<Request, Response = Response, Error = Infallible>
+        + Clone
+        + Send
+        + Sync
+        + 'static
 {
 }
 
-/// Serves `app` on `bind`, prints the dashboard URL, and on Ctrl-C ends the realtime streams so
-/// the server stops promptly.
+/// Serves `app` on `bind` with [`realtime_layer::serve`] (header, body, idle and write timeouts,
+/// a connection cap under the raised descriptor limit), prints the dashboard URL, and on Ctrl-C
+/// ends the realtime streams and stops within the shutdown deadline.
 pub async fn serve<S>(
     app: S,
     bind: SocketAddr,
@@ -88,19 +95,20 @@ where
     S: AppService,
     S::Future: Send,
 {
+    if let Err(e) = realtime_layer::serve::raise_nofile_limit() {
+        eprintln!("warning: cannot raise the open-file limit: {e}");
+    }
     let listener = tokio::net::TcpListener::bind(bind).await?;
     let addr = listener.local_addr()?;
     println!("Dashboard: http://{addr}{dashboard_path}");
     let realtime = realtime.clone();
-    axum::serve(
-        listener,
-        axum::ServiceExt::<Request>::into_make_service(app),
-    )
-    .with_graceful_shutdown(async move {
+    let stop = async move {
         let _ = tokio::signal::ctrl_c().await;
         realtime.shutdown();
-    })
-    .await
+    };
+    // The hardened server takes a Router: a wrapped app (`Realtime::wrap`) rides as its fallback.
+    let app = Router::new().fallback_service(app);
+    realtime_layer::serve::serve(listener, app, ServeConfig::default(), stop).await
 }
 
 /// A small xorshift generator: enough randomness for synthetic traffic, no dependency.

@@ -78,6 +78,7 @@ async fn one_row(durability: Durability, workers: usize, total_ops: usize) -> St
         durability,
         cluster: None,
         security: Default::default(),
+        serve: Default::default(),
     })
     .await
     .expect("server");

@@ -131,6 +131,9 @@ pub struct ServeArgs {
     /// summed) or `shared` (all on one database: the freshest count wins).
     #[arg(long, env = "LICENSE_DEMO_POOL_SCOPE", value_enum, default_value_t = PoolScopeArg::PerInstance)]
     pub pool_scope: PoolScopeArg,
+    /// Connection limits, timeouts and the shutdown deadline.
+    #[command(flatten)]
+    pub limits: crate::limits::LimitArgs,
 }
 
 /// `--pool-scope` values.

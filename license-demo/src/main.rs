@@ -39,6 +39,7 @@ fn serve_main(args: &ServeArgs, runtime: &tokio::runtime::Runtime) -> anyhow::Re
     let filter = tracing_subscriber::EnvFilter::try_new(&args.log)
         .map_err(|e| anyhow::anyhow!("invalid --log filter {:?}: {e}", args.log))?;
     tracing_subscriber::fmt().with_env_filter(filter).init();
+    raise_descriptor_limit();
     let tools = match &args.tools {
         Some(path) => load_tools_file(path)?,
         None => default_tools(),
@@ -56,6 +57,7 @@ fn serve_main(args: &ServeArgs, runtime: &tokio::runtime::Runtime) -> anyhow::Re
             pool_scope: args.pool_scope.into(),
         }),
         security: SecurityConfig::from_args(args)?,
+        serve: args.limits.to_serve_config(),
     };
     runtime.block_on(async {
         let server = server::start(config).await?;
@@ -75,10 +77,15 @@ fn serve_main(args: &ServeArgs, runtime: &tokio::runtime::Runtime) -> anyhow::Re
         }
         println!("Stress it: license-demo stress --profile medium --target {url}");
         let stop = server.shutdown_token();
+        let deadline = args.limits.shutdown_deadline;
         tokio::spawn(async move {
             wait_for_signal().await;
-            tracing::info!("shutting down");
+            tracing::info!(?deadline, "shutting down (a second signal exits at once)");
             stop.cancel();
+            wait_for_signal().await;
+            // Every acknowledged borrow or return is committed already: nothing is lost.
+            eprintln!("second signal: exiting now");
+            std::process::exit(130);
         });
         server.wait().await?;
         Ok(ExitCode::SUCCESS)
@@ -92,6 +99,21 @@ fn redact(url: &str) -> String {
             format!("{}://***@{}", &url[..scheme], &url[at + 1..])
         }
         _ => url.to_string(),
+    }
+}
+
+/// A thousand idle connections reach the common soft limit of 1,024 descriptors: raise it to the
+/// hard limit (the connection cap is derived from the result).
+fn raise_descriptor_limit() {
+    match realtime_layer::serve::raise_nofile_limit() {
+        Ok((Some(before), Some(after))) if before.soft != after.soft => tracing::info!(
+            from = before.soft,
+            to = after.soft,
+            "raised the open-file limit (RLIMIT_NOFILE) to its hard limit"
+        ),
+        Ok((_, Some(now))) => tracing::info!(soft = now.soft, hard = now.hard, "open-file limit"),
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "cannot raise the open-file limit"),
     }
 }
 

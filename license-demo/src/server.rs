@@ -7,6 +7,7 @@ use crate::pool::{DbLocation, Denial, Durability, LicensePool, PoolOptions};
 use axum::response::Redirect;
 use axum::routing::get;
 use axum::Router;
+use realtime_layer::serve::ServeConfig;
 use realtime_layer::{Cluster, Event, Labels, Pricing, Realtime, ResourceStatus};
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -30,6 +31,8 @@ pub struct ServerConfig {
     /// Cluster mode (one live view with other instances on the same Redis); `None`: this
     /// process only.
     pub cluster: Option<ClusterOptions>,
+    /// Connection limits, timeouts and the shutdown deadline.
+    pub serve: ServeConfig,
 }
 
 /// Cluster mode settings of a license server.
@@ -196,6 +199,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         durability,
         security,
         cluster,
+        serve,
     } = config;
     let options = PoolOptions {
         lease_ttl: security.lease_ttl,
@@ -214,15 +218,11 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         .map_err(|source| StartError::Bind { addr: bind, source })?;
     // Built after binding: the Host check needs the real port (`--bind 127.0.0.1:0`).
     let (app, rt) = build_app_with(&pool, &security, addr, cluster.as_ref())?;
-    // One token stops both the HTTP server and the realtime SSE streams (which would otherwise
-    // keep graceful shutdown waiting forever).
+    // One token stops both the HTTP server and the realtime streams (which would otherwise
+    // keep graceful shutdown waiting until its deadline).
     let shutdown = rt.shutdown_token();
-    let signal = shutdown.clone();
-    let task = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move { signal.cancelled().await })
-            .await
-    });
+    let signal = shutdown.clone().cancelled_owned();
+    let task = tokio::spawn(realtime_layer::serve::serve(listener, app, serve, signal));
     Ok(RunningServer {
         addr,
         pool,
@@ -280,8 +280,8 @@ impl RunningServer {
         }
     }
 
-    /// Stops accepting connections, ends SSE streams, finishes in-flight requests and closes
-    /// the database.
+    /// Stops accepting connections, ends SSE streams, finishes in-flight requests (cutting
+    /// connections still open after the shutdown deadline) and closes the database.
     pub async fn shutdown(self) -> std::io::Result<()> {
         self.shutdown.cancel();
         self.wait().await

@@ -70,6 +70,7 @@ mod labels;
 mod layer;
 mod metrics;
 mod routes;
+pub mod serve;
 mod snapshot;
 mod state;
 mod status;

@@ -44,6 +44,7 @@ pub async fn start_secured_at(
         durability: Durability::Normal,
         cluster: None,
         security,
+        serve: Default::default(),
     })
     .await
     .expect("server starts")

@@ -1,0 +1,366 @@
+//! One connection of [`serve`](super::serve): its timers, its socket wrapper and the service
+//! that hands requests to the router.
+//!
+//! The header and idle timeouts are decided here rather than by hyper, whose header timer also
+//! runs while a keep-alive connection waits for its next request (one setting for two limits).
+//! The connection is in one of three phases, tracked with atomics shared by the socket wrapper
+//! ([`Io`]), the service ([`ConnService`]) and the connection task ([`ConnState::expired`]):
+//! - waiting for a first request, or reading a request's headers: the header deadline runs from
+//!   the connection's start or the request's first byte;
+//! - serving requests (`in_flight > 0`): no deadline here (the body and write timeouts apply);
+//! - between requests with no byte of the next one: the idle deadline runs.
+
+use super::body::{DeadlineBody, InFlightBody};
+use super::ServeConfig;
+use axum::extract::ConnectInfo;
+use axum::Router;
+use hyper::body::Incoming;
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use tokio::sync::{Notify, OwnedSemaphorePermit};
+use tokio::time::{Instant, Sleep};
+use tower::ServiceExt as _;
+
+/// No request has started reading (stored in `head_started_ms`).
+const NONE: u64 = u64::MAX;
+
+/// What the parts of one connection share.
+pub(super) struct ConnState {
+    config: Arc<ServeConfig>,
+    peer: SocketAddr,
+    start: Instant,
+    /// Requests received whose response body is not finished.
+    in_flight: AtomicUsize,
+    /// Requests received so far.
+    served: AtomicU64,
+    /// When (ms since `start`) the first byte of the next request arrived, or `NONE`.
+    head_started_ms: AtomicU64,
+    /// When (ms since `start`) the last response finished.
+    idle_since_ms: AtomicU64,
+    /// A write made no progress for `write_timeout`.
+    write_timed_out: AtomicBool,
+    /// The socket, while open (for its send buffer); -1 once closed.
+    #[cfg(unix)]
+    fd: std::sync::atomic::AtomicI32,
+    /// Wakes [`ConnState::expired`] when the phase changes.
+    changed: Notify,
+}
+
+impl ConnState {
+    pub(super) fn new(stream: &TcpStream, peer: SocketAddr, config: Arc<ServeConfig>) -> Self {
+        #[cfg(unix)]
+        let fd = {
+            use std::os::fd::AsRawFd as _;
+            std::sync::atomic::AtomicI32::new(stream.as_raw_fd())
+        };
+        #[cfg(not(unix))]
+        let _ = stream;
+        ConnState {
+            config,
+            peer,
+            start: Instant::now(),
+            in_flight: AtomicUsize::new(0),
+            served: AtomicU64::new(0),
+            head_started_ms: AtomicU64::new(NONE),
+            idle_since_ms: AtomicU64::new(0),
+            write_timed_out: AtomicBool::new(false),
+            #[cfg(unix)]
+            fd,
+            changed: Notify::new(),
+        }
+    }
+
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX - 1)
+    }
+
+    fn at(&self, ms: u64) -> Instant {
+        self.start + std::time::Duration::from_millis(ms)
+    }
+
+    /// When the connection must be closed if nothing changes; `None` while serving.
+    fn deadline(&self) -> Option<Instant> {
+        if self.in_flight.load(Ordering::Acquire) > 0 {
+            return None;
+        }
+        let head = self.head_started_ms.load(Ordering::Acquire);
+        if head != NONE {
+            return Some(self.at(head) + self.config.header_read_timeout);
+        }
+        if self.served.load(Ordering::Acquire) == 0 {
+            return Some(self.start + self.config.header_read_timeout);
+        }
+        let idle = self.idle_since_ms.load(Ordering::Acquire);
+        Some(self.at(idle) + self.config.idle_timeout)
+    }
+
+    /// Completes when the header or idle deadline of the current phase passes.
+    pub(super) async fn expired(&self) {
+        loop {
+            // A change signalled between reading the deadline and waiting is kept as a permit.
+            let changed = self.changed.notified();
+            match self.deadline() {
+                None => changed.await,
+                Some(at) if at <= Instant::now() => return,
+                Some(at) => {
+                    tokio::select! {
+                        _ = changed => {}
+                        _ = tokio::time::sleep_until(at) => {}
+                    }
+                }
+            }
+        }
+    }
+
+    /// Bytes arrived: between requests, they start the next request's header deadline.
+    fn on_read(&self) {
+        if self.in_flight.load(Ordering::Acquire) == 0
+            && self.head_started_ms.load(Ordering::Acquire) == NONE
+        {
+            self.head_started_ms.store(self.now_ms(), Ordering::Release);
+            self.changed.notify_one();
+        }
+    }
+
+    /// A request's headers are in: the connection is serving.
+    fn request_started(&self) {
+        self.in_flight.fetch_add(1, Ordering::AcqRel);
+        self.served.fetch_add(1, Ordering::AcqRel);
+        self.head_started_ms.store(NONE, Ordering::Release);
+        self.changed.notify_one();
+    }
+
+    /// A response body finished (or was dropped).
+    pub(super) fn request_finished(&self) {
+        self.idle_since_ms.store(self.now_ms(), Ordering::Release);
+        self.in_flight.fetch_sub(1, Ordering::AcqRel);
+        self.changed.notify_one();
+    }
+}
+
+/// The connection a request came in on, as a request extension set by
+/// [`serve`](super::serve). Handlers of long-lived responses use it.
+#[derive(Clone)]
+pub struct Connection {
+    state: Arc<ConnState>,
+}
+
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connection")
+            .field("peer", &self.state.peer)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Connection {
+    /// The client's address.
+    pub fn peer_addr(&self) -> SocketAddr {
+        self.state.peer
+    }
+
+    /// Lowers the kernel send buffer of this connection to
+    /// [`ServeConfig::stream_send_buffer`], so a client that stops reading a long-lived response
+    /// holds little memory and, when it resumes, few stale bytes. A no-op off Unix or once the
+    /// connection is closed.
+    pub fn limit_send_buffer(&self) -> io::Result<()> {
+        #[cfg(unix)]
+        {
+            let fd = self.state.fd.load(Ordering::Acquire);
+            if fd < 0 {
+                return Ok(());
+            }
+            let size = libc::c_int::try_from(self.state.config.stream_send_buffer)
+                .unwrap_or(libc::c_int::MAX);
+            // SAFETY: `fd` is this connection's open socket (reset to -1 before it is closed);
+            // the option value is one c_int passed with its size.
+            let rc = unsafe {
+                libc::setsockopt(
+                    fd,
+                    libc::SOL_SOCKET,
+                    libc::SO_SNDBUF,
+                    (&size as *const libc::c_int).cast(),
+                    std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+                )
+            };
+            if rc != 0 {
+                return Err(io::Error::last_os_error());
+            }
+        }
+        Ok(())
+    }
+
+    /// True once a write to this client made no progress for
+    /// [`ServeConfig::write_timeout`] (the connection is then being closed).
+    pub fn write_timed_out(&self) -> bool {
+        self.state.write_timed_out.load(Ordering::Acquire)
+    }
+}
+
+/// The socket of one connection: reports reads to the phase tracking, fails writes that make no
+/// progress for `write_timeout`, and holds the connection's slot (also after an upgrade).
+pub(super) struct Io {
+    inner: TcpStream,
+    state: Arc<ConnState>,
+    write_timer: Option<Pin<Box<Sleep>>>,
+    _slot: OwnedSemaphorePermit,
+}
+
+impl Io {
+    pub(super) fn new(inner: TcpStream, state: Arc<ConnState>, slot: OwnedSemaphorePermit) -> Io {
+        Io {
+            inner,
+            state,
+            write_timer: None,
+            _slot: slot,
+        }
+    }
+
+    /// Maps a write attempt's outcome through the write deadline.
+    fn deadline<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        poll: Poll<io::Result<T>>,
+    ) -> Poll<io::Result<T>> {
+        match poll {
+            Poll::Pending => {
+                let timeout = self.state.config.write_timeout;
+                let timer = self
+                    .write_timer
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+                if timer.as_mut().poll(cx).is_ready() {
+                    self.state.write_timed_out.store(true, Ordering::Release);
+                    return Poll::Ready(Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "the client accepted no data within the write timeout",
+                    )));
+                }
+                Poll::Pending
+            }
+            ready => {
+                self.write_timer = None;
+                ready
+            }
+        }
+    }
+}
+
+impl Drop for Io {
+    fn drop(&mut self) {
+        #[cfg(unix)]
+        self.state.fd.store(-1, Ordering::Release);
+    }
+}
+
+impl AsyncRead for Io {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        let poll = Pin::new(&mut this.inner).poll_read(cx, buf);
+        if matches!(poll, Poll::Ready(Ok(()))) && buf.filled().len() > before {
+            this.state.on_read();
+        }
+        poll
+    }
+}
+
+impl AsyncWrite for Io {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let poll = Pin::new(&mut this.inner).poll_write(cx, buf);
+        this.deadline(cx, poll)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let poll = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
+        this.deadline(cx, poll)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let poll = Pin::new(&mut this.inner).poll_flush(cx);
+        this.deadline(cx, poll)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let poll = Pin::new(&mut this.inner).poll_shutdown(cx);
+        this.deadline(cx, poll)
+    }
+}
+
+/// Hands each request of one connection to the router: with the [`Connection`] and
+/// `ConnectInfo` extensions, a body deadline, and the response body tracked for the idle timer.
+#[derive(Clone)]
+pub(super) struct ConnService {
+    app: Router,
+    state: Arc<ConnState>,
+}
+
+impl ConnService {
+    pub(super) fn new(app: Router, state: Arc<ConnState>) -> Self {
+        ConnService { app, state }
+    }
+}
+
+type ServiceFuture = Pin<
+    Box<dyn Future<Output = Result<http::Response<InFlightBody>, std::convert::Infallible>> + Send>,
+>;
+
+impl hyper::service::Service<http::Request<Incoming>> for ConnService {
+    type Response = http::Response<InFlightBody>;
+    type Error = std::convert::Infallible;
+    type Future = ServiceFuture;
+
+    fn call(&self, req: http::Request<Incoming>) -> Self::Future {
+        self.state.request_started();
+        let guard = InFlight(self.state.clone());
+        let mut req = req.map(|b| DeadlineBody::new(b, self.state.config.request_body_timeout));
+        req.extensions_mut().insert(Connection {
+            state: self.state.clone(),
+        });
+        req.extensions_mut().insert(ConnectInfo(self.state.peer));
+        let app = self.app.clone();
+        Box::pin(async move {
+            let response = match app.oneshot(req).await {
+                Ok(r) => r,
+                Err(never) => match never {},
+            };
+            Ok(response.map(|body| InFlightBody::new(body, guard)))
+        })
+    }
+}
+
+/// Marks one request in flight until dropped (with its response body, or with the request if
+/// the handler never answered).
+pub(super) struct InFlight(Arc<ConnState>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.request_finished();
+    }
+}
