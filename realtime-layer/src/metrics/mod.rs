@@ -18,6 +18,8 @@
 //!   in a layer built with [`RealtimeLayer::http_metrics`](crate::RealtimeLayer::http_metrics));
 //! - `realtime.buffer.events` gauge, attribute `kind`;
 //! - `realtime.stream.clients` gauge (open SSE and WebSocket streams);
+//! - `realtime.stream.slow_disconnects` [`realtime_stream_slow_disconnects_total`] counter
+//!   (streams cut by the server's write timeout: their client stopped reading);
 //! - cluster mode's `realtime.cluster.*` instruments (see `cluster.rs`).
 //!
 //! Counter series of every known resource (the status source's and those seen in events) exist
@@ -253,6 +255,21 @@ impl Metrics {
                     .with_callback(move |obs| {
                         let Some(s) = s.upgrade() else { return };
                         obs.observe(s.stream_clients.load(Ordering::Relaxed), &[]);
+                    })
+                    .build(),
+            ));
+            let s = shared.clone();
+            instruments.push(Box::new(
+                meter
+                    .u64_observable_counter("realtime.stream.slow_disconnects")
+                    .with_description(
+                        "Live streams cut because their client accepted no data within the \
+                         write timeout",
+                    )
+                    .with_callback(move |obs| {
+                        let Some(s) = s.upgrade() else { return };
+                        let n = s.stream_hub.get().map_or(0, |hub| hub.slow_disconnects());
+                        obs.observe(n, &[]);
                     })
                     .build(),
             ));

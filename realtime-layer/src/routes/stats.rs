@@ -53,6 +53,8 @@ pub struct StatsResponse {
     pub memory_bytes: u64,
     /// Seconds of aggregates dropped early by the entry cap (non-zero: long windows undercount).
     pub aggregates_dropped_seconds: u64,
+    /// Live streams cut since start because their client stopped reading (write timeout).
+    pub slow_stream_disconnects: u64,
     /// Rates over the window.
     pub rates: Rates,
     /// Per-resource status.
@@ -103,6 +105,7 @@ pub(crate) async fn stats(
         folded_resources: stats.folded_resources,
         memory_bytes: stats.memory_bytes,
         aggregates_dropped_seconds: stats.aggregates_dropped_seconds,
+        slow_stream_disconnects: realtime.slow_stream_disconnects(),
         rates: Rates::from_totals(&totals, window),
         hold_times: buffer.hold_times(window, &scoped),
         capacity,

@@ -10,12 +10,14 @@
 use super::error::ApiError;
 use super::params::{self, QueryMap};
 use crate::handle::Realtime;
-use crate::stream::{Channel, Published, KEEP_ALIVE, RETRY_MS};
+use crate::serve::Connection;
+use crate::stream::{Channel, FilterLease, Published, StreamHub, Subscribed, KEEP_ALIVE, RETRY_MS};
 use axum::body::{Body, Bytes};
-use axum::extract::{Query, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::extract::{ConnectInfo, Query, State};
+use axum::http::{header, Extensions, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use std::convert::Infallible;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -74,9 +76,24 @@ pub(super) enum Next {
     KeepAlive,
 }
 
+/// The client's address and, when served by [`crate::serve`], its connection: from the request
+/// extensions (`ConnectInfo` is also set by `into_make_service_with_connect_info`).
+pub(super) fn client_of(extensions: &Extensions) -> (Option<IpAddr>, Option<Connection>) {
+    let conn = extensions.get::<Connection>().cloned();
+    let ip = extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip())
+        .or_else(|| conn.as_ref().map(|c| c.peer_addr().ip()));
+    (ip, conn)
+}
+
 /// One live client of the hub, whatever its transport: counted in `stream_clients` while alive.
 pub(super) struct Subscription {
     _guard: ClientGuard,
+    _lease: Option<FilterLease>,
+    hub: Arc<StreamHub>,
+    /// The connection (under [`crate::serve`]): tells whether the write timeout cut the stream.
+    conn: Option<Connection>,
     channel: Arc<Channel>,
     rx: watch::Receiver<Arc<Published>>,
     last_seq: u64,
@@ -93,6 +110,7 @@ impl Subscription {
         realtime: &Realtime,
         q: &QueryMap,
         last_seen: Option<u64>,
+        extensions: &Extensions,
     ) -> Result<(Subscription, Bytes), Box<Response>> {
         let scope = params::scope(q, realtime).map_err(|e| Box::new(e.into_response()))?;
         let filter =
@@ -111,15 +129,29 @@ impl Subscription {
                 format!("at most {max} streams can be open at once; try again later"),
             )));
         };
-        let channel = realtime
-            .stream_hub()
-            .channel(realtime, scope, filter)
+        let (client, conn) = client_of(extensions);
+        let hub = realtime.stream_hub().clone();
+        let Subscribed {
+            channel,
+            mut rx,
+            lease,
+        } = hub
+            .subscribe(realtime, scope, filter, client)
             .map_err(|e| Box::new(unavailable(&e.error, e.detail)))?;
-        let mut rx = channel.subscribe();
+        if let Some(conn) = &conn {
+            // A stalled reader then holds a few KiB in the kernel, not hundreds, and the write
+            // timeout notices it sooner.
+            if let Err(e) = conn.limit_send_buffer() {
+                tracing::debug!(error = %e, "cannot lower the stream's send buffer");
+            }
+        }
         let (last_seq, snapshot) = channel.catch_up(last_seen, &mut rx);
         let keep_alive = realtime.stream_config().keep_alive;
         let sub = Subscription {
             _guard: guard,
+            _lease: lease,
+            hub,
+            conn,
             channel,
             rx,
             last_seq,
@@ -158,6 +190,14 @@ impl Subscription {
     }
 }
 
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        if self.conn.as_ref().is_some_and(Connection::write_timed_out) {
+            self.hub.count_slow_disconnect();
+        }
+    }
+}
+
 /// One SSE connection: the `retry:` line and the snapshot, then what the subscription yields.
 struct Client {
     sub: Subscription,
@@ -182,8 +222,10 @@ pub(crate) async fn stream(
     State(realtime): State<Realtime>,
     Query(q): Query<QueryMap>,
     headers: HeaderMap,
+    extensions: Extensions,
 ) -> Response {
-    let (sub, snapshot) = match Subscription::open(&realtime, &q, last_event_id(&headers, &q)) {
+    let last_seen = last_event_id(&headers, &q);
+    let (sub, snapshot) = match Subscription::open(&realtime, &q, last_seen, &extensions) {
         Ok(s) => s,
         Err(response) => return *response,
     };

@@ -14,7 +14,7 @@ use axum::body::Bytes;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{close_code, CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State};
-use axum::http::HeaderMap;
+use axum::http::{Extensions, HeaderMap};
 use axum::response::{IntoResponse, Response};
 use futures_util::SinkExt as _;
 use std::time::Duration;
@@ -29,10 +29,12 @@ pub(crate) async fn ws(
     State(realtime): State<Realtime>,
     Query(q): Query<QueryMap>,
     headers: HeaderMap,
+    extensions: Extensions,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
     // Parameters and limits are checked (JSON errors) before the upgrade.
-    let (sub, snapshot) = match Subscription::open(&realtime, &q, last_event_id(&headers, &q)) {
+    let last_seen = last_event_id(&headers, &q);
+    let (sub, snapshot) = match Subscription::open(&realtime, &q, last_seen, &extensions) {
         Ok(s) => s,
         Err(response) => return *response,
     };

@@ -88,7 +88,7 @@ pub struct ServeConfig {
     /// After the shutdown signal, how long in-flight requests may take before the remaining
     /// connections are cut (default 10 s).
     pub shutdown_deadline: Duration,
-    /// Kernel send buffer asked for stream sockets, in bytes (default 16 KiB; Linux doubles it).
+    /// Kernel send buffer asked for stream sockets, in bytes (default 8 KiB; Linux doubles it).
     pub stream_send_buffer: usize,
 }
 
@@ -102,7 +102,7 @@ impl Default for ServeConfig {
             max_connections: None,
             reserved_descriptors: DEFAULT_RESERVED_DESCRIPTORS,
             shutdown_deadline: Duration::from_secs(10),
-            stream_send_buffer: 16 * 1024,
+            stream_send_buffer: 8 * 1024,
         }
     }
 }

@@ -26,6 +26,7 @@ use frame::{
 };
 use parking_lot::Mutex;
 use std::collections::{HashMap, VecDeque};
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -40,8 +41,10 @@ pub(crate) const MAX_FRAME_EVENTS: usize = 20;
 pub(crate) const SNAPSHOT_EVENTS: usize = 50;
 /// Frames remembered per channel to answer `Last-Event-ID` exactly.
 pub(crate) const HISTORY_FRAMES: usize = 128;
-/// Distinct filters streamed at once.
+/// Distinct filtered channels streamed at once (the unfiltered stream does not count).
 pub(crate) const MAX_FILTERS: usize = 64;
+/// Distinct filters one client address may stream at once.
+pub(crate) const MAX_FILTERS_PER_CLIENT: usize = 8;
 /// How long a channel without subscribers is kept (so a reconnect can resume exactly).
 pub(crate) const LINGER: Duration = Duration::from_secs(30);
 /// The window of the rates in frames.
@@ -107,9 +110,51 @@ pub(crate) struct Channel {
 
 type FilterKey = (Scope, Option<String>, Option<String>);
 
+/// The channels, and which filtered ones each client address streams (with how many streams).
+#[derive(Default)]
+struct Channels {
+    map: HashMap<FilterKey, Arc<Channel>>,
+    per_client: HashMap<IpAddr, HashMap<FilterKey, usize>>,
+}
+
+/// A client's use of one filtered channel, counted against [`MAX_FILTERS_PER_CLIENT`] while
+/// alive.
+pub(crate) struct FilterLease {
+    hub: Arc<StreamHub>,
+    client: IpAddr,
+    key: FilterKey,
+}
+
+impl Drop for FilterLease {
+    fn drop(&mut self) {
+        let mut channels = self.hub.channels.lock();
+        if let Some(mine) = channels.per_client.get_mut(&self.client) {
+            if let Some(n) = mine.get_mut(&self.key) {
+                *n -= 1;
+                if *n == 0 {
+                    mine.remove(&self.key);
+                }
+            }
+            if mine.is_empty() {
+                channels.per_client.remove(&self.client);
+            }
+        }
+    }
+}
+
+/// A subscription to one channel: the channel, a receiver of its frames, and the lease that
+/// counts it against its client's share of filters.
+pub(crate) struct Subscribed {
+    pub(crate) channel: Arc<Channel>,
+    pub(crate) rx: watch::Receiver<Arc<Published>>,
+    pub(crate) lease: Option<FilterLease>,
+}
+
 /// Builds and fans out frames for every filter of one instance.
 pub(crate) struct StreamHub {
-    channels: Mutex<HashMap<FilterKey, Arc<Channel>>>,
+    channels: Mutex<Channels>,
+    /// Streams cut because their client accepted no bytes within the server's write timeout.
+    slow_disconnects: AtomicU64,
     /// Sequence numbers are shared by all channels and start at the hub's start time in
     /// milliseconds, so ids keep increasing across server restarts and an id from another
     /// process or filter never matches a remembered frame.
@@ -119,7 +164,8 @@ pub(crate) struct StreamHub {
 impl StreamHub {
     fn new(start: u64) -> Self {
         StreamHub {
-            channels: Mutex::new(HashMap::new()),
+            channels: Mutex::new(Channels::default()),
+            slow_disconnects: AtomicU64::new(0),
             next_seq: AtomicU64::new(start.max(1)),
         }
     }
@@ -128,49 +174,98 @@ impl StreamHub {
         self.next_seq.fetch_add(1, Ordering::Relaxed)
     }
 
-    /// The channel of `filter`, created (with its first frame) when new.
-    pub(crate) fn channel(
-        &self,
+    /// Subscribes to the channel of `filter`, created (with its first frame) when new.
+    ///
+    /// Fairness (see `docs/PROTOCOL.md`): the unfiltered channel is always served; a filtered one
+    /// needs a place among [`MAX_FILTERS`] (idle channels give theirs up) and, when the client's
+    /// address is known, one of its [`MAX_FILTERS_PER_CLIENT`]. Subscribing under the lock keeps
+    /// a channel from being reclaimed between its lookup and its first receiver.
+    pub(crate) fn subscribe(
+        self: &Arc<Self>,
         realtime: &Realtime,
         scope: Scope,
         filter: EventFilter,
-    ) -> Result<Arc<Channel>, ApiError> {
+        client: Option<IpAddr>,
+    ) -> Result<Subscribed, ApiError> {
         let key = (scope.clone(), filter.resource.clone(), filter.user.clone());
+        let filtered = !is_unfiltered(&key);
         let mut channels = self.channels.lock();
-        if let Some(ch) = channels.get(&key) {
-            return Ok(ch.clone());
-        }
-        if channels.len() >= MAX_FILTERS {
-            let idle = channels
-                .iter()
-                .find(|(_, ch)| ch.tx.receiver_count() == 0)
-                .map(|(k, _)| k.clone());
-            match idle {
-                Some(k) => {
-                    channels.remove(&k);
-                }
-                None => {
-                    return Err(ApiError::new(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "too_many_filters",
-                        format!(
-                            "at most {MAX_FILTERS} distinct stream filters can be open at once; \
-                             try again later or drop a filter"
-                        ),
-                    ))
-                }
+        if let (true, Some(ip)) = (filtered, client) {
+            let mine = channels.per_client.get(&ip);
+            let streams_it = mine.is_some_and(|m| m.contains_key(&key));
+            if !streams_it && mine.map_or(0, HashMap::len) >= MAX_FILTERS_PER_CLIENT {
+                return Err(too_many_filters(format!(
+                    "one client address can stream at most {MAX_FILTERS_PER_CLIENT} distinct \
+                     filters at once; close one of yours first (the unfiltered stream is always \
+                     available)"
+                )));
             }
         }
-        let ch = Arc::new(Channel::new(realtime, scope, filter, self.seq()));
-        channels.insert(key, ch.clone());
-        Ok(ch)
+        let channel = match channels.map.get(&key) {
+            Some(ch) => ch.clone(),
+            None => {
+                if filtered {
+                    let open = channels.map.keys().filter(|k| !is_unfiltered(k)).count();
+                    if open >= MAX_FILTERS {
+                        let idle = channels
+                            .map
+                            .iter()
+                            .find(|(k, ch)| !is_unfiltered(k) && ch.tx.receiver_count() == 0)
+                            .map(|(k, _)| k.clone());
+                        match idle {
+                            Some(k) => {
+                                channels.map.remove(&k);
+                            }
+                            None => {
+                                return Err(too_many_filters(format!(
+                                    "at most {MAX_FILTERS} distinct stream filters can be open at \
+                                     once; try again later (the unfiltered stream is always \
+                                     available)"
+                                )))
+                            }
+                        }
+                    }
+                }
+                let ch = Arc::new(Channel::new(realtime, scope, filter, self.seq()));
+                channels.map.insert(key.clone(), ch.clone());
+                ch
+            }
+        };
+        let rx = channel.subscribe();
+        let lease = match (filtered, client) {
+            (true, Some(ip)) => {
+                *channels
+                    .per_client
+                    .entry(ip)
+                    .or_default()
+                    .entry(key.clone())
+                    .or_insert(0) += 1;
+                Some(FilterLease {
+                    hub: self.clone(),
+                    client: ip,
+                    key,
+                })
+            }
+            _ => None,
+        };
+        Ok(Subscribed { channel, rx, lease })
+    }
+
+    /// Streams cut by the server's write timeout so far.
+    pub(crate) fn slow_disconnects(&self) -> u64 {
+        self.slow_disconnects.load(Ordering::Relaxed)
+    }
+
+    /// Counts a stream cut by the server's write timeout.
+    pub(crate) fn count_slow_disconnect(&self) {
+        self.slow_disconnects.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Builds one frame for every channel and forgets channels nobody listened to for [`LINGER`].
     fn build_all(&self, realtime: &Realtime, now: Instant) {
         let channels: Vec<Arc<Channel>> = {
-            let mut map = self.channels.lock();
-            map.retain(|_, ch| {
+            let mut channels = self.channels.lock();
+            channels.map.retain(|_, ch| {
                 let mut st = ch.state.lock();
                 if ch.tx.receiver_count() > 0 {
                     st.idle_since = None;
@@ -180,7 +275,7 @@ impl StreamHub {
                     now.duration_since(since) < LINGER
                 }
             });
-            map.values().cloned().collect()
+            channels.map.values().cloned().collect()
         };
         let tick = realtime.stream_config().tick;
         for ch in channels {
@@ -501,6 +596,15 @@ fn newest_events(
     (events, cursor)
 }
 
+fn too_many_filters(detail: String) -> ApiError {
+    ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "too_many_filters", detail)
+}
+
+/// The plain dashboard stream: default scope, no resource or user filter.
+fn is_unfiltered(key: &FilterKey) -> bool {
+    matches!(key, (Scope::Default, None, None))
+}
+
 /// Current values for `filter`; the flag tells whether `point` moved to a newer second than in
 /// `prev` (it is only recomputed then).
 fn compute(realtime: &Realtime, scope: &Scope, filter: &EventFilter, prev: &Sent) -> (Sent, bool) {
@@ -589,6 +693,15 @@ impl Realtime {
             tokio::spawn(run(Arc::downgrade(&self.shared), hub.clone()));
             hub
         })
+    }
+
+    /// Live streams cut so far because their client accepted no bytes within the server's write
+    /// timeout (a stalled reader; see [`serve`](crate::serve)).
+    pub fn slow_stream_disconnects(&self) -> u64 {
+        self.shared
+            .stream_hub
+            .get()
+            .map_or(0, |hub| hub.slow_disconnects())
     }
 
     /// The JSON snapshot frame a new `/realtime/stream` client with `filter` would receive now,
