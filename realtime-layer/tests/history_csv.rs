@@ -203,7 +203,7 @@ async fn csv_round_trips_hostile_names() {
         }
     }
     let addr = serve(&realtime).await;
-    let res = get(addr, "/realtime/events.csv?window=60").await;
+    let res = get(addr, "/realtime/events.csv?window=60&raw=true").await;
     assert_eq!(res.status(), 200);
     assert_eq!(res.headers()["content-type"], "text/csv; charset=utf-8");
     assert_eq!(
@@ -249,6 +249,24 @@ async fn csv_round_trips_hostile_names() {
         .collect();
     assert_eq!(rows.len(), 1);
     assert_eq!((&rows[0][2], &rows[0][3]), ("plain", HOSTILE_USERS[0]));
+
+    // By default formula cells are neutralised with a leading quote; nothing else changes.
+    let body = get(addr, "/realtime/events.csv?window=60&resource=plain")
+        .await
+        .text()
+        .await
+        .unwrap();
+    let users: Vec<String> = csv::Reader::from_reader(body.as_bytes())
+        .records()
+        .map(|r| r.unwrap()[3].to_string())
+        .collect();
+    assert_eq!(users.len(), HOSTILE_USERS.len());
+    assert_eq!(users[1], "'=HYPERLINK(\"http://x\")");
+    for i in [0, 2, 3, 4] {
+        assert_eq!(users[i], HOSTILE_USERS[i]);
+    }
+    let res = get(addr, "/realtime/events.csv?raw=maybe").await;
+    assert_eq!(res.status(), 400);
 }
 
 fn clock_ms(clock: &ManualClock) -> u64 {

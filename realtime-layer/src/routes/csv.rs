@@ -1,6 +1,10 @@
-//! `GET /realtime/events.csv?window=SECONDS&resource=NAME&user=NAME`: the buffered events as RFC
-//! 4180 CSV, streamed page by page (the buffer lock is held for one page at a time, and memory
-//! stays at one page whatever the export size).
+//! `GET /realtime/events.csv?window=SECONDS&resource=NAME&user=NAME&raw=BOOL`: the buffered events
+//! as RFC 4180 CSV, streamed page by page (the buffer lock is held for one page at a time, and
+//! memory stays at one page whatever the export size).
+//!
+//! Names come from clients, so by default text cells a spreadsheet would evaluate as a formula
+//! (starting with `=`, `+`, `-`, `@`, tab or CR) get a leading `'` (OWASP's CSV injection advice);
+//! `raw=true` exports them exactly.
 
 use super::error::ApiError;
 use super::params::{self, QueryMap};
@@ -46,9 +50,25 @@ pub(crate) fn rfc3339_ms(ts_ms: u64) -> String {
     }
 }
 
-/// Rows of `events` (plus the header when `header`), quoted as RFC 4180 requires.
-/// Cluster views add an `instance` column (the instance that recorded each event).
-fn encode(events: &[EventRecord], header: bool, instance: bool) -> Bytes {
+/// `cell` with a leading `'` when a spreadsheet would read it as a formula.
+fn neutralise(cell: &str) -> std::borrow::Cow<'_, str> {
+    match cell.as_bytes().first() {
+        Some(b'=' | b'+' | b'-' | b'@' | b'\t' | b'\r') => format!("'{cell}").into(),
+        _ => cell.into(),
+    }
+}
+
+/// Rows of `events` (plus the header when `header`), quoted as RFC 4180 requires; text cells
+/// neutralised unless `raw`. Cluster views add an `instance` column (the instance that recorded
+/// each event).
+fn encode(events: &[EventRecord], header: bool, instance: bool, raw: bool) -> Bytes {
+    let text = |cell: &str| -> String {
+        if raw {
+            cell.to_owned()
+        } else {
+            neutralise(cell).into_owned()
+        }
+    };
     let mut w = ::csv::WriterBuilder::new()
         .terminator(::csv::Terminator::CRLF)
         .from_writer(Vec::with_capacity(events.len() * 80 + 64));
@@ -63,16 +83,16 @@ fn encode(events: &[EventRecord], header: bool, instance: bool) -> Bytes {
             _ => "",
         };
         let row = [
-            ts.as_str(),
-            e.kind.as_str(),
-            &e.resource,
-            &e.user,
-            e.borrow_id.as_deref().unwrap_or(""),
-            overage,
-            e.reason.as_deref().unwrap_or(""),
+            ts,
+            e.kind.as_str().to_owned(),
+            text(&e.resource),
+            text(&e.user),
+            text(e.borrow_id.as_deref().unwrap_or("")),
+            overage.to_owned(),
+            text(e.reason.as_deref().unwrap_or("")),
         ];
-        let origin = instance.then(|| e.instance.as_deref().unwrap_or(""));
-        let _ = w.write_record(row.into_iter().chain(origin));
+        let origin = instance.then(|| text(e.instance.as_deref().unwrap_or("")));
+        let _ = w.write_record(row.iter().map(String::as_str).chain(origin.as_deref()));
     }
     Bytes::from(w.into_inner().unwrap_or_default())
 }
@@ -86,6 +106,7 @@ struct Export {
     /// Events recorded after this (during the export) are left out, so the export ends.
     until_ms: u64,
     header: bool,
+    raw: bool,
     done: bool,
 }
 
@@ -110,7 +131,7 @@ impl Export {
         if page.is_empty() && !self.header {
             return None;
         }
-        let bytes = encode(&page, self.header, self.source == Source::Cluster);
+        let bytes = encode(&page, self.header, self.source == Source::Cluster, self.raw);
         self.header = false;
         Some(bytes)
     }
@@ -129,6 +150,16 @@ pub(crate) async fn events_csv(
     let buffer = Scope::buffer_of(source, &realtime);
     let now = buffer.clock().now_ms();
     let cursor = buffer.cursor_at(now.saturating_sub(window as u64 * 1000));
+    let raw = match q.get("raw").map(|v| v.trim()) {
+        None | Some("" | "false" | "0") => false,
+        Some("true" | "1") => true,
+        Some(other) => {
+            return Err(ApiError::bad_request(
+                "invalid_raw",
+                format!("raw must be true or false, got {other:?}"),
+            ))
+        }
+    };
     let export = Export {
         realtime,
         source,
@@ -136,6 +167,7 @@ pub(crate) async fn events_csv(
         cursor,
         until_ms: now,
         header: true,
+        raw,
         done: false,
     };
     let body = futures_util::stream::unfold(export, |mut export| async move {
@@ -156,4 +188,19 @@ pub(crate) async fn events_csv(
     );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::neutralise;
+
+    #[test]
+    fn formula_cells_get_a_quote() {
+        for cell in ["=1+1", "+1", "-1", "@SUM(A1)", "\tx", "\rx"] {
+            assert_eq!(neutralise(cell), format!("'{cell}"));
+        }
+        for cell in ["ann", "", "a=b", "'quoted", "1-2"] {
+            assert_eq!(neutralise(cell), cell);
+        }
+    }
 }
