@@ -173,10 +173,13 @@ pub fn build_app_with(
         None => app,
     };
     // Outermost: nothing (not even a CORS preflight) answers a foreign Host.
-    let app = app.layer(axum::middleware::from_fn_with_state(
-        guard,
-        auth::guard::guard,
-    ));
+    let app = app
+        .layer(axum::middleware::from_fn_with_state(
+            guard,
+            auth::guard::guard,
+        ))
+        // Rejections axum answers itself (a path that is not UTF-8, ...) become JSON too.
+        .layer(axum::middleware::map_response(realtime_layer::json_errors));
     Ok((app, rt))
 }
 

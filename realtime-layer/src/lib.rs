@@ -94,6 +94,8 @@ pub use layer::{
     Classifier, RealtimeLayer, RealtimeService, RequestInfo, ResponseFuture, ResponseInfo,
     RouteStats, HTTP_DURATION_BUCKETS, MAX_ROUTES,
 };
-pub use routes::{ApiError, StatsResponse, CONTENT_SECURITY_POLICY, RANGES, RECENT_EVENTS_LIMIT};
+pub use routes::{
+    json_errors, ApiError, StatsResponse, CONTENT_SECURITY_POLICY, RANGES, RECENT_EVENTS_LIMIT,
+};
 pub use snapshot::{Rates, ResourceView};
 pub use status::{Pricing, ResourceStatus, StatusSource};

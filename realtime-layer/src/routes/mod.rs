@@ -4,6 +4,7 @@ mod config;
 mod csv;
 mod error;
 mod history;
+mod json_errors;
 mod page;
 mod params;
 mod stats;
@@ -12,6 +13,7 @@ mod ws;
 
 pub use config::RANGES;
 pub use error::ApiError;
+pub use json_errors::json_errors;
 pub use page::CONTENT_SECURITY_POLICY;
 pub use stats::{StatsResponse, RECENT_EVENTS_LIMIT};
 
@@ -45,6 +47,8 @@ impl Realtime {
             .route("/realtime/history", get(history::history_route))
             .route("/realtime/events.csv", get(csv::events_csv))
             .merge(page::router())
+            // Extractor rejections (a query that is not UTF-8, ...) answer JSON too.
+            .layer(axum::middleware::map_response(json_errors))
             .with_state(self.clone())
     }
 
