@@ -69,6 +69,7 @@ mod handle;
 mod labels;
 mod layer;
 mod metrics;
+mod names;
 mod routes;
 pub mod serve;
 mod snapshot;

@@ -264,6 +264,16 @@ pub struct SecondSeries {
     pub points: Vec<SecondPoint>,
 }
 
+/// Drops `ring`'s events older than `t_min`, releasing their user names.
+fn expire_ring(ring: &mut EventRing, users: &mut Interner, t_min: u32) {
+    let mut seq = ring.front_seq();
+    while let Some(e) = ring.get(seq).filter(|e| e.t < t_min) {
+        users.release(e.user);
+        seq += 1;
+    }
+    ring.expire_before(t_min);
+}
+
 /// Restricts queries to one resource, one user and/or one instance (by exact name).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct EventFilter {
@@ -439,7 +449,7 @@ impl EventBuffer {
                 ring(config.max_failures),
             ],
             seconds: SecondAggregates::new(config.max_second_entries),
-            users: Interner::new(config.max_users),
+            users: Interner::reclaiming(config.max_users),
             resources: Interner::new(config.max_resources),
             reasons: Interner::new(config.max_reasons),
             instances: tagged.then(|| Interner::new(MAX_INSTANCES)),
@@ -827,7 +837,7 @@ impl Inner {
             let delta = (new_base - self.base_ms).min(u32::MAX as u64) as u32;
             let t_min = self.rel(cutoff);
             for ring in &mut self.rings {
-                ring.expire_before(t_min);
+                expire_ring(ring, &mut self.users, t_min);
                 ring.rebase(delta);
             }
             self.last_t = self.last_t.saturating_sub(delta);
@@ -837,7 +847,7 @@ impl Inner {
         let t_min = self.rel(cutoff);
         if cutoff > self.base_ms {
             for ring in &mut self.rings {
-                ring.expire_before(t_min);
+                expire_ring(ring, &mut self.users, t_min);
             }
         }
         // A second goes as soon as its start is past retention (never kept longer than events).
@@ -870,7 +880,7 @@ impl Inner {
                     .borrow_id_str()
                     .map_or((borrow_id::NONE, 0), borrow_id::encode);
                 let overage = event.is_overage();
-                self.rings[0].push(PackedEvent::new(t, res, user, overage, kind, code));
+                self.push_event(0, PackedEvent::new(t, res, user, overage, kind, code), 0);
                 if kind != borrow_id::NONE {
                     self.holds.on_borrow(self.abs(t), res, kind, code);
                 }
@@ -884,7 +894,7 @@ impl Inner {
                     .map_or((borrow_id::NONE, 0), borrow_id::encode);
                 // Returns never carry overage: their flag bit marks an expiry instead.
                 let expired = event.reason() == Some(EXPIRED_REASON);
-                self.rings[1].push(PackedEvent::new(t, res, user, expired, kind, code));
+                self.push_event(1, PackedEvent::new(t, res, user, expired, kind, code), 0);
                 if kind != borrow_id::NONE {
                     self.holds.on_return(self.abs(t), res, kind, code);
                 }
@@ -893,10 +903,20 @@ impl Inner {
             }
             EventKind::Failure => {
                 let why = self.reasons.intern(event.reason().unwrap_or("unknown"));
-                self.rings[2].push(PackedEvent::new(t, res, user, false, 0, why as u64));
+                self.push_event(2, PackedEvent::new(t, res, user, false, 0, why as u64), 0);
                 self.seconds.on_failure(sec, res);
                 *self.lifetime_failures.entry((res, why)).or_insert(0) += 1;
             }
+        }
+    }
+
+    /// Appends to ring `k`, releasing the user name of the oldest event when the cap drops it.
+    fn push_event(&mut self, k: usize, event: PackedEvent, tag: u8) {
+        let ring = &mut self.rings[k];
+        let (front_seq, front_user) = (ring.front_seq(), ring.front().map(|e| e.user));
+        ring.push_tagged(event, tag);
+        if let (true, Some(user)) = (ring.front_seq() != front_seq, front_user) {
+            self.users.release(user);
         }
     }
 
@@ -917,7 +937,7 @@ impl Inner {
         match e.kind {
             EventKind::Borrow => {
                 let packed = PackedEvent::new(t, res, user, e.overage, e.id_kind, e.id);
-                self.rings[0].push_tagged(packed, tag);
+                self.push_event(0, packed, tag);
                 self.seconds.on_borrow(sec, res, e.overage);
                 if e.id_kind != borrow_id::NONE {
                     self.holds.on_borrow(self.abs(t), res, e.id_kind, e.id);
@@ -926,7 +946,7 @@ impl Inner {
             EventKind::Return => {
                 // For a return the flag is "expired" (see `Inner::record`).
                 let packed = PackedEvent::new(t, res, user, e.overage, e.id_kind, e.id);
-                self.rings[1].push_tagged(packed, tag);
+                self.push_event(1, packed, tag);
                 self.seconds.on_return(sec, res);
                 if e.id_kind != borrow_id::NONE {
                     // In a cluster view a borrow and its return may come from two instances.
@@ -938,7 +958,7 @@ impl Inner {
                     .reasons
                     .intern(e.reason.as_deref().unwrap_or("unknown"));
                 let packed = PackedEvent::new(t, res, user, false, 0, why as u64);
-                self.rings[2].push_tagged(packed, tag);
+                self.push_event(2, packed, tag);
                 self.seconds.on_failure(sec, res);
             }
         }

@@ -117,6 +117,7 @@ impl EventRing {
 
     /// Appends, dropping the oldest event at the cap. Grows by doubling but never past the cap,
     /// so a full ring holds exactly `cap` slots.
+    #[cfg(test)]
     pub(crate) fn push(&mut self, event: PackedEvent) {
         self.push_tagged(event, 0);
     }

@@ -83,7 +83,8 @@ pub(crate) fn filter(
         q.get(key)
             .map(|v| v.trim())
             .filter(|v| !v.is_empty())
-            .map(str::to_owned)
+            // Names are recorded with deceptive characters escaped: compare like with like.
+            .map(|v| crate::names::visible(v).into_owned())
     };
     let resource = get("resource");
     if let Some(name) = &resource {
