@@ -1,7 +1,7 @@
 //! Spoof-proof names: invisible and direction-changing characters are shown, not obeyed.
 //!
-//! A user named `ann\u{202E}nimda` renders as `annadmin` reversed-looking text, and `ann\u{200B}`
-//! looks exactly like `ann`. Names are recorded with every bidirectional control and zero-width or
+//! A user named `ann`, U+202E (right-to-left override), `nimda` renders as `annadmin`, and `ann`
+//! followed by U+200B (zero-width space) looks exactly like `ann`. Names are recorded with every bidirectional control and zero-width or
 //! otherwise invisible character replaced by a visible `<U+XXXX>` escape, so the dashboard, the
 //! JSON routes, the stream and the CSV export all show the same, unambiguous text. Filters escape
 //! their value the same way, so filtering by the original name still finds it.
