@@ -51,7 +51,7 @@ impl Server {
             .arg(db)
             .args(extra)
             .stdout(Stdio::piped())
-            .stderr(Stdio::null());
+            .stderr(Stdio::inherit());
         let mut child = cmd.spawn().expect("binary starts");
         let stdout = child.stdout.take().expect("stdout");
         let mut stdout = BufReader::new(stdout);
