@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// Every metric realtime-layer exports, as Prometheus names them.
-const METRICS: [&str; 10] = [
+const METRICS: [&str; 11] = [
     "realtime_borrows_total",
     "realtime_returns_total",
     "realtime_failures_total",
@@ -29,6 +29,7 @@ const METRICS: [&str; 10] = [
     "realtime_hold_duration_seconds",
     "realtime_buffer_events",
     "realtime_stream_clients",
+    "realtime_stream_slow_disconnects_total",
 ];
 
 /// Of those, the histograms (queried through their `_bucket`, `_sum` and `_count` series).
