@@ -201,8 +201,9 @@ async fn slowloris_headers_are_cut_and_others_are_served() {
     for i in 0..500 {
         slow.spawn(async move {
             let mut sock = TcpStream::connect(addr).await.unwrap();
+            // A Host the server accepts (license-demo refuses unknown hosts: DNS rebinding).
             let request = format!(
-                "GET /licenses/status HTTP/1.1\r\nHost: x\r\nX-Slow-{i}: {}\r\n\r\n",
+                "GET /licenses/status HTTP/1.1\r\nHost: {addr}\r\nX-Slow-{i}: {}\r\n\r\n",
                 "a".repeat(40)
             );
             let start = Instant::now();
@@ -256,12 +257,11 @@ async fn never_reading_stream_clients_are_disconnected() {
         let socket = TcpSocket::new_v4().unwrap();
         socket.set_recv_buffer_size(4096).unwrap();
         let mut stream = socket.connect(server.addr).await.unwrap();
-        stream
-            .write_all(
-                b"GET /realtime/stream HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n",
-            )
-            .await
-            .unwrap();
+        let request = format!(
+            "GET /realtime/stream HTTP/1.1\r\nHost: {}\r\nAccept: text/event-stream\r\n\r\n",
+            server.addr
+        );
+        stream.write_all(request.as_bytes()).await.unwrap();
         stalled.push(stream);
     }
     // Measured once their buffers are full (the first seconds, while they still take frames,
@@ -425,12 +425,12 @@ async fn sigterm_exits_within_the_deadline_despite_stuck_clients() {
         .unwrap();
     assert!(stream.chunk().await.unwrap().is_some());
     let mut half = TcpStream::connect(server.addr).await.unwrap();
-    half.write_all(
-        b"POST /licenses/borrow HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
-          Content-Length: 100\r\n\r\n{\"tool\": \"ECU",
-    )
-    .await
-    .unwrap();
+    let request = format!(
+        "POST /licenses/borrow HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\n\
+         Content-Length: 100\r\n\r\n{{\"tool\": \"ECU",
+        server.addr
+    );
+    half.write_all(request.as_bytes()).await.unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
     let start = Instant::now();
     kill(server.pid(), "TERM");
