@@ -27,13 +27,20 @@ fn spawn(args: &[&str], env: &[(&str, &str)]) -> Binary {
         .spawn()
         .expect("binary starts");
     let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    // Log lines (e.g. the open-file limit at start) may come before the listening line.
     let mut line = String::new();
-    stdout.read_line(&mut line).unwrap();
-    let url = line
-        .split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .unwrap_or_else(|| panic!("no URL in {line:?}"))
-        .to_string();
+    let url = loop {
+        let before = line.len();
+        if stdout.read_line(&mut line).unwrap() == 0 {
+            panic!("no URL in {line:?}");
+        }
+        if let Some(url) = line[before..]
+            .split_whitespace()
+            .find(|w| w.starts_with("http://"))
+        {
+            break url.to_string();
+        }
+    };
     let mut stderr = child.stderr.take().unwrap();
     let output = std::thread::spawn(move || {
         let err = std::thread::spawn(move || {
