@@ -354,7 +354,6 @@ struct Inner {
     /// out of order; they are stamped no earlier than this so every ring stays time-ordered).
     last_insert_t: u32,
     /// Fast paths of `users` and `resources` for `&'static str` names.
-    static_users: StaticNames,
     static_resources: StaticNames,
     folded_users: u64,
     folded_resources: u64,
@@ -454,7 +453,6 @@ impl EventBuffer {
             reasons: Interner::new(config.max_reasons),
             instances: tagged.then(|| Interner::new(MAX_INSTANCES)),
             last_insert_t: 0,
-            static_users: StaticNames::new(),
             static_resources: StaticNames::new(),
             folded_users: 0,
             folded_resources: 0,
@@ -867,8 +865,9 @@ impl Inner {
         let res = (self.static_resources).index(event.resource_name(), interner::OTHER, |n| {
             resources.intern(n)
         });
-        let user =
-            (self.static_users).index(event.user_name(), interner::OTHER, |n| users.intern(n));
+        // User names are reclaimed (their indices are reused and each event counted), so they
+        // always go through the interner: a pointer cache could hand out a reused index.
+        let user = users.intern(event.user_name());
         self.folded_resources += self.resources.folded - before.0;
         self.folded_users += self.users.folded - before.1;
         if self.lifetime.len() <= res as usize {
@@ -991,7 +990,6 @@ impl Inner {
             + self.users.heap_bytes()
             + self.resources.heap_bytes()
             + self.reasons.heap_bytes()
-            + self.static_users.heap_bytes()
             + self.static_resources.heap_bytes()
             + self.lifetime.capacity() * 24
             + self.lifetime_failures.capacity() * 16
