@@ -1,12 +1,13 @@
 //! Cluster mode with real processes and a real Redis: two license-demo binaries ("two sites",
 //! each its own SQLite file, `per-instance` pools) share one live dashboard.
 
+mod common;
 #[path = "../../realtime-layer/tests/common/redis.rs"]
 mod redis;
 
 use redis::RedisServer;
 use serde_json::{json, Value};
-use std::io::{BufRead, BufReader};
+use std::io::BufReader;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -30,16 +31,10 @@ impl Site {
             .stderr(Stdio::null())
             .spawn()
             .expect("license-demo starts");
-        let mut line = String::new();
         let mut out = BufReader::new(child.stdout.take().unwrap());
-        out.read_line(&mut line).unwrap();
+        let url = common::read_url(&mut out, &mut String::new());
         // Keep reading: the server prints more, and a closed pipe would end it.
         std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
-        let url = line
-            .split_whitespace()
-            .find(|w| w.starts_with("http://"))
-            .unwrap_or_else(|| panic!("no URL in {line:?}"))
-            .to_string();
         Site {
             child,
             url,

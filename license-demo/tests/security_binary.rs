@@ -1,8 +1,10 @@
 //! The security flags of the real binary: an idempotent retry across `kill -9`, and a server
 //! started with keys, vendor secrets, required signatures, leases and dashboard credentials.
 
+mod common;
+
 use serde_json::{json, Value};
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufReader, Read};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -27,20 +29,8 @@ fn spawn(args: &[&str], env: &[(&str, &str)]) -> Binary {
         .spawn()
         .expect("binary starts");
     let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    // Log lines (e.g. the open-file limit at start) may come before the listening line.
     let mut line = String::new();
-    let url = loop {
-        let before = line.len();
-        if stdout.read_line(&mut line).unwrap() == 0 {
-            panic!("no URL in {line:?}");
-        }
-        if let Some(url) = line[before..]
-            .split_whitespace()
-            .find(|w| w.starts_with("http://"))
-        {
-            break url.to_string();
-        }
-    };
+    let url = common::read_url(&mut stdout, &mut line);
     let mut stderr = child.stderr.take().unwrap();
     let output = std::thread::spawn(move || {
         let err = std::thread::spawn(move || {
@@ -91,14 +81,7 @@ async fn an_idempotent_retry_after_kill_dash_nine_returns_the_same_borrow() {
     let retry = borrow(&url).send().await.unwrap();
     assert_eq!(retry.status(), 200);
     let retry: Value = retry.json().await.unwrap();
-    let status: Value = client
-        .get(format!("{url}/licenses/ECU%20Development%20Suite/status"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let status = ecu_status(&client, &url).await;
     server.kill();
     assert!(first["id"].is_string(), "{first}");
     assert_eq!(retry, first, "same borrow after the crash");
@@ -198,14 +181,7 @@ async fn a_fully_secured_server_from_the_command_line() {
         .find(|e| e["kind"] == "return" && e["reason"] == "expired")
         .unwrap_or_else(|| panic!("no expired return in {stats}"));
     assert_eq!(expiry["user"], "lou");
-    let status: Value = client
-        .get(format!("{url}/licenses/ECU%20Development%20Suite/status"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let status = ecu_status(&client, &url).await;
     assert_eq!(status["borrowed"], 0);
     let dashboard = client.get(format!("{url}/realtime")).send().await.unwrap();
     assert_eq!(dashboard.status(), 401);
@@ -218,4 +194,16 @@ async fn a_fully_secured_server_from_the_command_line() {
             "{secret_text} leaked into the output"
         );
     }
+}
+
+/// `GET /licenses/ECU Development Suite/status`.
+async fn ecu_status(client: &reqwest::Client, url: &str) -> Value {
+    client
+        .get(format!("{url}/licenses/ECU%20Development%20Suite/status"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
 }

@@ -151,3 +151,20 @@ pub fn assert_error(status: u16, body: &Value, want_status: u16, code: &str) {
         "detail missing in {body}"
     );
 }
+
+/// Reads a license-demo's stdout up to the line with its URL (log lines may come first) and
+/// returns that URL; everything read is appended to `text`.
+pub fn read_url(out: &mut impl std::io::BufRead, text: &mut String) -> String {
+    loop {
+        let before = text.len();
+        if out.read_line(text).unwrap() == 0 {
+            panic!("no URL in {text:?}");
+        }
+        if let Some(url) = text[before..]
+            .split_whitespace()
+            .find(|w| w.starts_with("http://"))
+        {
+            return url.to_string();
+        }
+    }
+}
