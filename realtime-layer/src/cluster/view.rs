@@ -45,20 +45,17 @@ impl Scope {
         }
     }
 
-    /// The buffer that answers now; the cluster buffer first takes in this instance's newest
-    /// events, so an answer never lags the instance's own requests.
+    /// The buffer that answers now. Readers call [`feed`] once first (each route on entry, the
+    /// stream once per frame build), so the cluster view never lags this instance's requests.
     pub(crate) fn buffer<'a>(&self, realtime: &'a Realtime) -> &'a EventBuffer {
         Self::buffer_of(self.source(realtime), realtime)
     }
 
-    /// The buffer of `source` (fed first, like [`buffer`](Self::buffer)): for callers that
-    /// decided the source once and must not see it change between two reads.
+    /// The buffer of `source`: for callers that decided the source once and must not see it
+    /// change between two reads.
     pub(crate) fn buffer_of(source: Source, realtime: &Realtime) -> &EventBuffer {
         match (source, realtime.shared.cluster.as_deref()) {
-            (Source::Cluster, Some(cluster)) => {
-                cluster.feed_local(&realtime.shared.buffer);
-                &cluster.buffer
-            }
+            (Source::Cluster, Some(cluster)) => &cluster.buffer,
             _ => &realtime.shared.buffer,
         }
     }
@@ -95,6 +92,15 @@ impl Scope {
             (self, self.source(realtime)),
             (Scope::Instance(_), Source::Cluster)
         )
+    }
+}
+
+/// Moves this instance's newest events into the cluster view (a no-op without cluster mode or
+/// before the backfill). Once per read, not per buffer access: it takes the local buffer's lock,
+/// which the request path also takes.
+pub(crate) fn feed(realtime: &Realtime) {
+    if let Some(cluster) = realtime.shared.cluster.as_deref() {
+        cluster.feed_local(&realtime.shared.buffer);
     }
 }
 

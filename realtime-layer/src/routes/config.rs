@@ -45,6 +45,7 @@ pub(crate) async fn config(State(realtime): State<Realtime>) -> Json<ConfigRespo
     } else {
         ranges.last().copied().unwrap_or(retention as u32)
     };
+    crate::cluster::view::feed(&realtime);
     let (_, views) = crate::snapshot::resource_views(
         &realtime,
         &crate::cluster::view::Scope::Default,

@@ -33,6 +33,8 @@ pub(crate) fn window(q: &QueryMap, realtime: &Realtime, default: u32) -> Result<
 /// instance's events, from the cluster view): which view answers. Unknown values are 400, an
 /// unknown instance 404.
 pub(crate) fn scope(q: &QueryMap, realtime: &Realtime) -> Result<Scope, ApiError> {
+    // Every route that reads a view parses its scope first: the place to bring it up to date.
+    crate::cluster::view::feed(realtime);
     let get = |key: &str| q.get(key).map(|v| v.trim()).filter(|v| !v.is_empty());
     let cluster = realtime.shared.cluster.as_deref();
     let scope = match get("scope") {

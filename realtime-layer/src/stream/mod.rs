@@ -263,6 +263,8 @@ impl StreamHub {
 
     /// Builds one frame for every channel and forgets channels nobody listened to for [`LINGER`].
     fn build_all(&self, realtime: &Realtime, now: Instant) {
+        // Once per build, for every channel.
+        crate::cluster::view::feed(realtime);
         let channels: Vec<Arc<Channel>> = {
             let mut channels = self.channels.lock();
             channels.map.retain(|_, ch| {
@@ -720,6 +722,7 @@ impl Realtime {
     /// assert_eq!(frame["events"][0]["user"], "ann");
     /// ```
     pub fn snapshot_frame(&self, filter: &EventFilter) -> String {
+        crate::cluster::view::feed(self);
         let ch = Channel::new(self, Scope::Default, filter.clone(), 1);
         let mut rx = ch.subscribe();
         let (_, bytes) = ch.catch_up(None, &mut rx);
