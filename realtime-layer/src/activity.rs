@@ -1,7 +1,7 @@
 //! The wake-up from the request path to the frame builder.
 
 use futures_util::FutureExt as _;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{fence, AtomicBool, Ordering};
 use tokio::sync::futures::Notified;
 use tokio::sync::Notify;
 
@@ -9,9 +9,10 @@ use tokio::sync::Notify;
 /// only the first event after the builder read the buffer pays for the (locked) wake-up.
 ///
 /// No event is missed: a recorder skips the wake-up only when it sees `pending` still set, and the
-/// builder clears `pending` before it takes the buffer's lock. If the builder's read comes after
-/// the recorder's write, the frame has the event; if before, the clearing happened before the
-/// recorder's check (through the buffer's lock), so the recorder sees it cleared and wakes again.
+/// builder clears `pending` before it reads the buffer (which applies the capture queue). If the
+/// builder's read comes after the recorder's push, the frame has the event; if before, the
+/// clearing happened before the recorder's check (SeqCst fences on both sides), so the recorder
+/// sees it cleared and wakes again.
 #[derive(Debug, Default)]
 pub(crate) struct Activity {
     pending: AtomicBool,
@@ -21,6 +22,10 @@ pub(crate) struct Activity {
 impl Activity {
     /// Called after events were written to the buffer.
     pub(crate) fn signal(&self) {
+        // Events reach the buffer through a lock-free queue, not through the lock the builder
+        // takes: the fences pair the recorder's push-then-load with the builder's
+        // clear-then-drain, so at least one of the two sees the other's write.
+        fence(Ordering::SeqCst);
         if !self.pending.load(Ordering::Acquire) && !self.pending.swap(true, Ordering::AcqRel) {
             self.notify.notify_one();
         }
@@ -35,6 +40,7 @@ impl Activity {
     /// covers every event signalled so far.
     pub(crate) fn consume(&self) {
         self.pending.store(false, Ordering::Release);
+        fence(Ordering::SeqCst);
         let _ = self.notify.notified().now_or_never();
     }
 }

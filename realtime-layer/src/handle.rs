@@ -56,8 +56,23 @@ impl Realtime {
     }
 
     /// Records one event now (for events not tied to a response).
+    ///
+    /// The request path's cost: a clock read, a push onto a lock-free queue and an atomic load
+    /// (no lock, no allocation, no hashing); the buffer applies the event when it is next read
+    /// ([`EventBuffer::capture`](crate::EventBuffer::capture)).
     pub fn record(&self, event: Event) {
-        self.shared.buffer.record(&event);
+        self.shared.buffer.capture(event);
+        self.shared.activity.signal();
+    }
+
+    /// Records owned events, each as [`record`](Self::record) does, with one wake-up.
+    pub(crate) fn record_owned(&self, events: Vec<Event>) {
+        if events.is_empty() {
+            return;
+        }
+        for event in events {
+            self.shared.buffer.capture(event);
+        }
         self.shared.activity.signal();
     }
 

@@ -19,7 +19,7 @@ impl EventBuffer {
     /// window are missing). Resources without refusals are left out; sorted by name.
     pub fn denials(&self, window_secs: u32, filter: &EventFilter) -> Vec<Denials> {
         let now = self.clock.now_ms();
-        let mut inner = self.inner.lock();
+        let mut inner = self.lock();
         inner.advance(now);
         let resolved = inner.resolve(filter);
         if resolved.matches_nothing() {

@@ -71,7 +71,12 @@ impl Holds {
     /// A borrow with an id went out at `now_ms`.
     pub(crate) fn on_borrow(&mut self, now_ms: u64, res: u16, id_kind: u8, code: u64) {
         let key = (res, id_kind, code);
-        self.open.insert(key, now_ms);
+        if self.open.insert(key, now_ms) == Some(now_ms) {
+            // The same id borrowed again within the same millisecond: `order` already holds
+            // this exact entry, and a second copy would stay valid forever (the queue would
+            // grow, and be scanned on every borrow, without bound).
+            return;
+        }
         self.order.push_back((now_ms, key));
         while self.open.len() > self.max_open {
             let Some((t, key)) = self.order.pop_front() else {
@@ -244,7 +249,7 @@ impl EventBuffer {
     /// ```
     pub fn hold_times(&self, window_secs: u32, filter: &EventFilter) -> HoldSummary {
         let now = self.clock.now_ms();
-        let mut inner = self.inner.lock();
+        let mut inner = self.lock();
         inner.advance(now);
         let from_ms = (now / 1000 + 1).saturating_sub(window_secs.max(1) as u64) * 1000;
         let only = lookup(&inner.resources, filter);
@@ -279,7 +284,7 @@ impl EventBuffer {
     /// `limit`, and the sequence number to read on from. Holds already dropped from the bounded
     /// store are skipped. For exporters that feed a histogram as holds end.
     pub(crate) fn holds_after(&self, after: u64, limit: usize) -> (Vec<(Arc<str>, f64)>, u64) {
-        let inner = self.inner.lock();
+        let inner = self.lock();
         let holds = &inner.holds;
         let start = after.max(holds.front_seq);
         let skip = (start - holds.front_seq) as usize;
@@ -405,5 +410,18 @@ mod tests {
         let h = buf.hold_times(600, &EventFilter::default());
         assert!(h.resources.is_empty(), "{h:?}");
         assert_eq!(h.unmatched_returns, 3);
+    }
+
+    #[test]
+    fn the_same_id_borrowed_again_in_one_millisecond_keeps_one_entry() {
+        let mut holds = Holds::new(4, 4);
+        for _ in 0..10_000 {
+            holds.on_borrow(T0, 1, 1, 42);
+        }
+        // One open borrow, one queue entry: no growth, no scan per borrow.
+        assert_eq!((holds.open.len(), holds.order.len()), (1, 1));
+        holds.on_return(T0 + 500, 1, 1, 42);
+        assert_eq!(holds.samples.len(), 1);
+        assert_eq!(holds.samples[0].held_ms, 500);
     }
 }

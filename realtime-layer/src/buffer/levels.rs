@@ -25,7 +25,7 @@ impl EventBuffer {
     /// it did. Unknown resources count 0.
     pub fn seconds_at_or_above(&self, window_secs: u32, questions: &[(&str, u32)]) -> Vec<u64> {
         let now = self.clock.now_ms();
-        let mut inner = self.inner.lock();
+        let mut inner = self.lock();
         inner.advance(now);
         let to = now / 1000;
         let from = (to + 1).saturating_sub(window_secs.max(1) as u64);

@@ -3,6 +3,12 @@
 //! Everything sits behind one short mutex. Recording is a few hash lookups and two ring pushes;
 //! readers copy what they need and let go, and long scans (CSV export) page through with a
 //! [`Cursor`] so they never hold the lock for long.
+//!
+//! The request path does not even take that mutex: [`EventBuffer::capture`] stamps the event
+//! and pushes it onto a bounded lock-free queue; whoever takes the lock next (the stream's
+//! frame builder, a stats request, the cluster feed, the exporter) applies the queued events
+//! first, in order, so every read sees every event captured before it. A full queue is drained
+//! by the capturing thread itself: nothing is dropped and memory stays bounded.
 
 mod borrow_id;
 mod denials;
@@ -19,8 +25,9 @@ pub use interner::OTHER_NAME;
 
 use crate::clock::Clock;
 use crate::event::{Event, EventKind, EXPIRED_REASON};
+use crossbeam_queue::ArrayQueue;
 use interner::Interner;
-use parking_lot::Mutex;
+use parking_lot::{Mutex, MutexGuard};
 use ring::{EventRing, PackedEvent};
 use seconds::SecondAggregates;
 use serde::Serialize;
@@ -393,7 +400,12 @@ pub struct LifetimeTotals {
 pub struct EventBuffer {
     inner: Mutex<Inner>,
     clock: Arc<dyn Clock>,
+    /// Events captured on the request path (stamped), waiting for the next holder of `inner`.
+    captured: ArrayQueue<(u64, Event)>,
 }
+
+/// Events the capture queue holds before a capturing thread drains it itself (~110 KB).
+const CAPTURE_QUEUE: usize = 1024;
 
 impl std::fmt::Debug for EventBuffer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -465,12 +477,13 @@ impl EventBuffer {
         Ok(EventBuffer {
             inner: Mutex::new(inner),
             clock,
+            captured: ArrayQueue::new(CAPTURE_QUEUE),
         })
     }
 
     /// The limits this buffer was built with.
     pub fn config(&self) -> BufferConfig {
-        self.inner.lock().config.clone()
+        self.lock().config.clone()
     }
 
     /// The clock events are stamped with.
@@ -478,17 +491,47 @@ impl EventBuffer {
         &self.clock
     }
 
+    /// The buffer, locked, with every captured event applied (in capture order).
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        let mut inner = self.inner.lock();
+        while let Some((now, event)) = self.captured.pop() {
+            inner.record(now, &event);
+        }
+        inner
+    }
+
     /// Stores one event, stamped now. Never blocks for long: no I/O, no allocation unless a name
     /// is new or a ring grows.
     pub fn record(&self, event: &Event) {
         let now = self.clock.now_ms();
-        self.inner.lock().record(now, event);
+        self.lock().record(now, event);
+    }
+
+    /// Stamps `event` now and queues it without taking the buffer's lock (the request path:
+    /// [`Realtime::record`](crate::Realtime::record)). The next reader applies it before
+    /// reading, so it is as visible as after [`record`](Self::record); the event's owned names
+    /// are dropped there, off the request path. When the queue is full the caller applies the
+    /// queue itself.
+    ///
+    /// ```
+    /// use realtime_layer::{BufferConfig, Event, EventBuffer, SystemClock};
+    /// use std::sync::Arc;
+    ///
+    /// let buffer = EventBuffer::new(BufferConfig::default(), Arc::new(SystemClock::new())).unwrap();
+    /// buffer.capture(Event::borrow("seat-1", "ann"));
+    /// assert_eq!(buffer.stats().borrow_count, 1);
+    /// ```
+    pub fn capture(&self, event: Event) {
+        let now = self.clock.now_ms();
+        if let Err((now, event)) = self.captured.push((now, event)) {
+            self.lock().record(now, &event);
+        }
     }
 
     /// Stores several events under one lock.
     pub fn record_all<'a>(&self, events: impl IntoIterator<Item = &'a Event>) {
         let now = self.clock.now_ms();
-        let mut inner = self.inner.lock();
+        let mut inner = self.lock();
         for event in events {
             inner.record(now, event);
         }
@@ -497,9 +540,12 @@ impl EventBuffer {
     /// Size facts (drops expired events first).
     pub fn stats(&self) -> BufferStats {
         let now = self.clock.now_ms();
-        let mut inner = self.inner.lock();
+        let mut inner = self.lock();
         inner.advance(now);
-        inner.stats()
+        let mut stats = inner.stats();
+        // The capture queue is allocated whole up front.
+        stats.memory_bytes += (CAPTURE_QUEUE * std::mem::size_of::<(u64, Event)>()) as u64;
+        stats
     }
 
     /// Totals and per-resource activity over the last `window_secs` seconds (the current second
@@ -507,7 +553,7 @@ impl EventBuffer {
     /// per-second aggregates.
     pub fn summarize(&self, window_secs: u32, filter: &EventFilter) -> WindowSummary {
         let now = self.clock.now_ms();
-        let mut inner = self.inner.lock();
+        let mut inner = self.lock();
         inner.advance(now);
         inner.summarize(now, window_secs, filter)
     }
@@ -520,7 +566,7 @@ impl EventBuffer {
         filter: &EventFilter,
     ) -> Vec<EventRecord> {
         let now = self.clock.now_ms();
-        let mut inner = self.inner.lock();
+        let mut inner = self.lock();
         inner.advance(now);
         let from = now.saturating_sub(window_secs as u64 * 1000);
         inner.recent(from, limit, filter)
@@ -528,7 +574,7 @@ impl EventBuffer {
 
     /// A cursor after every event recorded so far.
     pub fn cursor(&self) -> Cursor {
-        let inner = self.inner.lock();
+        let inner = self.lock();
         Cursor {
             seqs: std::array::from_fn(|k| inner.rings[k].end_seq()),
         }
@@ -536,7 +582,7 @@ impl EventBuffer {
 
     /// A cursor before the first held event recorded at or after `from_ms`.
     pub fn cursor_at(&self, from_ms: u64) -> Cursor {
-        let inner = self.inner.lock();
+        let inner = self.lock();
         let t = inner.rel(from_ms);
         Cursor {
             seqs: std::array::from_fn(|k| inner.rings[k].seq_at(t)),
@@ -551,7 +597,7 @@ impl EventBuffer {
         limit: usize,
         filter: &EventFilter,
     ) -> (Vec<EventRecord>, u64, Cursor) {
-        let inner = self.inner.lock();
+        let inner = self.lock();
         inner.events_after(cursor, limit, filter)
     }
 
@@ -563,7 +609,7 @@ impl EventBuffer {
         limit: usize,
         filter: &EventFilter,
     ) -> (Vec<EventRecord>, Cursor) {
-        let inner = self.inner.lock();
+        let inner = self.lock();
         inner.page(cursor, limit, filter)
     }
 
@@ -571,7 +617,7 @@ impl EventBuffer {
     /// An unknown resource gives an empty series.
     pub fn seconds(&self, from_sec: u64, to_sec: u64, resource: Option<&str>) -> SecondSeries {
         let now = self.clock.now_ms();
-        let mut inner = self.inner.lock();
+        let mut inner = self.lock();
         inner.advance(now);
         inner.seconds_series(from_sec, to_sec, resource)
     }
@@ -586,7 +632,7 @@ impl EventBuffer {
         filter: &EventFilter,
     ) -> SecondSeries {
         let now = self.clock.now_ms();
-        let mut inner = self.inner.lock();
+        let mut inner = self.lock();
         inner.advance(now);
         let resolved = inner.resolve(filter);
         let mut series = SecondSeries::default();
@@ -646,7 +692,7 @@ impl EventBuffer {
     /// level derived from events after a restart or a missed event). Unknown names are interned.
     pub fn sync_levels<'a>(&self, levels: impl IntoIterator<Item = (&'a str, u32)>) {
         let now = self.clock.now_ms();
-        let mut inner = self.inner.lock();
+        let mut inner = self.lock();
         inner.advance(now);
         let sec = (now / 1000) as u32;
         for (name, level) in levels {
@@ -657,7 +703,7 @@ impl EventBuffer {
 
     /// Names of all resources seen so far (interned), sorted.
     pub fn resource_names(&self) -> Vec<Arc<str>> {
-        let inner = self.inner.lock();
+        let inner = self.lock();
         let mut names: Vec<Arc<str>> = (1..inner.resources.len() as u16)
             .map(|i| inner.resources.name(i).clone())
             .collect();
@@ -667,7 +713,7 @@ impl EventBuffer {
 
     /// Totals since the buffer was created (never expire): the source of exported counters.
     pub fn lifetime_totals(&self) -> LifetimeTotals {
-        let inner = self.inner.lock();
+        let inner = self.lock();
         let resources = inner
             .lifetime
             .iter()
@@ -694,7 +740,7 @@ impl EventBuffer {
 
     /// Borrowed level per resource now, sorted by name.
     pub fn levels(&self) -> Vec<(Arc<str>, u32)> {
-        let inner = self.inner.lock();
+        let inner = self.lock();
         let mut out: Vec<(Arc<str>, u32)> = (1..inner.resources.len() as u16)
             .map(|i| (inner.resources.name(i).clone(), inner.seconds.level(i)))
             .collect();
@@ -709,7 +755,7 @@ impl EventBuffer {
         cursor: Cursor,
         limit: usize,
     ) -> (Vec<StoredEvent>, u64, Cursor) {
-        let inner = self.inner.lock();
+        let inner = self.lock();
         let lost: u64 = (0..3)
             .map(|k| inner.rings[k].front_seq().saturating_sub(cursor.seqs[k]))
             .sum();
@@ -739,7 +785,7 @@ impl EventBuffer {
         events: impl IntoIterator<Item = &'a StoredEvent>,
     ) -> usize {
         let now = self.clock.now_ms();
-        let mut inner = self.inner.lock();
+        let mut inner = self.lock();
         inner.advance(now);
         let tag = inner.intern_instance(instance);
         let mut stored = 0;
@@ -751,7 +797,7 @@ impl EventBuffer {
 
     /// Names of the instances whose events this buffer holds or held (cluster views), sorted.
     pub(crate) fn instance_names(&self) -> Vec<Arc<str>> {
-        let inner = self.inner.lock();
+        let inner = self.lock();
         let Some(instances) = &inner.instances else {
             return Vec::new();
         };
@@ -764,13 +810,13 @@ impl EventBuffer {
 
     /// Events whose instance name was folded into `(other)` (more than 64 instances).
     pub(crate) fn folded_instances(&self) -> u64 {
-        self.inner.lock().folded_instances
+        self.lock().folded_instances
     }
 
     /// Borrowed level per resource implied by the held events of `instance` (borrows minus
     /// returns, at least 0): the best a cluster view knows of an instance without a status source.
     pub(crate) fn instance_levels(&self, instance: &str) -> Vec<(Arc<str>, u32)> {
-        let inner = self.inner.lock();
+        let inner = self.lock();
         let Some(tag) = inner.instances.as_ref().and_then(|i| i.lookup(instance)) else {
             return Vec::new();
         };

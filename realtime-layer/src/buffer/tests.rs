@@ -342,8 +342,10 @@ fn aggregate_cap_drops_whole_oldest_seconds() {
         300 - 65_536 / 400,
         "whole seconds dropped to stay under the cap"
     );
-    // The borrow ring (100,000 x 16 B) plus the capped aggregates (10 B per entry) and change.
-    let aggregates = stats.memory_bytes - 100_000 * 16;
+    // The borrow ring (100,000 x 16 B) and the capture queue, plus the capped aggregates
+    // (10 B per entry) and change.
+    let queue = (CAPTURE_QUEUE * std::mem::size_of::<(u64, Event)>()) as u64;
+    let aggregates = stats.memory_bytes - 100_000 * 16 - queue;
     assert!(
         aggregates < 65_537 * 10 + 100_000,
         "aggregates {aggregates}"
@@ -520,4 +522,57 @@ fn stored_events_read_back_with_their_ids_and_report_losses() {
         .map(|e| e.borrow_id)
         .collect();
     assert_eq!(ids, vec![None, Some("2".into()), Some("1".into())]);
+}
+
+#[test]
+fn captured_events_keep_their_capture_time_order_and_are_never_dropped() {
+    let (buf, clock) = buffer();
+    buf.capture(Event::borrow("a", "u1"));
+    clock.advance(Duration::from_secs(5));
+    buf.capture(Event::returned("a", "u1"));
+    clock.advance(Duration::from_secs(5));
+    // Applied by this read, ten seconds after the first capture: times are the capture times.
+    let events = buf.recent_events(60, 10, &EventFilter::default());
+    let times: Vec<u64> = events.iter().map(|e| e.ts_ms).collect();
+    assert_eq!(times, vec![T0 + 5_000, T0]);
+
+    // More than the queue holds, with no reader in between: the overflow drains in order.
+    let n = CAPTURE_QUEUE * 3 + 7;
+    for i in 0..n {
+        buf.capture(Event::borrow("b", format!("user-{}", i % 50)));
+    }
+    let stats = buf.stats();
+    assert_eq!(stats.borrow_count, 1 + n as u64);
+    assert_eq!(buf.levels(), vec![("a".into(), 0), ("b".into(), n as u32)]);
+}
+
+#[test]
+fn captures_from_many_threads_all_land() {
+    let buf = Arc::new(
+        EventBuffer::new(
+            BufferConfig::default(),
+            Arc::new(crate::clock::SystemClock::new()),
+        )
+        .unwrap(),
+    );
+    let threads: Vec<_> = (0..4)
+        .map(|t| {
+            let buf = buf.clone();
+            std::thread::spawn(move || {
+                for i in 0..5_000 {
+                    buf.capture(Event::borrow("gpu", "u").borrow_id(format!("{t}-{i}")));
+                    if i % 1_000 == 0 {
+                        // Readers interleave with captures.
+                        let _ = buf.stats();
+                    }
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    assert_eq!(buf.stats().borrow_count, 20_000);
+    let holds = buf.hold_times(60, &EventFilter::default());
+    assert_eq!(holds.resources[0].open, 20_000);
 }

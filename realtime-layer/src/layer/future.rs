@@ -60,7 +60,7 @@ where
                 if let Some(RealtimeEvents(events)) =
                     response.extensions_mut().remove::<RealtimeEvents>()
                 {
-                    this.realtime.record_all(&events);
+                    this.realtime.record_owned(events);
                 }
             }
             if let Some(classify) = this.classify.take() {
