@@ -1072,14 +1072,15 @@
   }
 
   // A delta's `res`: for each listed resource, only the fields that changed.
+  // A delta's `res`: each entry is `{i: position in the resource list, ...changed fields}`.
   function applyResourceChanges(changes) {
-    var byName = new Map();
-    state.resources.forEach(function (r, i) { byName.set(r.name, i); });
     var list = state.resources.slice();
     changes.forEach(function (c) {
-      var i = byName.get(c.name);
-      if (i === undefined) return;
-      list[i] = Object.assign({}, list[i], c);
+      var i = c.i;
+      if (typeof i !== 'number' || !list[i]) return;
+      var merged = Object.assign({}, list[i], c);
+      delete merged.i;
+      list[i] = merged;
     });
     state.resources = list;
     state.utilDirty = true;
@@ -1087,13 +1088,16 @@
 
   var KINDS = ['borrow', 'return', 'failure'];
 
-  // A delta's compact event `[dt, kind, resource, user, borrow_id, extra]` as an event object.
+  // A delta's compact event `[dt, kind, resource, user, borrow_id, extra]` as an event object;
+  // `resource` is a position in the resource list (applied from the same frame first) or a name.
   function expandEvent(c, frameTs) {
     var kind = KINDS[c[1]] || String(c[1]);
+    var res = c[2];
+    if (typeof res === 'number') res = state.resources[res] ? state.resources[res].name : '?';
     return {
       ts_ms: (frameTs || 0) + (c[0] || 0),
       kind: kind,
-      resource: c[2],
+      resource: res,
       user: c[3],
       borrow_id: c[4] == null ? null : c[4],
       overage: kind === 'borrow' && c[5] === 1,

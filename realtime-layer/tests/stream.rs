@@ -19,7 +19,10 @@ type ByteStream = Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>;
 struct Msg {
     id: Option<u64>,
     retry: Option<u64>,
+    /// The frame with resource positions resolved to names ([`common::FrameNames`]).
     frame: Value,
+    /// The frame as sent.
+    raw: Value,
 }
 
 /// A minimal SSE reader over a reqwest body.
@@ -27,6 +30,7 @@ struct SseClient {
     body: ByteStream,
     buf: String,
     comments: usize,
+    names: common::FrameNames,
 }
 
 impl SseClient {
@@ -49,6 +53,7 @@ impl SseClient {
             body: Box::pin(res.bytes_stream()),
             buf: String::new(),
             comments: 0,
+            names: common::FrameNames::default(),
         }
     }
 
@@ -71,8 +76,15 @@ impl SseClient {
                     }
                 }
                 if let Some(data) = data {
-                    let frame = serde_json::from_str(&data).expect("JSON frame");
-                    return Some(Msg { id, retry, frame });
+                    let raw: Value = serde_json::from_str(&data).expect("JSON frame");
+                    let mut frame = raw.clone();
+                    self.names.resolve(&mut frame);
+                    return Some(Msg {
+                        id,
+                        retry,
+                        frame,
+                        raw,
+                    });
                 }
                 continue;
             }
@@ -169,6 +181,10 @@ async fn snapshot_then_deltas_with_increasing_ids_and_push_within_window() {
         // Deltas carry only what changed: the one resource's new level, not the whole list.
         assert!(msg.frame["resources"].is_null());
         assert_eq!(msg.frame["res"][0]["name"], "GPU A100");
+        // On the wire, the resource is its position in the list, in `res` and in `ev`.
+        assert_eq!(msg.raw["res"][0]["i"], 0);
+        assert!(msg.raw["res"][0].get("name").is_none());
+        assert_eq!(msg.raw["ev"][0][2], 0);
         assert_eq!(msg.frame["res"][0]["borrowed"], 2 + i);
         assert!(
             msg.frame["res"][0]["total"].is_null(),

@@ -57,6 +57,7 @@ struct Client {
     socket: Socket,
     pings: usize,
     closed: Option<Option<CloseCode>>,
+    names: common::FrameNames,
 }
 
 impl Client {
@@ -65,6 +66,7 @@ impl Client {
             socket: connect(addr, query).await,
             pings: 0,
             closed: None,
+            names: common::FrameNames::default(),
         }
     }
 
@@ -76,7 +78,9 @@ impl Client {
                         text.starts_with('{') && text.ends_with('}'),
                         "bare JSON, no SSE framing: {text:?}"
                     );
-                    return Some(serde_json::from_str(&text).expect("JSON frame"));
+                    let mut frame = serde_json::from_str(&text).expect("JSON frame");
+                    self.names.resolve(&mut frame);
+                    return Some(frame);
                 }
                 Ok(Message::Ping(_)) => self.pings += 1,
                 Ok(Message::Close(frame)) => {

@@ -37,11 +37,12 @@ impl From<&ResourceView> for ResourceFrame {
 }
 
 /// The fields of one resource that changed since the previous frame (a delta's `res` entry):
-/// `name` always, every other field only when it changed (`total`, `commit` and `available` may
-/// change to `null`).
+/// `i`, the resource's position in the list the client holds (a delta only sends `res` when the
+/// set of resources, hence every position, is unchanged), then every other field only when it
+/// changed (`total`, `commit` and `available` may change to `null`).
 #[derive(Debug, Serialize)]
-pub(crate) struct ResourceChange<'a> {
-    pub(crate) name: &'a str,
+pub(crate) struct ResourceChange {
+    pub(crate) i: usize,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) total: Option<Option<u32>>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -58,14 +59,14 @@ pub(crate) struct ResourceChange<'a> {
     pub(crate) peak_borrowed: Option<u32>,
 }
 
-impl<'a> ResourceChange<'a> {
-    /// What changed from `old` to `new` (same name), or `None` when nothing did.
-    pub(crate) fn between(old: &ResourceFrame, new: &'a ResourceFrame) -> Option<Self> {
+impl ResourceChange {
+    /// What changed from `old` to `new` (same name, at position `i`), or `None` when nothing did.
+    pub(crate) fn between(i: usize, old: &ResourceFrame, new: &ResourceFrame) -> Option<Self> {
         fn moved<T: PartialEq + Copy>(old: T, new: T) -> Option<T> {
             (old != new).then_some(new)
         }
         (old != new).then(|| ResourceChange {
-            name: &new.name,
+            i,
             total: moved(old.total, new.total),
             commit: moved(old.commit, new.commit),
             borrowed: moved(old.borrowed, new.borrowed),
@@ -79,13 +80,16 @@ impl<'a> ResourceChange<'a> {
 
 /// An event in a delta's compact form, `[dt, kind, resource, user, borrow_id, extra]`: `dt` is
 /// `ts_ms` minus the frame's `ts_ms` (zero or negative), `kind` is 0 borrow, 1 return,
-/// 2 failure, `borrow_id` is a string or `null`, `extra` is 1 for an overage borrow or the
-/// reason of a failure (or of an `expired` return), then, in a cluster view, the event's instance. Trailing `null`s (and a 0
-/// `extra`) are left out.
+/// 2 failure, `resource` is the resource's position in the frame's resource list (its name
+/// when it is not in the list), `borrow_id` is a string or `null`, `extra` is 1 for an overage
+/// borrow or the reason of a failure (or of an `expired` return), then, in a cluster view, the
+/// event's instance. Trailing `null`s (and a 0 `extra`) are left out.
 #[derive(Debug)]
 pub(crate) struct CompactEvent<'a> {
     pub(crate) event: &'a EventRecord,
     pub(crate) frame_ts_ms: u64,
+    /// Position of the event's resource in the list the client holds.
+    pub(crate) resource_index: Option<usize>,
 }
 
 impl Serialize for CompactEvent<'_> {
@@ -114,7 +118,10 @@ impl Serialize for CompactEvent<'_> {
         let mut seq = serializer.serialize_seq(Some(len))?;
         seq.serialize_element(&(e.ts_ms as i64 - self.frame_ts_ms as i64))?;
         seq.serialize_element(&kind)?;
-        seq.serialize_element(&*e.resource)?;
+        match self.resource_index {
+            Some(i) => seq.serialize_element(&i)?,
+            None => seq.serialize_element(&*e.resource)?,
+        }
         seq.serialize_element(&*e.user)?;
         if len > 4 {
             seq.serialize_element(&e.borrow_id)?;
@@ -196,7 +203,7 @@ pub(crate) struct FrameJson<'a> {
     pub(crate) resources: Option<&'a [ResourceFrame]>,
     /// Delta only: the resources whose fields changed, with only those fields.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub(crate) res: Option<&'a [ResourceChange<'a>]>,
+    pub(crate) res: Option<&'a [ResourceChange]>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) buffer: Option<&'a BufferFrame>,
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -396,11 +396,12 @@ impl Channel {
                 .iter()
                 .zip(&st.sent.resources)
                 .all(|(a, b)| a.name == b.name);
-        let changes: Vec<ResourceChange<'_>> = if same_names {
+        let changes: Vec<ResourceChange> = if same_names {
             prev_resources
                 .iter()
                 .zip(&st.sent.resources)
-                .filter_map(|(old, new)| ResourceChange::between(old, new))
+                .enumerate()
+                .filter_map(|(i, (old, new))| ResourceChange::between(i, old, new))
                 .collect()
         } else {
             Vec::new()
@@ -514,7 +515,7 @@ enum Resources<'a> {
     /// The full list (snapshots, and deltas where resources came or went).
     Full,
     /// A delta's changed fields only.
-    Changes(&'a [ResourceChange<'a>]),
+    Changes(&'a [ResourceChange]),
 }
 
 impl ChannelState {
@@ -542,6 +543,13 @@ impl ChannelState {
                 .map(|event| CompactEvent {
                     event,
                     frame_ts_ms: ts_ms,
+                    // The list is sorted by name; an event of a resource outside it (another
+                    // filter's, or folded) keeps its name.
+                    resource_index: self
+                        .sent
+                        .resources
+                        .binary_search_by(|r| (*r.name).cmp(&*event.resource))
+                        .ok(),
                 })
                 .collect()
         };

@@ -73,6 +73,51 @@ pub async fn wait_for(mut cond: impl FnMut() -> bool, d: Duration) {
     }
 }
 
+/// What a stream client keeps between frames to read them: the resource list, whose positions
+/// a delta's `res` entries (`i`) and compact events refer to.
+#[allow(dead_code)]
+#[derive(Debug, Default)]
+pub struct FrameNames {
+    resources: Vec<String>,
+}
+
+#[allow(dead_code)]
+impl FrameNames {
+    /// Applies `frame`'s resource list, then writes names where the frame has positions (each
+    /// `res` entry gains `name`, each compact event's resource becomes its name), so assertions
+    /// read names. Panics on a position outside the list: the server sent a wrong index.
+    pub fn resolve(&mut self, frame: &mut Value) {
+        if let Some(list) = frame["resources"].as_array() {
+            self.resources = list
+                .iter()
+                .map(|r| r["name"].as_str().expect("resource name").to_owned())
+                .collect();
+        }
+        let names = &self.resources;
+        let name_at = |i: &Value| -> Value {
+            let i = i.as_u64().expect("position") as usize;
+            let name = names
+                .get(i)
+                .unwrap_or_else(|| panic!("position {i} outside the resource list {names:?}"));
+            Value::from(name.as_str())
+        };
+        if let Some(res) = frame.get_mut("res").and_then(Value::as_array_mut) {
+            for entry in res {
+                let name = name_at(&entry["i"]);
+                entry["name"] = name;
+            }
+        }
+        if let Some(ev) = frame.get_mut("ev").and_then(Value::as_array_mut) {
+            for c in ev {
+                if c[2].is_number() {
+                    let name = name_at(&c[2]);
+                    c[2] = name;
+                }
+            }
+        }
+    }
+}
+
 /// The events of a stream frame as objects: a snapshot's `events`, or a delta's compact `ev`
 /// (`[dt, kind, resource, user, borrow_id, extra]`) expanded the way the page does it.
 #[allow(dead_code)]
