@@ -8,7 +8,9 @@
 //! raw SSE connections to `/realtime/stream` from this process (ramped in 100 at a time), waits
 //! until every client has its snapshot plus a warm-up, and measures over a window:
 //!
-//! - the server's CPU time (utime+stime from `/proc/<pid>/stat`) as a percentage of one core;
+//! - the server's CPU time (utime+stime from `/proc/<pid>/stat`) as a percentage of one core,
+//!   with the kernel's share apart (on loopback a socket write also runs the receiving side's
+//!   TCP processing, charged to the writer: most of the kernel share);
 //! - response bytes per client per second (chunk framing included: what the server sends; the
 //!   initial snapshot excluded), mean and min–max over the clients;
 //! - SSE frames per client per second (messages with a `data:` line; keep-alives excluded);
@@ -27,8 +29,9 @@
 //! machine's cores, so the wall-clock latency includes some scheduling noise.
 //!
 //! Knobs: `STREAM_CLIENTS` (comma list of N, default `100,1000`), `STREAM_BENCH_SECS` (measuring
-//! window per N, default 20). The server refuses streams beyond its `max_streams` (1,000 by
-//! default, no command-line flag): larger N show up as failed clients.
+//! window per N, default 20), `STREAM_PUSH_DELAYS` (comma list of the server's
+//! `--push-delay-ms`, default `100`, one server each: the CPU / latency trade-off). The server
+//! runs with `--max-streams 100000`.
 //!
 //! Under `cargo test --benches` (or with `--test` instead of `--bench`) it runs a smoke version:
 //! N = 5, a 2 s window.
@@ -62,6 +65,8 @@ const FAILED_SHARE_WARNING: f64 = 0.01;
 /// What to run.
 struct Settings {
     sizes: Vec<usize>,
+    /// The server's `--push-delay-ms` values, one server (and load generator) each.
+    push_delays_ms: Vec<u64>,
     window: Duration,
     warm_up: Duration,
     smoke: bool,
@@ -75,6 +80,7 @@ impl Settings {
         if smoke {
             return Settings {
                 sizes: vec![5],
+                push_delays_ms: vec![100],
                 window: Duration::from_secs(2),
                 warm_up: Duration::from_secs(1),
                 smoke,
@@ -94,8 +100,18 @@ impl Settings {
                 .parse()
                 .expect("STREAM_BENCH_SECS is a number of seconds")
         });
+        let push_delays_ms = std::env::var("STREAM_PUSH_DELAYS")
+            .unwrap_or_else(|_| "100".into())
+            .split(',')
+            .map(|n| {
+                n.trim()
+                    .parse::<u64>()
+                    .expect("STREAM_PUSH_DELAYS is a comma list of milliseconds")
+            })
+            .collect();
         Settings {
             sizes,
+            push_delays_ms,
             window: Duration::from_secs_f64(secs),
             warm_up: Duration::from_secs(3),
             smoke,
@@ -156,13 +172,16 @@ fn forward_lines(name: &'static str, out: impl Read + Send + 'static) -> mpsc::R
 }
 
 /// Starts the server on a free loopback port; returns its base URL.
-fn start_server(children: &mut Children, db: &Path) -> (String, u32) {
+fn start_server(children: &mut Children, db: &Path, push_delay_ms: u64) -> (String, u32) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_license-demo"))
         .arg("--bind")
         .arg("127.0.0.1:0")
         .arg("--db")
         .arg(db)
         .args(["--log", "warn"])
+        .args(["--push-delay-ms", &push_delay_ms.to_string()])
+        // One stream more than the largest round could need never hurts: the default is 1,000.
+        .args(["--max-streams", "100000"])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -210,6 +229,12 @@ fn start_load(children: &mut Children, url: &str) -> u32 {
 
 /// CPU seconds (user + system) of a process so far; `proc` is a pid or `self`.
 fn cpu_seconds(proc: &str) -> f64 {
+    let (user, system) = cpu_split(proc);
+    user + system
+}
+
+/// CPU seconds of a process so far, user and system (kernel: mostly socket writes) apart.
+fn cpu_split(proc: &str) -> (f64, f64) {
     let path = format!("/proc/{proc}/stat");
     let stat = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {path}: {e}"));
     // The command name (field 2) is in parentheses and may hold spaces: fields 3.. follow the
@@ -224,21 +249,27 @@ fn cpu_seconds(proc: &str) -> f64 {
     // SAFETY: sysconf only reads a configuration value.
     let per_sec = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
     assert!(per_sec > 0, "sysconf(_SC_CLK_TCK) failed");
-    (ticks(14) + ticks(15)) as f64 / per_sec as f64
+    (
+        ticks(14) as f64 / per_sec as f64,
+        ticks(15) as f64 / per_sec as f64,
+    )
 }
 
 /// CPU seconds of the server, this process and the load generator, read together.
 #[derive(Clone, Copy)]
 struct CpuTimes {
     server: f64,
+    server_system: f64,
     bench: f64,
     load: f64,
 }
 
 impl CpuTimes {
     fn now(server: u32, load: u32) -> CpuTimes {
+        let (user, system) = cpu_split(&server.to_string());
         CpuTimes {
-            server: cpu_seconds(&server.to_string()),
+            server: user + system,
+            server_system: system,
             bench: cpu_seconds("self"),
             load: cpu_seconds(&load.to_string()),
         }
@@ -498,8 +529,11 @@ struct Target {
 /// The numbers of one round.
 struct Row {
     clients: usize,
+    push_delay_ms: u64,
     window_secs: f64,
     server_cpu: f64,
+    /// The kernel's share of `server_cpu`.
+    server_system_cpu: f64,
     bench_cpu: f64,
     load_cpu: f64,
     /// Mean, min, max over the clients that stayed connected.
@@ -648,8 +682,10 @@ async fn round(target: &Target, n: usize, settings: &Settings) -> Row {
     let percent = |a: f64, b: f64| 100.0 * (b - a) / wall;
     Row {
         clients: n,
+        push_delay_ms: 0,
         window_secs: wall,
         server_cpu: percent(cpu0.server, cpu1.server),
+        server_system_cpu: percent(cpu0.server_system, cpu1.server_system),
         bench_cpu: percent(cpu0.bench, cpu1.bench),
         load_cpu: percent(cpu0.load, cpu1.load),
         bytes_per_sec: (
@@ -686,11 +722,11 @@ fn print_table(rows: &[Row]) {
          cycles/s = 20 events/s.\n"
     );
     println!(
-        "| clients | server CPU % of a core | bytes/s per client mean (min–max) | frames/s per \
+        "| push delay | clients | server CPU % of a core (user + system) | bytes/s per client mean (min–max) | frames/s per \
          client | push latency ms p50 / p99 / max (samples) | events/s seen | failed clients | \
          bench-process CPU % | load-gen CPU % |"
     );
-    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for r in rows {
         let cpu_mark = if r.clients >= TARGET_CPU_AT_CLIENTS {
             mark(r.server_cpu <= TARGET_SERVER_CPU_PERCENT)
@@ -706,10 +742,13 @@ fn print_table(rows: &[Row]) {
             None => "no samples".into(),
         };
         println!(
-            "| {} | {:.1} % {cpu_mark} | {mean:.0} ({min:.0}–{max:.0}) {} | {:.1} | {latency} | \
+            "| {} ms | {} | {:.1} % ({:.1} + {:.1}) {cpu_mark} | {mean:.0} ({min:.0}–{max:.0}) {} | {:.1} | {latency} | \
              {:.1} | {} | {:.1} % | {:.1} % |",
+            r.push_delay_ms,
             r.clients,
             r.server_cpu,
+            r.server_cpu - r.server_system_cpu,
+            r.server_system_cpu,
             mark(max <= TARGET_BYTES_PER_SEC),
             r.frames_per_sec,
             r.events_per_sec,
@@ -721,7 +760,8 @@ fn print_table(rows: &[Row]) {
     println!();
     for r in rows {
         println!(
-            "N = {}: window {:.1} s; server streams left open after close: {}",
+            "push delay {} ms, N = {}: window {:.1} s; server streams left open after close: {}",
+            r.push_delay_ms,
             r.clients,
             r.window_secs,
             r.left_open
@@ -761,43 +801,48 @@ fn main() {
         Ok(_) => {}
         Err(e) => eprintln!("cannot raise the open-file limit: {e}"),
     }
-    let dir = tempfile::TempDir::new().expect("create a temp dir for the database");
-    // Declared after `dir`: the children die before their database is removed.
-    let mut children = Children::default();
-    let (url, server_pid) = start_server(&mut children, &dir.path().join("bench.db"));
-    let load_pid = start_load(&mut children, &url);
-    let addr: SocketAddr = url
-        .trim_start_matches("http://")
-        .parse()
-        .unwrap_or_else(|e| panic!("server URL {url} is not http://IP:PORT: {e}"));
-    println!(
-        "license-demo live stream under load: server {url} (pid {server_pid}), load generator \
-         pid {load_pid} (stress --workers 4 --rate 10), {} cores, clients {:?}, window {:?}",
-        std::thread::available_parallelism().map_or(0, |n| n.get()),
-        settings.sizes,
-        settings.window
-    );
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .expect("tokio runtime");
-    let target = Target {
-        addr,
-        metrics_url: format!("{url}/metrics"),
-        server_pid,
-        load_pid,
-        http: reqwest::Client::new(),
-    };
     let mut rows = Vec::new();
-    for &n in &settings.sizes {
-        eprintln!("N = {n}:");
-        let row = runtime.block_on(round(&target, n, &settings));
-        let exited = children.exited();
-        assert!(
-            exited.is_empty(),
-            "a child exited during the round: {exited:?}"
+    for &push_delay_ms in &settings.push_delays_ms {
+        let dir = tempfile::TempDir::new().expect("create a temp dir for the database");
+        // Declared after `dir`: the children die before their database is removed.
+        let mut children = Children::default();
+        let (url, server_pid) =
+            start_server(&mut children, &dir.path().join("bench.db"), push_delay_ms);
+        let load_pid = start_load(&mut children, &url);
+        let addr: SocketAddr = url
+            .trim_start_matches("http://")
+            .parse()
+            .unwrap_or_else(|e| panic!("server URL {url} is not http://IP:PORT: {e}"));
+        println!(
+            "license-demo live stream under load: server {url} (pid {server_pid}, push delay \
+             {push_delay_ms} ms), load generator pid {load_pid} (stress --workers 4 --rate 10), \
+             {} cores, clients {:?}, window {:?}",
+            std::thread::available_parallelism().map_or(0, |n| n.get()),
+            settings.sizes,
+            settings.window
         );
-        rows.push(row);
+        let target = Target {
+            addr,
+            metrics_url: format!("{url}/metrics"),
+            server_pid,
+            load_pid,
+            http: reqwest::Client::new(),
+        };
+        for &n in &settings.sizes {
+            eprintln!("push delay {push_delay_ms} ms, N = {n}:");
+            let mut row = runtime.block_on(round(&target, n, &settings));
+            row.push_delay_ms = push_delay_ms;
+            let exited = children.exited();
+            assert!(
+                exited.is_empty(),
+                "a child exited during the round: {exited:?}"
+            );
+            rows.push(row);
+        }
     }
     print_table(&rows);
 }

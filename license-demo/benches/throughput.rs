@@ -79,6 +79,7 @@ async fn one_row(durability: Durability, workers: usize, total_ops: usize) -> St
         cluster: None,
         security: Default::default(),
         serve: Default::default(),
+        stream: Default::default(),
     })
     .await
     .expect("server");

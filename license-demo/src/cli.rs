@@ -131,6 +131,16 @@ pub struct ServeArgs {
     /// summed) or `shared` (all on one database: the freshest count wins).
     #[arg(long, env = "LICENSE_DEMO_POOL_SCOPE", value_enum, default_value_t = PoolScopeArg::PerInstance)]
     pub pool_scope: PoolScopeArg,
+    /// Longest wait, in milliseconds, between an event and the live-stream frame that carries
+    /// it; also the shortest gap between frames under load. Higher: fewer frames (less CPU per
+    /// dashboard client), later updates.
+    #[arg(long, env = "LICENSE_DEMO_PUSH_DELAY_MS", default_value_t = 100, value_name = "MS",
+          value_parser = clap::value_parser!(u64).range(10..=10_000))]
+    pub push_delay_ms: u64,
+    /// Live streams (SSE and WebSocket dashboard clients) open at once; more get 503.
+    #[arg(long, env = "LICENSE_DEMO_MAX_STREAMS", default_value_t = 1_000, value_name = "N",
+          value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    pub max_streams: u64,
     /// Connection limits, timeouts and the shutdown deadline.
     #[command(flatten)]
     pub limits: crate::limits::LimitArgs,

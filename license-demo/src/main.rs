@@ -7,8 +7,10 @@ use license_demo::config::{default_tools, load_tools_file};
 use license_demo::pool::DbLocation;
 use license_demo::server::{self, ClusterOptions, ServerConfig};
 use license_demo::stress::{self, report};
+use realtime_layer::StreamConfig;
 use std::io::IsTerminal;
 use std::process::ExitCode;
+use std::time::Duration;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -58,6 +60,11 @@ fn serve_main(args: &ServeArgs, runtime: &tokio::runtime::Runtime) -> anyhow::Re
         }),
         security: SecurityConfig::from_args(args)?,
         serve: args.limits.to_serve_config(),
+        stream: StreamConfig {
+            push_delay: Duration::from_millis(args.push_delay_ms),
+            max_streams: args.max_streams as usize,
+            ..StreamConfig::default()
+        },
     };
     runtime.block_on(async {
         let server = server::start(config).await?;

@@ -8,7 +8,7 @@ use axum::response::Redirect;
 use axum::routing::get;
 use axum::Router;
 use realtime_layer::serve::ServeConfig;
-use realtime_layer::{Cluster, Event, Labels, Pricing, Realtime, ResourceStatus};
+use realtime_layer::{Cluster, Event, Labels, Pricing, Realtime, ResourceStatus, StreamConfig};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -33,6 +33,8 @@ pub struct ServerConfig {
     pub cluster: Option<ClusterOptions>,
     /// Connection limits, timeouts and the shutdown deadline.
     pub serve: ServeConfig,
+    /// Live stream settings (push delay, most open streams).
+    pub stream: StreamConfig,
 }
 
 /// Cluster mode settings of a license server.
@@ -84,7 +86,7 @@ pub fn build_app(
     security: &SecurityConfig,
     addr: SocketAddr,
 ) -> Result<(Router, Realtime), realtime_layer::ConfigError> {
-    build_app_with(pool, security, addr, None)
+    build_app_with(pool, security, addr, None, StreamConfig::default())
 }
 
 /// [`build_app`] in cluster mode when `cluster` is given (needs a Tokio runtime).
@@ -93,6 +95,7 @@ pub fn build_app_with(
     security: &SecurityConfig,
     addr: SocketAddr,
     cluster: Option<&ClusterOptions>,
+    stream: StreamConfig,
 ) -> Result<(Router, Realtime), realtime_layer::ConfigError> {
     let source_pool = pool.clone();
     let prices: HashMap<String, Pricing> = pool
@@ -103,7 +106,7 @@ pub fn build_app_with(
             (t.name.clone(), pricing)
         })
         .collect();
-    let mut builder = Realtime::builder();
+    let mut builder = Realtime::builder().stream_config(stream);
     if let Some(c) = cluster {
         if let Some(id) = &c.instance_id {
             builder = builder.instance_id(id.clone());
@@ -203,6 +206,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         security,
         cluster,
         serve,
+        stream,
     } = config;
     let options = PoolOptions {
         lease_ttl: security.lease_ttl,
@@ -220,7 +224,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         .local_addr()
         .map_err(|source| StartError::Bind { addr: bind, source })?;
     // Built after binding: the Host check needs the real port (`--bind 127.0.0.1:0`).
-    let (app, rt) = build_app_with(&pool, &security, addr, cluster.as_ref())?;
+    let (app, rt) = build_app_with(&pool, &security, addr, cluster.as_ref(), stream)?;
     // One token stops both the HTTP server and the realtime streams (which would otherwise
     // keep graceful shutdown waiting until its deadline).
     let shutdown = rt.shutdown_token();

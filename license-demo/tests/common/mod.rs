@@ -45,6 +45,7 @@ pub async fn start_secured_at(
         cluster: None,
         security,
         serve: Default::default(),
+        stream: Default::default(),
     })
     .await
     .expect("server starts")
