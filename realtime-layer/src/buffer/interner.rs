@@ -28,6 +28,9 @@ pub(crate) struct Interner {
     uses: Vec<u32>,
     /// Reclaimed indices, reused before new ones.
     free: Vec<u16>,
+    /// Per index, how many times its name was reclaimed (reclaiming interners only): a cache
+    /// entry taken at another generation names an index that may now mean another name.
+    generations: Vec<u32>,
     reclaiming: bool,
 }
 
@@ -45,6 +48,7 @@ impl Interner {
             name_bytes: OTHER_NAME.len(),
             uses: Vec::new(),
             free: Vec::new(),
+            generations: Vec::new(),
             reclaiming: false,
         }
     }
@@ -55,6 +59,7 @@ impl Interner {
         let mut interner = Interner::new(max);
         interner.reclaiming = true;
         interner.uses.push(0);
+        interner.generations.push(0);
         interner
     }
 
@@ -91,6 +96,7 @@ impl Interner {
                 self.names.push(name.clone());
                 if self.reclaiming {
                     self.uses.push(0);
+                    self.generations.push(0);
                 }
                 (self.names.len() - 1) as u16
             }
@@ -109,12 +115,35 @@ impl Interner {
         };
         *uses = uses.saturating_sub(1);
         if *uses == 0 {
+            if let Some(generation) = self.generations.get_mut(index as usize) {
+                *generation = generation.wrapping_add(1);
+            }
             let other = self.names[OTHER as usize].clone();
             let name = std::mem::replace(&mut self.names[index as usize], other);
             self.map.remove(&name);
             self.name_bytes -= name.len();
             self.free.push(index);
         }
+    }
+
+    /// The generation of `index`: it changes when the index's name is reclaimed (always 0 in a
+    /// non-reclaiming interner, whose indices never change meaning).
+    pub(crate) fn generation(&self, index: u16) -> u32 {
+        self.generations.get(index as usize).copied().unwrap_or(0)
+    }
+
+    /// One more buffered event of `index`, known from a cache taken at `generation`: false
+    /// (nothing counted) when the index was reclaimed since, and the name must be interned.
+    pub(crate) fn intern_cached(&mut self, index: u16, generation: u32) -> bool {
+        if self.generation(index) != generation {
+            return false;
+        }
+        if self.reclaiming {
+            if let Some(uses) = self.uses.get_mut(index as usize) {
+                *uses = uses.saturating_add(1);
+            }
+        }
+        true
     }
 
     /// The index of a known name, without adding it.

@@ -4,10 +4,11 @@
 //! readers copy what they need and let go, and long scans (CSV export) page through with a
 //! [`Cursor`] so they never hold the lock for long.
 //!
-//! The request path does not even take that mutex: [`EventBuffer::capture`] stamps the event
-//! and pushes it onto a bounded lock-free queue; whoever takes the lock next (the stream's
+//! The request path does not take that mutex: [`EventBuffer::capture`] stamps the event and
+//! appends it to a bounded capture queue (a vector behind its own mutex, held for a push or a
+//! swap, never while events are applied); whoever takes the buffer's lock next (the stream's
 //! frame builder, a stats request, the cluster feed, the exporter) applies the queued events
-//! first, in order, so every read sees every event captured before it. A full queue is drained
+//! first, in order, so every read sees every event captured before it. A full queue is applied
 //! by the capturing thread itself: nothing is dropped and memory stays bounded.
 
 mod borrow_id;
@@ -25,7 +26,6 @@ pub use interner::OTHER_NAME;
 
 use crate::clock::Clock;
 use crate::event::{Event, EventKind, EXPIRED_REASON};
-use crossbeam_queue::ArrayQueue;
 use interner::Interner;
 use parking_lot::{Mutex, MutexGuard};
 use ring::{EventRing, PackedEvent};
@@ -342,6 +342,9 @@ const KINDS: [EventKind; 3] = [EventKind::Borrow, EventKind::Return, EventKind::
 /// Timestamps are stored as u32 milliseconds from a base that moves forward before they overflow.
 const REBASE_AFTER_MS: u64 = 1 << 31;
 
+/// How long recording may go without running expiry (readers always run it first).
+const LAZY_EXPIRY_MS: u64 = 10;
+
 struct Inner {
     config: BufferConfig,
     retention_ms: u64,
@@ -360,8 +363,9 @@ struct Inner {
     /// Newest relative time given to a stored event (events from other instances arrive a little
     /// out of order; they are stamped no earlier than this so every ring stays time-ordered).
     last_insert_t: u32,
-    /// Fast paths of `users` and `resources` for `&'static str` names.
+    /// Fast paths of `resources` and `users` for `&'static str` names.
     static_resources: StaticNames,
+    static_users: StaticNames,
     folded_users: u64,
     folded_resources: u64,
     folded_instances: u64,
@@ -371,6 +375,8 @@ struct Inner {
     lifetime_failures: HashMap<(u16, u16), u64, ahash::RandomState>,
     /// Open borrows by id and measured hold times.
     holds: holds::Holds,
+    /// The capture queue's swap partner (see [`EventBuffer::lock`]).
+    applying: Vec<(u64, Event)>,
 }
 
 /// Lifetime totals since the buffer was created: what monotonic counters export.
@@ -401,11 +407,13 @@ pub struct EventBuffer {
     inner: Mutex<Inner>,
     clock: Arc<dyn Clock>,
     /// Events captured on the request path (stamped), waiting for the next holder of `inner`.
-    captured: ArrayQueue<(u64, Event)>,
+    /// Its lock is held for one push or one swap with `Inner::applying`, nothing longer.
+    captured: Mutex<Vec<(u64, Event)>>,
 }
 
-/// Events the capture queue holds before a capturing thread drains it itself (~110 KB).
-const CAPTURE_QUEUE: usize = 1024;
+/// Events the capture queue holds before a capturing thread applies it itself. The queue and
+/// its swap partner are allocated once (2 x 512 x 112 B, ~115 KB).
+const CAPTURE_QUEUE: usize = 512;
 
 impl std::fmt::Debug for EventBuffer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -466,18 +474,20 @@ impl EventBuffer {
             instances: tagged.then(|| Interner::new(MAX_INSTANCES)),
             last_insert_t: 0,
             static_resources: StaticNames::new(),
+            static_users: StaticNames::new(),
             folded_users: 0,
             folded_resources: 0,
             folded_instances: 0,
             lifetime: Vec::new(),
             lifetime_failures: HashMap::with_hasher(ahash::RandomState::new()),
             holds: holds::Holds::new(config.max_borrows, config.max_returns),
+            applying: Vec::with_capacity(CAPTURE_QUEUE),
             config,
         };
         Ok(EventBuffer {
             inner: Mutex::new(inner),
             clock,
-            captured: ArrayQueue::new(CAPTURE_QUEUE),
+            captured: Mutex::new(Vec::with_capacity(CAPTURE_QUEUE)),
         })
     }
 
@@ -494,9 +504,13 @@ impl EventBuffer {
     /// The buffer, locked, with every captured event applied (in capture order).
     fn lock(&self) -> MutexGuard<'_, Inner> {
         let mut inner = self.inner.lock();
-        while let Some((now, event)) = self.captured.pop() {
+        let mut batch = std::mem::take(&mut inner.applying);
+        std::mem::swap(&mut batch, &mut *self.captured.lock());
+        for (now, event) in batch.drain(..) {
             inner.record(now, &event);
         }
+        // Both vectors keep their capacity: no allocation in the steady state.
+        inner.applying = batch;
         inner
     }
 
@@ -523,9 +537,14 @@ impl EventBuffer {
     /// ```
     pub fn capture(&self, event: Event) {
         let now = self.clock.now_ms();
-        if let Err((now, event)) = self.captured.push((now, event)) {
-            self.lock().record(now, &event);
+        let mut captured = self.captured.lock();
+        if captured.len() < CAPTURE_QUEUE {
+            captured.push((now, event));
+            return;
         }
+        drop(captured);
+        // Full: apply the queue, then this event after it.
+        self.lock().record(now, &event);
     }
 
     /// Stores several events under one lock.
@@ -544,7 +563,7 @@ impl EventBuffer {
         inner.advance(now);
         let mut stats = inner.stats();
         // The capture queue is allocated whole up front.
-        stats.memory_bytes += (CAPTURE_QUEUE * std::mem::size_of::<(u64, Event)>()) as u64;
+        stats.memory_bytes += (2 * CAPTURE_QUEUE * std::mem::size_of::<(u64, Event)>()) as u64;
         stats
     }
 
@@ -902,18 +921,29 @@ impl Inner {
         t
     }
 
+    /// The relative time of an event recorded at `now`. Expiry may lag up to
+    /// [`LAZY_EXPIRY_MS`] here: every reader calls [`advance`](Self::advance) in full first, so
+    /// no answer ever includes an expired event, and recording skips most of the expiry checks.
+    fn record_time(&mut self, now: u64) -> u32 {
+        if now >= self.last_now && now - self.last_now < LAZY_EXPIRY_MS {
+            let t = self.rel(now).max(self.last_t);
+            self.last_t = t;
+            return t;
+        }
+        self.advance(now)
+    }
+
     fn record(&mut self, now: u64, event: &Event) {
-        let t = self.advance(now);
+        let t = self.record_time(now);
         self.last_insert_t = t;
         let sec = (self.abs(t) / 1000) as u32;
-        let (resources, users) = (&mut self.resources, &mut self.users);
-        let before = (resources.folded, users.folded);
-        let res = (self.static_resources).index(event.resource_name(), interner::OTHER, |n| {
-            resources.intern(n)
-        });
-        // User names are reclaimed (their indices are reused and each event counted), so they
-        // always go through the interner: a pointer cache could hand out a reused index.
-        let user = users.intern(event.user_name());
+        let before = (self.resources.folded, self.users.folded);
+        let res = self
+            .static_resources
+            .intern(event.resource_name(), &mut self.resources);
+        // User names are reclaimed (their indices are reused): the cache checks the index's
+        // generation, so a stale entry is never handed out.
+        let user = self.static_users.intern(event.user_name(), &mut self.users);
         self.folded_resources += self.resources.folded - before.0;
         self.folded_users += self.users.folded - before.1;
         if self.lifetime.len() <= res as usize {
@@ -1037,6 +1067,7 @@ impl Inner {
             + self.resources.heap_bytes()
             + self.reasons.heap_bytes()
             + self.static_resources.heap_bytes()
+            + self.static_users.heap_bytes()
             + self.lifetime.capacity() * 24
             + self.lifetime_failures.capacity() * 16
             + self.holds.heap_bytes();

@@ -344,7 +344,7 @@ fn aggregate_cap_drops_whole_oldest_seconds() {
     );
     // The borrow ring (100,000 x 16 B) and the capture queue, plus the capped aggregates
     // (10 B per entry) and change.
-    let queue = (CAPTURE_QUEUE * std::mem::size_of::<(u64, Event)>()) as u64;
+    let queue = (2 * CAPTURE_QUEUE * std::mem::size_of::<(u64, Event)>()) as u64;
     let aggregates = stats.memory_bytes - 100_000 * 16 - queue;
     assert!(
         aggregates < 65_537 * 10 + 100_000,
