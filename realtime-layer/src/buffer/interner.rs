@@ -134,14 +134,16 @@ impl Interner {
 
     /// One more buffered event of `index`, known from a cache taken at `generation`: false
     /// (nothing counted) when the index was reclaimed since, and the name must be interned.
+    #[inline]
     pub(crate) fn intern_cached(&mut self, index: u16, generation: u32) -> bool {
+        if !self.reclaiming {
+            return true;
+        }
         if self.generation(index) != generation {
             return false;
         }
-        if self.reclaiming {
-            if let Some(uses) = self.uses.get_mut(index as usize) {
-                *uses = uses.saturating_add(1);
-            }
+        if let Some(uses) = self.uses.get_mut(index as usize) {
+            *uses = uses.saturating_add(1);
         }
         true
     }

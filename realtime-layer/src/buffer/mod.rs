@@ -33,6 +33,7 @@ use seconds::SecondAggregates;
 use serde::Serialize;
 use static_names::StaticNames;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -366,8 +367,6 @@ struct Inner {
     /// Fast paths of `resources` and `users` for `&'static str` names.
     static_resources: StaticNames,
     static_users: StaticNames,
-    folded_users: u64,
-    folded_resources: u64,
     folded_instances: u64,
     /// Since start, per resource: borrows, overage borrows, returns (for counters).
     lifetime: Vec<[u64; 3]>,
@@ -409,6 +408,11 @@ pub struct EventBuffer {
     /// Events captured on the request path (stamped), waiting for the next holder of `inner`.
     /// Its lock is held for one push or one swap with `Inner::applying`, nothing longer.
     captured: Mutex<Vec<(u64, Event)>>,
+    /// True while `captured` holds events (changed only under its lock): lets a reader skip
+    /// that lock when nothing was captured. A capture that happens-before a read (same thread,
+    /// or handed over through any synchronisation) is always seen: set with `Release`, read with
+    /// `Acquire`.
+    has_captured: AtomicBool,
 }
 
 /// Events the capture queue holds before a capturing thread applies it itself. The queue and
@@ -475,8 +479,6 @@ impl EventBuffer {
             last_insert_t: 0,
             static_resources: StaticNames::new(),
             static_users: StaticNames::new(),
-            folded_users: 0,
-            folded_resources: 0,
             folded_instances: 0,
             lifetime: Vec::new(),
             lifetime_failures: HashMap::with_hasher(ahash::RandomState::new()),
@@ -488,6 +490,7 @@ impl EventBuffer {
             inner: Mutex::new(inner),
             clock,
             captured: Mutex::new(Vec::with_capacity(CAPTURE_QUEUE)),
+            has_captured: AtomicBool::new(false),
         })
     }
 
@@ -504,8 +507,15 @@ impl EventBuffer {
     /// The buffer, locked, with every captured event applied (in capture order).
     fn lock(&self) -> MutexGuard<'_, Inner> {
         let mut inner = self.inner.lock();
+        if !self.has_captured.load(Ordering::Acquire) {
+            return inner;
+        }
         let mut batch = std::mem::take(&mut inner.applying);
-        std::mem::swap(&mut batch, &mut *self.captured.lock());
+        {
+            let mut captured = self.captured.lock();
+            std::mem::swap(&mut batch, &mut *captured);
+            self.has_captured.store(false, Ordering::Relaxed);
+        }
         for (now, event) in batch.drain(..) {
             inner.record(now, &event);
         }
@@ -540,6 +550,7 @@ impl EventBuffer {
         let mut captured = self.captured.lock();
         if captured.len() < CAPTURE_QUEUE {
             captured.push((now, event));
+            self.has_captured.store(true, Ordering::Release);
             return;
         }
         drop(captured);
@@ -881,10 +892,7 @@ impl Inner {
     }
 
     fn intern_resource(&mut self, name: &str) -> u16 {
-        let before = self.resources.folded;
-        let res = self.resources.intern(name);
-        self.folded_resources += self.resources.folded - before;
-        res
+        self.resources.intern(name)
     }
 
     /// Moves time to `now`: expires old events and seconds, and rebases timestamps when needed.
@@ -937,15 +945,13 @@ impl Inner {
         let t = self.record_time(now);
         self.last_insert_t = t;
         let sec = (self.abs(t) / 1000) as u32;
-        let before = (self.resources.folded, self.users.folded);
+        // Folded names are counted by the interners themselves (`folded`).
         let res = self
             .static_resources
             .intern(event.resource_name(), &mut self.resources);
         // User names are reclaimed (their indices are reused): the cache checks the index's
         // generation, so a stale entry is never handed out.
         let user = self.static_users.intern(event.user_name(), &mut self.users);
-        self.folded_resources += self.resources.folded - before.0;
-        self.folded_users += self.users.folded - before.1;
         if self.lifetime.len() <= res as usize {
             self.lifetime.resize(res as usize + 1, [0; 3]);
         }
@@ -1006,9 +1012,7 @@ impl Inner {
         self.last_insert_t = t;
         let sec = (self.abs(t) / 1000) as u32;
         let res = self.intern_resource(&e.resource);
-        let before = self.users.folded;
         let user = self.users.intern(&e.user);
-        self.folded_users += self.users.folded - before;
         match e.kind {
             EventKind::Borrow => {
                 let packed = PackedEvent::new(t, res, user, e.overage, e.id_kind, e.id);
@@ -1077,9 +1081,9 @@ impl Inner {
             return_count: counts[1],
             failure_count: counts[2],
             oldest_event_ms: oldest,
-            folded_names: self.folded_users + self.folded_resources,
-            folded_users: self.folded_users,
-            folded_resources: self.folded_resources,
+            folded_names: self.users.folded + self.resources.folded,
+            folded_users: self.users.folded,
+            folded_resources: self.resources.folded,
             retention_ms: self.retention_ms,
             memory_bytes: memory as u64,
             aggregates_dropped_seconds: self.seconds.dropped_seconds,

@@ -169,7 +169,66 @@ impl SecondAggregates {
         }
     }
 
+    /// The common case of [`on_borrow`](Self::on_borrow) and [`on_return`](Self::on_return) in
+    /// one pass: the resource already has an entry in the newest second and it has room. Does
+    /// what the general path does (`touch`, the count, `set_level_inner`) without looking up the
+    /// entry and the head twice. False (nothing changed) when the general path must run.
+    #[inline]
+    fn bump_current(
+        &mut self,
+        sec: u32,
+        res: u16,
+        room: impl Fn(&ResSecond) -> bool,
+        count: impl FnOnce(&mut ResSecond),
+        borrowed: bool,
+    ) -> bool {
+        let Some(&(cur_sec, cur_seq)) = self.current.get(res as usize) else {
+            return false;
+        };
+        let Some(head) = self.heads.back_mut() else {
+            return false;
+        };
+        if cur_sec != head.sec || sec > head.sec {
+            return false;
+        }
+        let index = cur_seq.wrapping_sub(self.front_entry) as usize;
+        let Some(entry) = self.entries.get_mut(index) else {
+            return false;
+        };
+        if !room(entry) {
+            return false;
+        }
+        count(entry);
+        let old = self.levels[res as usize];
+        let level = if borrowed {
+            old.saturating_add(1)
+        } else {
+            old.saturating_sub(1)
+        };
+        self.levels[res as usize] = level;
+        self.level_total = self.level_total + level as u64 - old as u64;
+        let end = sat16(level);
+        let peak = entry.peak.max(end);
+        *entry = ResSecond {
+            end,
+            peak,
+            ..*entry
+        };
+        let total = self.level_total.min(u16::MAX as u64) as u16;
+        head.peak_total = head.peak_total.max(total);
+        head.end_total = total;
+        true
+    }
+
     pub(crate) fn on_borrow(&mut self, sec: u32, res: u16, overage: bool) {
+        let room = |e: &ResSecond| e.borrows < u8::MAX && (!overage || e.overage < u8::MAX);
+        let count = |e: &mut ResSecond| {
+            e.borrows += 1;
+            e.overage += overage as u8;
+        };
+        if self.bump_current(sec, res, room, count, true) {
+            return;
+        }
         let i = self.touch(sec, res, |e| {
             e.borrows == u8::MAX || (overage && e.overage == u8::MAX)
         });
@@ -181,6 +240,10 @@ impl SecondAggregates {
     }
 
     pub(crate) fn on_return(&mut self, sec: u32, res: u16) {
+        let room = |e: &ResSecond| e.returns < u8::MAX;
+        if self.bump_current(sec, res, room, |e| e.returns += 1, false) {
+            return;
+        }
         let i = self.touch(sec, res, |e| e.returns == u8::MAX);
         let entry = &mut self.entries[i];
         entry.returns += 1;
