@@ -7,9 +7,10 @@
 //! one keep-alive HTTP/1.1 connection over loopback, one request at a time.
 //!
 //! - **Instructions per request** (deterministic; wall time on a shared VM swings ±25%): each
-//!   server runs under `valgrind --tool=callgrind`, counting only inside the runtime's
-//!   `block_on` (the app is built before it, so one-time set-up such as the TSC clock's
-//!   calibration stays out), twice: once for `WARM + N` requests and once for `WARM + 2N`; the
+//!   server runs under `valgrind --tool=callgrind`, counting only inside the current-thread
+//!   scheduler's `CoreGuard::block_on` (the app is built before it, so one-time set-up such as
+//!   the TSC clock's calibration stays out; `Runtime::block_on` itself may be inlined, and an
+//!   older build compared with `OVERHEAD_BEFORE` must be counted the same way), twice: once for `WARM + N` requests and once for `WARM + 2N`; the
 //!   difference divided by `N` is the steady-state cost of one request. Skipped, with a note,
 //!   when valgrind is not installed.
 //! - **Requests per second**: the same servers without valgrind, a few interleaved rounds of
@@ -204,7 +205,7 @@ impl Server {
                 "--tool=callgrind",
                 "--callgrind-out-file=/dev/null",
                 "--collect-atstart=no",
-                "--toggle-collect=tokio::runtime::runtime::Runtime::block_on*",
+                "--toggle-collect=tokio::runtime::scheduler::current_thread::CoreGuard::block_on*",
             ])
             .arg(exe);
             c

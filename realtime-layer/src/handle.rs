@@ -66,12 +66,18 @@ impl Realtime {
     }
 
     /// Records owned events, each as [`record`](Self::record) does, with one wake-up.
-    pub(crate) fn record_owned(&self, events: Vec<Event>) {
-        if events.is_empty() {
+    pub(crate) fn record_owned(&self, mut events: Vec<Event>) {
+        if events.len() == 1 {
+            // The usual response: one event, without an iterator over the vector.
+            if let Some(event) = events.pop() {
+                self.shared.buffer.capture(event);
+            }
+        } else if events.is_empty() {
             return;
-        }
-        for event in events {
-            self.shared.buffer.capture(event);
+        } else {
+            for event in events {
+                self.shared.buffer.capture(event);
+            }
         }
         self.shared.activity.signal();
     }
