@@ -22,7 +22,7 @@ pub(crate) struct Activity {
 impl Activity {
     /// Called after events were written to the buffer.
     pub(crate) fn signal(&self) {
-        // Events reach the buffer through a lock-free queue, not through the lock the builder
+        // Events reach the buffer through the capture queue, not through the lock the builder
         // takes: the fences pair the recorder's push-then-load with the builder's
         // clear-then-drain, so at least one of the two sees the other's write.
         fence(Ordering::SeqCst);

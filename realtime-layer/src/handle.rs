@@ -57,8 +57,9 @@ impl Realtime {
 
     /// Records one event now (for events not tied to a response).
     ///
-    /// The request path's cost: a clock read, a push onto a lock-free queue and an atomic load
-    /// (no lock, no allocation, no hashing); the buffer applies the event when it is next read
+    /// The request path's cost: a clock read, a push onto the capture queue (behind a lock held
+    /// only for pushes and swaps) and an atomic load (no wait on the buffer, no allocation, no
+    /// hashing); the buffer applies the event when it is next read
     /// ([`EventBuffer::capture`](crate::EventBuffer::capture)).
     pub fn record(&self, event: Event) {
         self.shared.buffer.capture(event);
