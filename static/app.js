@@ -1072,12 +1072,17 @@
   }
 
   // A delta's `res`: for each listed resource, only the fields that changed.
-  // A delta's `res`: each entry is `{i: position in the resource list, ...changed fields}`.
+  // A delta's `res`: each entry is `{i: position in the resource list, ...changed fields}`
+  // (servers before the positions sent `name` instead: still understood, e.g. while replicas of
+  // two versions serve one dashboard behind a load balancer).
   function applyResourceChanges(changes) {
     var list = state.resources.slice();
     changes.forEach(function (c) {
       var i = c.i;
-      if (typeof i !== 'number' || !list[i]) return;
+      if (typeof i !== 'number') {
+        i = list.findIndex(function (r) { return r.name === c.name; });
+      }
+      if (i < 0 || !list[i]) return;
       var merged = Object.assign({}, list[i], c);
       delete merged.i;
       list[i] = merged;
