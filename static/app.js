@@ -580,6 +580,9 @@
         c.data.datasets.forEach(function (ds) { ds.data = r[ds.key]; });
         c.update('none');
       });
+      // Which history load the charts now show (history lands in the series at once, in the
+      // charts at the next frame): lets tests and tools wait for the drawn state.
+      $('charts').dataset.renderedLoads = String(state.historyLoads);
     }
     if (state.answersDirty) {
       state.answersDirty = false;

@@ -565,7 +565,7 @@ async fn run_checks(
     browser
         .wait_for(
             "history for 30 min",
-            "var c = document.getElementById('charts').dataset; return c.range === '1800' && c.historyLoads === '1';",
+            "var c = document.getElementById('charts').dataset; return c.range === '1800' && c.historyLoads === '1' && c.renderedLoads === '1';",
             long,
         )
         .await;
@@ -723,7 +723,7 @@ async fn run_checks(
     browser
         .wait_for(
             "history for 5 min",
-            "var c = document.getElementById('charts').dataset; return c.range === '300' && c.historyLoads === '2';",
+            "var c = document.getElementById('charts').dataset; return c.range === '300' && c.historyLoads === '2' && c.renderedLoads === '2';",
             long,
         )
         .await;
@@ -741,7 +741,7 @@ async fn run_checks(
     browser
         .wait_for(
             "history for 30 min again",
-            "var c = document.getElementById('charts').dataset; return c.range === '1800' && c.historyLoads === '3';",
+            "var c = document.getElementById('charts').dataset; return c.range === '1800' && c.historyLoads === '3' && c.renderedLoads === '3';",
             long,
         )
         .await;
@@ -765,7 +765,7 @@ async fn run_checks(
     browser
         .wait_for(
             "history filtered by resource",
-            "return document.getElementById('charts').dataset.historyLoads === '4';",
+            "var c = document.getElementById('charts').dataset; return c.historyLoads === '4' && c.renderedLoads === '4';",
             long,
         )
         .await;
@@ -841,7 +841,7 @@ async fn run_checks(
     browser
         .wait_for(
             "unfiltered history",
-            "return document.getElementById('charts').dataset.historyLoads === '5';",
+            "var c = document.getElementById('charts').dataset; return c.historyLoads === '5' && c.renderedLoads === '5';",
             long,
         )
         .await;
@@ -879,7 +879,7 @@ async fn run_checks(
             "connected under /admin",
             "var c = document.getElementById('charts').dataset;
              return document.getElementById('status').dataset.state === 'connected'
-                 && c.historyLoads === '1' && typeof Chart !== 'undefined'
+                 && c.historyLoads === '1' && c.renderedLoads === '1' && typeof Chart !== 'undefined'
                  && document.getElementById('title').textContent === 'License Server';",
             long,
         )
