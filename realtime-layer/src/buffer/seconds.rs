@@ -63,6 +63,43 @@ fn sat16(v: u32) -> u16 {
     v.min(u16::MAX as u32) as u16
 }
 
+/// A level one borrow up or one return down.
+fn step(level: u32, borrowed: bool) -> u32 {
+    if borrowed {
+        level.saturating_add(1)
+    } else {
+        level.saturating_sub(1)
+    }
+}
+
+/// Sets `res`'s level: the running total, the entry's end and peak, the second's totals.
+fn write_level(
+    levels: &mut [u32],
+    level_total: &mut u64,
+    res: u16,
+    level: u32,
+    entry: &mut ResSecond,
+    head: Option<&mut SecondHead>,
+) {
+    let old = levels[res as usize];
+    levels[res as usize] = level;
+    *level_total = *level_total + level as u64 - old as u64;
+    // Read each peak before writing next to it: reading a field back right after a narrow
+    // store beside it stalls store-to-load forwarding (it was a tenth of the record path).
+    let end = sat16(level);
+    let peak = entry.peak.max(end);
+    *entry = ResSecond {
+        end,
+        peak,
+        ..*entry
+    };
+    let total = (*level_total).min(u16::MAX as u64) as u16;
+    if let Some(head) = head {
+        head.peak_total = head.peak_total.max(total);
+        head.end_total = total;
+    }
+}
+
 impl SecondAggregates {
     pub(crate) fn new(max_entries: usize) -> Self {
         SecondAggregates {
@@ -148,38 +185,29 @@ impl SecondAggregates {
     }
 
     fn set_level_inner(&mut self, index: usize, res: u16, level: u32) {
-        let old = self.levels[res as usize];
-        self.levels[res as usize] = level;
-        self.level_total = self.level_total + level as u64 - old as u64;
-        // Read each peak before writing next to it: reading a field back right after a narrow
-        // store beside it stalls store-to-load forwarding (it was a tenth of the record path).
         let entry = &mut self.entries[index];
-        let end = sat16(level);
-        let peak = entry.peak.max(end);
-        *entry = ResSecond {
-            end,
-            peak,
-            ..*entry
-        };
-        let total = self.level_total.min(u16::MAX as u64) as u16;
-        if let Some(head) = self.heads.back_mut() {
-            let peak_total = head.peak_total.max(total);
-            head.peak_total = peak_total;
-            head.end_total = total;
-        }
+        let head = self.heads.back_mut();
+        write_level(
+            &mut self.levels,
+            &mut self.level_total,
+            res,
+            level,
+            entry,
+            head,
+        );
     }
 
-    /// The common case of [`on_borrow`](Self::on_borrow) and [`on_return`](Self::on_return) in
-    /// one pass: the resource already has an entry in the newest second and it has room. Does
-    /// what the general path does (`touch`, the count, `set_level_inner`) without looking up the
-    /// entry and the head twice. False (nothing changed) when the general path must run.
+    /// The common case of [`count_event`](Self::count_event) in one pass: the resource already
+    /// has an entry in the newest second and it has room. Does what the general path does
+    /// (`touch`, the count, `set_level_inner`) without looking up the entry and the head twice.
+    /// False (nothing changed) when the general path must run.
     #[inline]
     fn bump_current(
         &mut self,
         sec: u32,
         res: u16,
-        room: impl Fn(&ResSecond) -> bool,
-        count: impl FnOnce(&mut ResSecond),
+        room: &impl Fn(&ResSecond) -> bool,
+        count: &impl Fn(&mut ResSecond),
         borrowed: bool,
     ) -> bool {
         let Some(&(cur_sec, cur_seq)) = self.current.get(res as usize) else {
@@ -192,63 +220,57 @@ impl SecondAggregates {
             return false;
         }
         let index = cur_seq.wrapping_sub(self.front_entry) as usize;
-        let Some(entry) = self.entries.get_mut(index) else {
+        let Some(entry) = self.entries.get_mut(index).filter(|e| room(e)) else {
             return false;
         };
-        if !room(entry) {
-            return false;
-        }
         count(entry);
-        let old = self.levels[res as usize];
-        let level = if borrowed {
-            old.saturating_add(1)
-        } else {
-            old.saturating_sub(1)
-        };
-        self.levels[res as usize] = level;
-        self.level_total = self.level_total + level as u64 - old as u64;
-        let end = sat16(level);
-        let peak = entry.peak.max(end);
-        *entry = ResSecond {
-            end,
-            peak,
-            ..*entry
-        };
-        let total = self.level_total.min(u16::MAX as u64) as u16;
-        head.peak_total = head.peak_total.max(total);
-        head.end_total = total;
+        let level = step(self.levels[res as usize], borrowed);
+        write_level(
+            &mut self.levels,
+            &mut self.level_total,
+            res,
+            level,
+            entry,
+            Some(head),
+        );
         true
     }
 
-    pub(crate) fn on_borrow(&mut self, sec: u32, res: u16, overage: bool) {
-        let room = |e: &ResSecond| e.borrows < u8::MAX && (!overage || e.overage < u8::MAX);
-        let count = |e: &mut ResSecond| {
-            e.borrows += 1;
-            e.overage += overage as u8;
-        };
-        if self.bump_current(sec, res, room, count, true) {
+    /// Counts a borrow or return of `res` in second `sec` (`room`: the entry can take one more,
+    /// `count`: add it) and moves the resource's level one up or down.
+    #[inline]
+    fn count_event(
+        &mut self,
+        sec: u32,
+        res: u16,
+        room: impl Fn(&ResSecond) -> bool,
+        count: impl Fn(&mut ResSecond),
+        borrowed: bool,
+    ) {
+        if self.bump_current(sec, res, &room, &count, borrowed) {
             return;
         }
-        let i = self.touch(sec, res, |e| {
-            e.borrows == u8::MAX || (overage && e.overage == u8::MAX)
-        });
-        let entry = &mut self.entries[i];
-        entry.borrows += 1;
-        entry.overage += overage as u8;
-        let level = self.levels[res as usize].saturating_add(1);
+        let i = self.touch(sec, res, |e| !room(e));
+        count(&mut self.entries[i]);
+        let level = step(self.levels[res as usize], borrowed);
         self.set_level_inner(i, res, level);
     }
 
+    pub(crate) fn on_borrow(&mut self, sec: u32, res: u16, overage: bool) {
+        self.count_event(
+            sec,
+            res,
+            |e| e.borrows < u8::MAX && (!overage || e.overage < u8::MAX),
+            |e| {
+                e.borrows += 1;
+                e.overage += overage as u8;
+            },
+            true,
+        );
+    }
+
     pub(crate) fn on_return(&mut self, sec: u32, res: u16) {
-        let room = |e: &ResSecond| e.returns < u8::MAX;
-        if self.bump_current(sec, res, room, |e| e.returns += 1, false) {
-            return;
-        }
-        let i = self.touch(sec, res, |e| e.returns == u8::MAX);
-        let entry = &mut self.entries[i];
-        entry.returns += 1;
-        let level = self.levels[res as usize].saturating_sub(1);
-        self.set_level_inner(i, res, level);
+        self.count_event(sec, res, |e| e.returns < u8::MAX, |e| e.returns += 1, false);
     }
 
     pub(crate) fn on_failure(&mut self, sec: u32, res: u16) {
