@@ -11,6 +11,7 @@
 use super::interner::Interner;
 use super::{EventBuffer, EventFilter};
 use serde::Serialize;
+use std::collections::hash_map::Entry;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
@@ -21,6 +22,24 @@ pub const HOLD_BUCKETS_SECONDS: [f64; 12] = [
 
 /// Resource index, borrow id kind and code: what identifies an open borrow.
 type OpenKey = (u16, u8, u64);
+
+/// An open borrow in borrow order: its key and the number of the borrow that opened it, so an
+/// entry left behind by an earlier borrow of the same key (returned, or borrowed again) is
+/// recognised as stale even within the same millisecond. 24 bytes.
+#[derive(Debug, Clone, Copy)]
+struct Opened {
+    t: u64,
+    code: u64,
+    n: u32,
+    res: u16,
+    kind: u8,
+}
+
+impl Opened {
+    fn key(&self) -> OpenKey {
+        (self.res, self.kind, self.code)
+    }
+}
 
 /// One measured hold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,9 +53,13 @@ pub(crate) struct HoldSample {
 
 /// Open borrows and measured holds of one buffer.
 pub(crate) struct Holds {
-    open: HashMap<OpenKey, u64, ahash::RandomState>,
-    /// Open borrows in borrow order (stale entries, already returned, are skipped on pop).
-    order: VecDeque<(u64, OpenKey)>,
+    /// Open borrows: when each went out and the number of the borrow that opened it.
+    open: HashMap<OpenKey, (u64, u32), ahash::RandomState>,
+    /// Open borrows in borrow order (stale entries, already returned or borrowed again, are
+    /// skipped on pop).
+    order: VecDeque<Opened>,
+    /// Number of the next borrow (wraps; entries are at most `2 * max_open` apart).
+    next_n: u32,
     max_open: usize,
     samples: VecDeque<HoldSample>,
     max_samples: usize,
@@ -53,6 +76,7 @@ impl Holds {
         Holds {
             open: HashMap::with_hasher(ahash::RandomState::new()),
             order: VecDeque::new(),
+            next_n: 0,
             max_open: max_open.max(1),
             samples: VecDeque::new(),
             max_samples: max_samples.max(1),
@@ -63,40 +87,63 @@ impl Holds {
     }
 
     pub(crate) fn heap_bytes(&self) -> usize {
-        self.open.capacity() * (std::mem::size_of::<(OpenKey, u64)>() + 1)
-            + self.order.capacity() * std::mem::size_of::<(u64, OpenKey)>()
+        self.open.capacity() * (std::mem::size_of::<(OpenKey, (u64, u32))>() + 1)
+            + self.order.capacity() * std::mem::size_of::<Opened>()
             + self.samples.capacity() * std::mem::size_of::<HoldSample>()
     }
 
     /// A borrow with an id went out at `now_ms`.
     pub(crate) fn on_borrow(&mut self, now_ms: u64, res: u16, id_kind: u8, code: u64) {
         let key = (res, id_kind, code);
-        if self.open.insert(key, now_ms) == Some(now_ms) {
-            // The same id borrowed again within the same millisecond: `order` already holds
-            // this exact entry, and a second copy would stay valid forever (the queue would
-            // grow, and be scanned on every borrow, without bound).
-            return;
+        let n = self.next_n;
+        match self.open.entry(key) {
+            // Already open since this very millisecond: the borrow time does not change.
+            Entry::Occupied(e) if e.get().0 == now_ms => return,
+            Entry::Occupied(mut e) => {
+                e.insert((now_ms, n));
+            }
+            Entry::Vacant(e) => {
+                e.insert((now_ms, n));
+            }
         }
-        self.order.push_back((now_ms, key));
+        self.next_n = n.wrapping_add(1);
+        self.order.push_back(Opened {
+            t: now_ms,
+            code,
+            n,
+            res,
+            kind: id_kind,
+        });
         while self.open.len() > self.max_open {
-            let Some((t, key)) = self.order.pop_front() else {
+            let Some(oldest) = self.order.pop_front() else {
                 break;
             };
-            if self.open.get(&key) == Some(&t) {
-                self.open.remove(&key);
+            if self.forget_if_live(&oldest) {
                 self.evicted += 1;
             }
         }
-        // Keep the order queue from filling with returned entries.
+        // Keep the order queue from filling with stale entries.
         if self.order.len() > 2 * self.max_open {
             let open = &self.open;
-            self.order.retain(|(t, key)| open.get(key) == Some(t));
+            self.order
+                .retain(|o| open.get(&o.key()).is_some_and(|&(_, n)| n == o.n));
         }
+    }
+
+    /// Forgets the open borrow `entry` stands for, unless it was returned or borrowed again
+    /// since; true when it was still open.
+    fn forget_if_live(&mut self, entry: &Opened) -> bool {
+        let key = entry.key();
+        if self.open.get(&key).is_some_and(|&(_, n)| n == entry.n) {
+            self.open.remove(&key);
+            return true;
+        }
+        false
     }
 
     /// A return with an id came at `now_ms`: closes its borrow and keeps the hold.
     pub(crate) fn on_return(&mut self, now_ms: u64, res: u16, id_kind: u8, code: u64) {
-        let Some(borrowed_ms) = self.open.remove(&(res, id_kind, code)) else {
+        let Some((borrowed_ms, _)) = self.open.remove(&(res, id_kind, code)) else {
             self.unmatched += 1;
             return;
         };
@@ -113,12 +160,9 @@ impl Holds {
 
     /// Forgets open borrows and samples from before `cutoff_ms`.
     pub(crate) fn expire_before(&mut self, cutoff_ms: u64) {
-        while self.order.front().is_some_and(|(t, _)| *t < cutoff_ms) {
-            if let Some((t, key)) = self.order.pop_front() {
-                if self.open.get(&key) == Some(&t) {
-                    self.open.remove(&key);
-                }
-            }
+        while let Some(oldest) = self.order.front().copied().filter(|o| o.t < cutoff_ms) {
+            self.order.pop_front();
+            self.forget_if_live(&oldest);
         }
         while self
             .samples
@@ -423,5 +467,22 @@ mod tests {
         holds.on_return(T0 + 500, 1, 1, 42);
         assert_eq!(holds.samples.len(), 1);
         assert_eq!(holds.samples[0].held_ms, 500);
+    }
+
+    #[test]
+    fn borrow_return_cycles_of_one_id_in_one_millisecond_stay_bounded() {
+        let mut holds = Holds::new(4, 4);
+        for _ in 0..10_000 {
+            holds.on_borrow(T0, 1, 1, 42);
+            holds.on_return(T0, 1, 1, 42);
+        }
+        holds.on_borrow(T0, 1, 1, 42);
+        // Entries of returned borrows are stale even at the same millisecond: compacted at
+        // twice the cap, and none of them is taken for the borrow still open.
+        assert_eq!(holds.open.len(), 1);
+        assert!(holds.order.len() <= 8, "{}", holds.order.len());
+        assert_eq!(holds.evicted, 0);
+        holds.on_return(T0 + 7, 1, 1, 42);
+        assert_eq!(holds.samples.back().map(|s| s.held_ms), Some(7));
     }
 }
