@@ -180,7 +180,7 @@ fn start_server(children: &mut Children, db: &Path, push_delay_ms: u64) -> (Stri
         .arg(db)
         .args(["--log", "warn"])
         .args(["--push-delay-ms", &push_delay_ms.to_string()])
-        // One stream more than the largest round could need never hurts: the default is 1,000.
+        // Well above the largest round (the default, 1,000, would refuse the 1,001st client).
         .args(["--max-streams", "100000"])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
