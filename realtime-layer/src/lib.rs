@@ -58,45 +58,53 @@
 #![warn(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
-mod activity;
-mod buffer;
-mod capacity;
-mod clock;
-mod cluster;
-mod cost;
-mod event;
-mod handle;
-mod labels;
-mod layer;
-mod metrics;
-mod names;
-mod routes;
+// Modules in layering order, bottom first (the rule: `docs/ARCHITECTURE.md`, checked by
+// `tests/layering.rs`): each imports only modules above it in this list's earlier groups.
 pub mod serve;
-mod snapshot;
-mod state;
+
+mod clock;
+mod error;
+mod event;
+mod labels;
+mod names;
 mod status;
+
+mod buffer;
+
+mod core;
+
+mod views;
+
+mod capture;
+mod cluster;
+mod metrics;
 mod stream;
+
+mod routes;
+
+mod realtime;
 
 pub use buffer::{
     BufferConfig, BufferStats, ConfigError, Cursor, Denials, EventBuffer, EventFilter, EventRecord,
     HoldSummary, HoldTimes, LifetimeTotals, ResourceActivity, SecondPoint, SecondSeries, Totals,
     WindowSummary, HOLD_BUCKETS_SECONDS, OTHER_NAME,
 };
-pub use capacity::CapacityTime;
+pub use capture::{
+    Classifier, RealtimeLayer, RealtimeService, RequestInfo, ResponseFuture, ResponseInfo,
+};
 pub use clock::{Clock, ManualClock, SystemClock};
 #[cfg(feature = "redis")]
 pub use cluster::Cluster;
-pub use cluster::{ClusterInfo, InstanceInfo, PoolScope};
-pub use cost::{CostSummary, CurrencyCost, ResourceCost};
+pub use core::{
+    ClusterInfo, InstanceInfo, PoolScope, RouteStats, StreamConfig, HTTP_DURATION_BUCKETS,
+    MAX_ROUTES,
+};
+pub use error::ApiError;
 pub use event::{Event, EventKind, RealtimeEvents, EXPIRED_REASON};
-pub use handle::{Realtime, RealtimeBuilder, StreamConfig};
 pub use labels::Labels;
-pub use layer::{
-    Classifier, RealtimeLayer, RealtimeService, RequestInfo, ResponseFuture, ResponseInfo,
-    RouteStats, HTTP_DURATION_BUCKETS, MAX_ROUTES,
-};
+pub use realtime::{Realtime, RealtimeBuilder};
 pub use routes::{
-    json_errors, ApiError, StatsResponse, CONTENT_SECURITY_POLICY, RANGES, RECENT_EVENTS_LIMIT,
+    json_errors, StatsResponse, CONTENT_SECURITY_POLICY, RANGES, RECENT_EVENTS_LIMIT,
 };
-pub use snapshot::{Rates, ResourceView};
 pub use status::{Pricing, ResourceStatus, StatusSource};
+pub use views::{CapacityTime, CostSummary, CurrencyCost, Rates, ResourceCost, ResourceView};

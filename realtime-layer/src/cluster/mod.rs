@@ -1,6 +1,8 @@
 //! Cluster mode: one live view across every replica, through Redis (feature `redis`).
 //!
-//! Between the buffer and the stream. Each instance keeps its own buffer exactly as without
+//! The Redis side: the settings ([`Cluster`]), the wire format and the link's tasks. What an
+//! instance knows of its cluster (`ClusterState`) sits in the core, so views read it without this
+//! module. Each instance keeps its own buffer exactly as without
 //! cluster mode (the *local* view) and, beside it, a second buffer holding every instance's
 //! events (the *cluster* view, each event tagged with the instance that recorded it):
 //!
@@ -15,31 +17,17 @@
 //! crate, outage behaviour, clock skew) and `docs/OPERATIONS.md` for sizing.
 #![cfg_attr(not(feature = "redis"), allow(dead_code))]
 
-mod state;
-pub(crate) mod view;
+#[cfg(feature = "redis")]
+mod link;
 mod wire;
 
 #[cfg(feature = "redis")]
-pub(crate) mod link;
-
-pub(crate) use state::ClusterState;
-pub use state::{ClusterInfo, InstanceInfo};
+pub(crate) use link::start;
 
 #[cfg(feature = "redis")]
+use crate::core::PoolScope;
+#[cfg(feature = "redis")]
 use std::time::Duration;
-
-/// How the status rows of several instances add up to cluster totals.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum PoolScope {
-    /// Each instance owns its pool (e.g. two sites, each with its own database): cluster totals
-    /// are the sum of every live instance's rows.
-    #[default]
-    PerInstance,
-    /// All instances report the same pool (replicas on one database): cluster totals are the
-    /// freshest row of each resource (this instance's own, when it has a status source).
-    Shared,
-}
 
 /// Cluster mode settings: where Redis is, which cluster this instance joins, how pools add up.
 ///
@@ -160,8 +148,8 @@ impl Cluster {
         self
     }
 
-    pub(crate) fn validate(&self) -> Result<(), crate::ConfigError> {
-        let err = |m: String| Err(crate::ConfigError(m));
+    pub(crate) fn validate(&self) -> Result<(), crate::buffer::ConfigError> {
+        let err = |m: String| Err(crate::buffer::ConfigError(m));
         if self.name.is_empty()
             || self.name.len() > 64
             || !self
@@ -196,22 +184,4 @@ impl Cluster {
         }
         Ok(())
     }
-}
-
-/// The default instance id: host name and process id (`web-1-4242`).
-pub(crate) fn default_instance_id() -> String {
-    let host = gethostname::gethostname();
-    let host = host.to_string_lossy();
-    let host = if host.is_empty() { "localhost" } else { &host };
-    format!("{host}-{}", std::process::id())
-}
-
-/// Checks an instance id: 1..=128 bytes, no control or whitespace characters.
-pub(crate) fn validate_instance_id(id: &str) -> Result<(), crate::ConfigError> {
-    if id.is_empty() || id.len() > 128 || id.chars().any(|c| c.is_control() || c.is_whitespace()) {
-        return Err(crate::ConfigError(format!(
-            "instance id must be 1..=128 bytes without spaces or control characters, got {id:?}"
-        )));
-    }
-    Ok(())
 }

@@ -34,15 +34,17 @@
 mod cluster;
 #[cfg(feature = "prometheus")]
 mod prometheus_export;
-
+mod register;
 mod zero;
 
 use crate::buffer::{ConfigError, HOLD_BUCKETS_SECONDS};
-use crate::state::Shared;
+use crate::core::{Core, HttpMetrics, HTTP_DURATION_BUCKETS};
 use crate::status::ResourceStatus;
-use opentelemetry::metrics::{Histogram, Meter, MeterProvider as _};
+#[cfg(feature = "prometheus")]
+use opentelemetry::metrics::MeterProvider as _;
+use opentelemetry::metrics::{Histogram, Meter};
 use opentelemetry::KeyValue;
-use std::sync::atomic::Ordering;
+use register::{Kind, Registrar};
 use std::sync::{Arc, Weak};
 
 #[cfg(feature = "prometheus")]
@@ -55,19 +57,10 @@ pub(crate) struct Meters {
     prometheus: Option<prometheus_export::PrometheusPipeline>,
 }
 
-/// Keeps instruments (and our own provider) alive for as long as the instance lives.
-pub(crate) struct Metrics {
-    _instruments: Vec<Box<dyn std::any::Any + Send + Sync>>,
-    /// HTTP golden signals, fed by layers built with `http_metrics()` (empty otherwise).
-    pub(crate) http: Arc<crate::layer::HttpMetrics>,
-    #[cfg(feature = "prometheus")]
-    pub(crate) prometheus: Option<prometheus_export::PrometheusPipeline>,
-}
-
-impl Metrics {
+impl Meters {
     /// Our own meter (feature `prometheus`; its resource names the service `service_name`) and
     /// the user's.
-    pub(crate) fn meters(
+    pub(crate) fn new(
         user: Option<Meter>,
         #[cfg_attr(not(feature = "prometheus"), allow(unused_variables))] service_name: Option<
             String,
@@ -94,188 +87,10 @@ impl Metrics {
         })
     }
 
-    /// Registers every instrument on every meter. `reasons` are the failure reasons whose
-    /// counter series start at 0.
-    pub(crate) fn install(meters: Meters, shared: Weak<Shared>, reasons: Arc<[String]>) -> Metrics {
-        let mut instruments: Vec<Box<dyn std::any::Any + Send + Sync>> = Vec::new();
-        for meter in &meters.meters {
-            let s = shared.clone();
-            instruments.push(Box::new(
-                meter
-                    .u64_observable_counter("realtime.borrows")
-                    .with_description("Successful checkouts since start")
-                    .with_callback(move |obs| {
-                        let Some(s) = s.upgrade() else { return };
-                        for (name, borrows, overage, _) in zero::resource_totals(&s) {
-                            let res = KeyValue::new("resource", name.to_string());
-                            obs.observe(
-                                borrows - overage,
-                                &[res.clone(), KeyValue::new("overage", "false")],
-                            );
-                            obs.observe(overage, &[res, KeyValue::new("overage", "true")]);
-                        }
-                    })
-                    .build(),
-            ));
-            let s = shared.clone();
-            instruments.push(Box::new(
-                meter
-                    .u64_observable_counter("realtime.returns")
-                    .with_description("Returns since start")
-                    .with_callback(move |obs| {
-                        let Some(s) = s.upgrade() else { return };
-                        for (name, _, _, returns) in zero::resource_totals(&s) {
-                            obs.observe(returns, &[KeyValue::new("resource", name.to_string())]);
-                        }
-                    })
-                    .build(),
-            ));
-            let s = shared.clone();
-            let known = reasons.clone();
-            instruments.push(Box::new(
-                meter
-                    .u64_observable_counter("realtime.failures")
-                    .with_description("Refused checkouts since start")
-                    .with_callback(move |obs| {
-                        let Some(s) = s.upgrade() else { return };
-                        for (name, reason, n) in zero::failure_totals(&s, &known) {
-                            obs.observe(
-                                n,
-                                &[
-                                    KeyValue::new("resource", name.to_string()),
-                                    KeyValue::new("reason", reason.to_string()),
-                                ],
-                            );
-                        }
-                    })
-                    .build(),
-            ));
-            let s = shared.clone();
-            let holds = HoldExport::new(meter);
-            instruments.push(Box::new(
-                meter
-                    .u64_observable_gauge("realtime.borrowed")
-                    .with_description("Units checked out now, per resource")
-                    .with_callback(move |obs| {
-                        let Some(s) = s.upgrade() else { return };
-                        // Callbacks run before the SDK reads its histograms, so holds that ended
-                        // since the last collection are in this one.
-                        holds.drain(&s);
-                        // The app's own counts win, so the gauge is right even when nobody
-                        // reads the dashboard (the buffer's levels are synced only on reads).
-                        if let Some(source) = &s.status_source {
-                            for r in source.status() {
-                                obs.observe(
-                                    r.borrowed as u64,
-                                    &[KeyValue::new("resource", r.name)],
-                                );
-                            }
-                            return;
-                        }
-                        for (name, level) in s.buffer.levels() {
-                            obs.observe(
-                                level as u64,
-                                &[KeyValue::new("resource", name.to_string())],
-                            );
-                        }
-                    })
-                    .build(),
-            ));
-            // Pool sizes come only from the app: events say nothing about them.
-            for (name, description, field) in [
-                (
-                    "realtime.capacity",
-                    "Units in the pool, per resource (from the app's status source)",
-                    (|r: &ResourceStatus| r.total) as fn(&ResourceStatus) -> u32,
-                ),
-                (
-                    "realtime.commit",
-                    "Units included in the commitment, per resource; borrows above are overage",
-                    |r: &ResourceStatus| r.commit,
-                ),
-            ] {
-                let s = shared.clone();
-                instruments.push(Box::new(
-                    meter
-                        .u64_observable_gauge(name)
-                        .with_description(description)
-                        .with_callback(move |obs| {
-                            let Some(s) = s.upgrade() else { return };
-                            let Some(source) = &s.status_source else {
-                                return;
-                            };
-                            for r in source.status() {
-                                obs.observe(field(&r) as u64, &[KeyValue::new("resource", r.name)]);
-                            }
-                        })
-                        .build(),
-                ));
-            }
-            let s = shared.clone();
-            instruments.push(Box::new(
-                meter
-                    .f64_observable_counter("realtime.overage.cost")
-                    .with_description(
-                        "Overage borrows since start times the overage unit price, per resource \
-                         and currency (from the status source's pricing)",
-                    )
-                    .with_callback(move |obs| {
-                        let Some(s) = s.upgrade() else { return };
-                        for (name, currency, cost) in zero::overage_costs(&s) {
-                            obs.observe(
-                                cost,
-                                &[
-                                    KeyValue::new("resource", name),
-                                    KeyValue::new("currency", currency),
-                                ],
-                            );
-                        }
-                    })
-                    .build(),
-            ));
-            let s = shared.clone();
-            instruments.push(Box::new(
-                meter
-                    .u64_observable_gauge("realtime.buffer.events")
-                    .with_description("Events held in the realtime buffer, per kind")
-                    .with_callback(move |obs| {
-                        let Some(s) = s.upgrade() else { return };
-                        let stats = s.buffer.stats();
-                        obs.observe(stats.borrow_count, &[KeyValue::new("kind", "borrow")]);
-                        obs.observe(stats.return_count, &[KeyValue::new("kind", "return")]);
-                        obs.observe(stats.failure_count, &[KeyValue::new("kind", "failure")]);
-                    })
-                    .build(),
-            ));
-            let s = shared.clone();
-            instruments.push(Box::new(
-                meter
-                    .u64_observable_gauge("realtime.stream.clients")
-                    .with_description("Open live streams (Server-Sent Events and WebSocket)")
-                    .with_callback(move |obs| {
-                        let Some(s) = s.upgrade() else { return };
-                        obs.observe(s.stream_clients.load(Ordering::Relaxed), &[]);
-                    })
-                    .build(),
-            ));
-            let s = shared.clone();
-            instruments.push(Box::new(
-                meter
-                    .u64_observable_counter("realtime.stream.slow_disconnects")
-                    .with_description(
-                        "Live streams cut because their client accepted no data within the \
-                         write timeout",
-                    )
-                    .with_callback(move |obs| {
-                        let Some(s) = s.upgrade() else { return };
-                        let n = s.stream_hub.get().map_or(0, |hub| hub.slow_disconnects());
-                        obs.observe(n, &[]);
-                    })
-                    .build(),
-            ));
-            cluster::install(meter, &shared, &mut instruments);
-        }
-        let http_histograms = meters
+    /// The HTTP golden signals, exported on every meter as `http.server.request.duration`
+    /// (the core holds them: layers built with `http_metrics()` feed them on the request path).
+    pub(crate) fn http_metrics(&self) -> HttpMetrics {
+        let histograms = self
             .meters
             .iter()
             .map(|meter| {
@@ -285,17 +100,173 @@ impl Metrics {
                     .with_description(
                         "Duration of HTTP server requests (RealtimeLayer::http_metrics)",
                     )
-                    .with_boundaries(crate::layer::HTTP_DURATION_BUCKETS.to_vec())
+                    .with_boundaries(HTTP_DURATION_BUCKETS.to_vec())
                     .build()
             })
             .collect();
+        HttpMetrics::new(histograms)
+    }
+}
+
+/// Keeps instruments (and our own provider) alive for as long as the instance's facade and its
+/// `/metrics` route live.
+pub(crate) struct Metrics {
+    _instruments: Vec<Box<dyn std::any::Any + Send + Sync>>,
+    #[cfg(feature = "prometheus")]
+    pub(crate) prometheus: Option<prometheus_export::PrometheusPipeline>,
+}
+
+impl Metrics {
+    /// Registers every instrument on every meter, reading `core` at collection time. `reasons`
+    /// are the failure reasons whose counter series start at 0.
+    pub(crate) fn install(meters: Meters, core: Weak<Core>, reasons: Arc<[String]>) -> Metrics {
+        let mut instruments: Vec<Box<dyn std::any::Any + Send + Sync>> = Vec::new();
+        for meter in &meters.meters {
+            let mut r = Registrar::new(meter, &core, &mut instruments);
+            register_buffer_instruments(&mut r, reasons.clone());
+            register_pool_instruments(&mut r);
+            register_stream_instruments(&mut r);
+            cluster::register(&mut r);
+        }
         Metrics {
             _instruments: instruments,
-            http: Arc::new(crate::layer::HttpMetrics::new(http_histograms)),
             #[cfg(feature = "prometheus")]
             prometheus: meters.prometheus,
         }
     }
+}
+
+/// Counters of the events themselves, and the buffer's size.
+fn register_buffer_instruments(r: &mut Registrar<'_>, reasons: Arc<[String]>) {
+    r.u64(
+        Kind::Counter,
+        "realtime.borrows",
+        "Successful checkouts since start",
+        |core, obs| {
+            for (name, borrows, overage, _) in zero::resource_totals(core) {
+                let res = KeyValue::new("resource", name.to_string());
+                obs.observe(
+                    borrows - overage,
+                    &[res.clone(), KeyValue::new("overage", "false")],
+                );
+                obs.observe(overage, &[res, KeyValue::new("overage", "true")]);
+            }
+        },
+    );
+    r.u64(
+        Kind::Counter,
+        "realtime.returns",
+        "Returns since start",
+        |core, obs| {
+            for (name, _, _, returns) in zero::resource_totals(core) {
+                obs.observe(returns, &[KeyValue::new("resource", name.to_string())]);
+            }
+        },
+    );
+    r.u64(
+        Kind::Counter,
+        "realtime.failures",
+        "Refused checkouts since start",
+        move |core, obs| {
+            for (name, reason, n) in zero::failure_totals(core, &reasons) {
+                obs.observe(
+                    n,
+                    &[
+                        KeyValue::new("resource", name.to_string()),
+                        KeyValue::new("reason", reason.to_string()),
+                    ],
+                );
+            }
+        },
+    );
+    r.u64(
+        Kind::Gauge,
+        "realtime.buffer.events",
+        "Events held in the realtime buffer, per kind",
+        |core, obs| {
+            let stats = core.buffer.stats();
+            obs.observe(stats.borrow_count, &[KeyValue::new("kind", "borrow")]);
+            obs.observe(stats.return_count, &[KeyValue::new("kind", "return")]);
+            obs.observe(stats.failure_count, &[KeyValue::new("kind", "failure")]);
+        },
+    );
+}
+
+/// Levels, pool sizes, hold times and overage cost per resource.
+fn register_pool_instruments(r: &mut Registrar<'_>) {
+    let holds = HoldExport::new(r.meter());
+    r.u64(
+        Kind::Gauge,
+        "realtime.borrowed",
+        "Units checked out now, per resource",
+        move |core, obs| {
+            // Callbacks run before the SDK reads its histograms, so holds that ended since the
+            // last collection are in this one.
+            holds.drain(core);
+            // The app's own counts win, so the gauge is right even when nobody reads the
+            // dashboard (the buffer's levels are synced only on reads).
+            if let Some(rows) = core.own_status() {
+                for r in rows {
+                    obs.observe(r.borrowed as u64, &[KeyValue::new("resource", r.name)]);
+                }
+                return;
+            }
+            for (name, level) in core.buffer.levels() {
+                obs.observe(level as u64, &[KeyValue::new("resource", name.to_string())]);
+            }
+        },
+    );
+    // Pool sizes come only from the app: events say nothing about them.
+    for (name, description, field) in [
+        (
+            "realtime.capacity",
+            "Units in the pool, per resource (from the app's status source)",
+            (|r: &ResourceStatus| r.total) as fn(&ResourceStatus) -> u32,
+        ),
+        (
+            "realtime.commit",
+            "Units included in the commitment, per resource; borrows above are overage",
+            |r: &ResourceStatus| r.commit,
+        ),
+    ] {
+        r.u64(Kind::Gauge, name, description, move |core, obs| {
+            for row in core.own_status().unwrap_or_default() {
+                obs.observe(field(&row) as u64, &[KeyValue::new("resource", row.name)]);
+            }
+        });
+    }
+    r.f64_counter(
+        "realtime.overage.cost",
+        "Overage borrows since start times the overage unit price, per resource and currency \
+         (from the status source's pricing)",
+        |core, obs| {
+            for (name, currency, cost) in zero::overage_costs(core) {
+                obs.observe(
+                    cost,
+                    &[
+                        KeyValue::new("resource", name),
+                        KeyValue::new("currency", currency),
+                    ],
+                );
+            }
+        },
+    );
+}
+
+/// The live stream's clients and the streams cut for not reading.
+fn register_stream_instruments(r: &mut Registrar<'_>) {
+    r.u64(
+        Kind::Gauge,
+        "realtime.stream.clients",
+        "Open live streams (Server-Sent Events and WebSocket)",
+        |core, obs| obs.observe(core.stream_clients(), &[]),
+    );
+    r.u64(
+        Kind::Counter,
+        "realtime.stream.slow_disconnects",
+        "Live streams cut because their client accepted no data within the write timeout",
+        |core, obs| obs.observe(core.slow_stream_disconnects(), &[]),
+    );
 }
 
 /// Most holds handed to the histogram per collection (more wait for the next one).
@@ -325,9 +296,9 @@ impl HoldExport {
         }
     }
 
-    fn drain(&self, shared: &Shared) {
+    fn drain(&self, core: &Core) {
         let mut next = self.next.lock();
-        let (holds, after) = shared.buffer.holds_after(*next, HOLDS_PER_COLLECTION);
+        let (holds, after) = core.buffer.holds_after(*next, HOLDS_PER_COLLECTION);
         *next = after;
         for (resource, seconds) in holds {
             self.histogram

@@ -1,14 +1,15 @@
 //! A per-instance Prometheus registry fed by OpenTelemetry, and the `/metrics` handler.
 
+use super::Metrics;
 use crate::buffer::ConfigError;
-use crate::handle::Realtime;
-use crate::routes::ApiError;
+use crate::error::ApiError;
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use opentelemetry_sdk::metrics::SdkMeterProvider;
 use opentelemetry_sdk::Resource;
 use prometheus::{Encoder, TextEncoder};
+use std::sync::Arc;
 
 /// One registry per instance (not the global default one), so two instances never collide.
 pub(crate) struct PrometheusPipeline {
@@ -35,8 +36,8 @@ impl PrometheusPipeline {
 }
 
 /// `GET /metrics`: Prometheus text exposition format.
-pub(crate) async fn metrics_handler(State(realtime): State<Realtime>) -> Response {
-    let Some(pipeline) = realtime.shared.metrics.prometheus.as_ref() else {
+pub(crate) async fn metrics_handler(State(metrics): State<Arc<Metrics>>) -> Response {
+    let Some(pipeline) = metrics.prometheus.as_ref() else {
         return ApiError::new(
             StatusCode::NOT_FOUND,
             "no_exporter",

@@ -1,14 +1,13 @@
 //! Counter values to export: the lifetime totals, plus a 0 for every known series that has not
 //! counted anything yet, so the first increase of a series is visible to `rate()`.
 
-use crate::state::Shared;
+use crate::core::Core;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 /// Names of the resources the status source lists (empty without one).
-fn status_names(shared: &Shared) -> Vec<String> {
-    shared
-        .status_source
+fn status_names(core: &Core) -> Vec<String> {
+    core.status_source
         .as_ref()
         .map(|s| s.status().into_iter().map(|r| r.name).collect())
         .unwrap_or_default()
@@ -16,15 +15,15 @@ fn status_names(shared: &Shared) -> Vec<String> {
 
 /// Per resource: (name, borrows, overage borrows, returns) since start, with zeros for the
 /// status source's resources that saw no event yet.
-pub(super) fn resource_totals(shared: &Shared) -> Vec<(Arc<str>, u64, u64, u64)> {
-    let mut rows: BTreeMap<Arc<str>, (u64, u64, u64)> = shared
+pub(super) fn resource_totals(core: &Core) -> Vec<(Arc<str>, u64, u64, u64)> {
+    let mut rows: BTreeMap<Arc<str>, (u64, u64, u64)> = core
         .buffer
         .lifetime_totals()
         .resources
         .into_iter()
         .map(|(name, b, o, r)| (name, (b, o, r)))
         .collect();
-    for name in status_names(shared) {
+    for name in status_names(core) {
         rows.entry(Arc::from(name)).or_default();
     }
     rows.into_iter()
@@ -34,11 +33,8 @@ pub(super) fn resource_totals(shared: &Shared) -> Vec<(Arc<str>, u64, u64, u64)>
 
 /// Per (resource, reason): failures since start, with zeros for every declared reason of every
 /// known resource (the status source's and those with events).
-pub(super) fn failure_totals(
-    shared: &Shared,
-    reasons: &[String],
-) -> Vec<(Arc<str>, Arc<str>, u64)> {
-    let lifetime = shared.buffer.lifetime_totals();
+pub(super) fn failure_totals(core: &Core, reasons: &[String]) -> Vec<(Arc<str>, Arc<str>, u64)> {
+    let lifetime = core.buffer.lifetime_totals();
     let mut rows: BTreeMap<(Arc<str>, Arc<str>), u64> = lifetime
         .failures
         .into_iter()
@@ -51,7 +47,7 @@ pub(super) fn failure_totals(
             .map(|(name, ..)| name)
             .collect();
         names.extend(rows.keys().map(|(res, _)| res.clone()));
-        names.extend(status_names(shared).into_iter().map(Arc::from));
+        names.extend(status_names(core).into_iter().map(Arc::from));
         for name in names {
             for reason in reasons {
                 rows.entry((name.clone(), Arc::from(reason.as_str())))
@@ -63,11 +59,11 @@ pub(super) fn failure_totals(
 }
 
 /// Per priced resource: (name, currency, overage borrows since start × overage unit price).
-pub(super) fn overage_costs(shared: &Shared) -> Vec<(String, String, f64)> {
-    let Some(source) = &shared.status_source else {
+pub(super) fn overage_costs(core: &Core) -> Vec<(String, String, f64)> {
+    let Some(source) = &core.status_source else {
         return Vec::new();
     };
-    let overage: BTreeMap<Arc<str>, u64> = shared
+    let overage: BTreeMap<Arc<str>, u64> = core
         .buffer
         .lifetime_totals()
         .resources

@@ -1,7 +1,8 @@
 //! `GET /realtime/config`: what the page needs once at start-up.
 
-use crate::handle::Realtime;
+use super::RouteState;
 use crate::labels::Labels;
+use crate::views::Scope;
 use axum::extract::State;
 use axum::Json;
 use serde::Serialize;
@@ -33,8 +34,9 @@ struct ClusterConfig {
     instances: Vec<Arc<str>>,
 }
 
-pub(crate) async fn config(State(realtime): State<Realtime>) -> Json<ConfigResponse> {
-    let retention = realtime.buffer().config().retention.as_secs();
+pub(crate) async fn config(State(routes): State<RouteState>) -> Json<ConfigResponse> {
+    let core = &*routes.core;
+    let retention = core.buffer.config().retention.as_secs();
     let ranges: Vec<u32> = RANGES
         .iter()
         .copied()
@@ -45,28 +47,23 @@ pub(crate) async fn config(State(realtime): State<Realtime>) -> Json<ConfigRespo
     } else {
         ranges.last().copied().unwrap_or(retention as u32)
     };
-    crate::cluster::view::feed(&realtime);
-    let (_, views) = crate::snapshot::resource_views(
-        &realtime,
-        &crate::cluster::view::Scope::Default,
-        60,
-        &Default::default(),
-    );
-    let now = realtime.buffer().clock().now_ms();
-    let cluster = realtime.shared.cluster.as_ref().map(|c| ClusterConfig {
+    core.feed_cluster();
+    let (_, views) = crate::views::resource_views(core, &Scope::Default, 60, &Default::default());
+    let now = core.buffer.clock().now_ms();
+    let cluster = core.cluster.as_ref().map(|c| ClusterConfig {
         name: c.name.clone(),
         state: c.state_name(),
         live_instances: c.live_peers(now).len() + 1,
         instances: c.known_instances(),
     });
     Json(ConfigResponse {
-        labels: realtime.labels().clone(),
+        labels: core.labels.clone(),
         retention_seconds: retention,
-        tick_ms: realtime.stream_config().tick.as_millis() as u64,
+        tick_ms: core.stream_config.tick.as_millis() as u64,
         ranges,
         default_range,
         resources: views.into_iter().map(|v| v.name).collect(),
-        instance: realtime.shared.instance_id.clone(),
+        instance: core.instance_id.clone(),
         cluster,
     })
 }

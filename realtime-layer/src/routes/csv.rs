@@ -6,17 +6,19 @@
 //! (starting with `=`, `+`, `-`, `@`, tab or CR) get a leading `'` (OWASP's CSV injection advice);
 //! `raw=true` exports them exactly.
 
-use super::error::ApiError;
 use super::params::{self, QueryMap};
+use super::RouteState;
 use crate::buffer::{Cursor, EventFilter, EventRecord};
-use crate::cluster::view::{Scope, Source};
+use crate::core::Core;
+use crate::error::ApiError;
 use crate::event::EventKind;
-use crate::handle::Realtime;
+use crate::views::{Scope, Source};
 use axum::body::{Body, Bytes};
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use std::convert::Infallible;
+use std::sync::Arc;
 
 /// Events per page (and per body chunk).
 const PAGE: usize = 1000;
@@ -98,7 +100,7 @@ fn encode(events: &[EventRecord], header: bool, instance: bool, raw: bool) -> By
 }
 
 struct Export {
-    realtime: Realtime,
+    core: Arc<Core>,
     /// The buffer the cursor walks (fixed for the whole export).
     source: Source,
     filter: EventFilter,
@@ -115,10 +117,7 @@ impl Export {
         if self.done {
             return None;
         }
-        let buffer = match (self.source, self.realtime.shared.cluster.as_deref()) {
-            (Source::Cluster, Some(cluster)) => &cluster.buffer,
-            _ => self.realtime.buffer(),
-        };
+        let buffer = Scope::buffer_of(self.source, &self.core);
         let (mut page, next) = buffer.page(self.cursor, PAGE, &self.filter);
         self.cursor = next;
         if page.len() < PAGE {
@@ -138,16 +137,17 @@ impl Export {
 }
 
 pub(crate) async fn events_csv(
-    State(realtime): State<Realtime>,
+    State(routes): State<RouteState>,
     Query(q): Query<QueryMap>,
 ) -> Result<Response, ApiError> {
-    let retention = realtime.buffer().config().retention.as_secs();
-    let window = params::window(&q, &realtime, retention.min(u32::MAX as u64) as u32)?;
-    let scope = params::scope(&q, &realtime)?;
-    let filter = params::filter(&q, &realtime, &scope)?;
-    let filter = scope.filter(&realtime, &filter);
-    let source = scope.source(&realtime);
-    let buffer = Scope::buffer_of(source, &realtime);
+    let core = &*routes.core;
+    let retention = core.buffer.config().retention.as_secs();
+    let window = params::window(&q, core, retention.min(u32::MAX as u64) as u32)?;
+    let scope = params::scope(&q, core)?;
+    let filter = params::filter(&q, core, &scope)?;
+    let filter = scope.filter(core, &filter);
+    let source = scope.source(core);
+    let buffer = Scope::buffer_of(source, core);
     let now = buffer.clock().now_ms();
     let cursor = buffer.cursor_at(now.saturating_sub(window as u64 * 1000));
     let raw = match q.get("raw").map(|v| v.trim()) {
@@ -161,7 +161,7 @@ pub(crate) async fn events_csv(
         }
     };
     let export = Export {
-        realtime,
+        core: routes.core.clone(),
         source,
         filter,
         cursor,

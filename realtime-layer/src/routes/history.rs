@@ -1,11 +1,12 @@
 //! `GET /realtime/history?window=SECONDS&resource=NAME`: downsampled, zero-filled chart series
 //! from the per-second aggregates (at most [`MAX_BUCKETS`] buckets, whatever the event count).
 
-use super::error::ApiError;
 use super::params::{self, QueryMap};
+use super::RouteState;
 use crate::buffer::EventFilter;
-use crate::cluster::view::Scope;
-use crate::handle::Realtime;
+use crate::core::Core;
+use crate::error::ApiError;
+use crate::views::Scope;
 use axum::extract::{Query, State};
 use axum::Json;
 use serde::Serialize;
@@ -61,7 +62,7 @@ pub(crate) struct HistoryResponse {
 /// The series of the `window` seconds before `end` (exclusive), in buckets aligned to multiples
 /// of the bucket size.
 pub(crate) fn history(
-    realtime: &Realtime,
+    core: &Core,
     scope: &Scope,
     window: u32,
     end: u64,
@@ -72,12 +73,12 @@ pub(crate) fn history(
     let n = window_s.div_ceil(bucket);
     let last = end.saturating_sub(1) / bucket * bucket;
     let first = last.saturating_sub((n - 1) * bucket);
-    let buffer = scope.buffer(realtime);
+    let buffer = scope.buffer(core);
     let only = EventFilter {
         resource: resource.map(str::to_owned),
         ..EventFilter::default()
     };
-    let only = scope.filter(realtime, &only);
+    let only = scope.filter(core, &only);
     let series = if only.instance.is_some() {
         // One instance of a cluster view: its counts come from its events.
         buffer.seconds_filtered(first, end.saturating_sub(1), &only)
@@ -142,15 +143,16 @@ pub(crate) fn history(
 }
 
 pub(crate) async fn history_route(
-    State(realtime): State<Realtime>,
+    State(routes): State<RouteState>,
     Query(q): Query<QueryMap>,
 ) -> Result<Json<HistoryResponse>, ApiError> {
-    let window = params::window(&q, &realtime, DEFAULT_WINDOW)?;
-    let scope = params::scope(&q, &realtime)?;
-    let filter = params::filter(&q, &realtime, &scope)?;
-    let end = realtime.buffer().clock().now_ms() / 1000;
+    let core = &*routes.core;
+    let window = params::window(&q, core, DEFAULT_WINDOW)?;
+    let scope = params::scope(&q, core)?;
+    let filter = params::filter(&q, core, &scope)?;
+    let end = core.buffer.clock().now_ms() / 1000;
     Ok(Json(history(
-        &realtime,
+        core,
         &scope,
         window,
         end,

@@ -2,7 +2,7 @@
 //! not UTF-8, a malformed query string, a wrong method): every error answer has the one shape
 //! `{"error", "detail"}`.
 
-use super::error::ApiError;
+use crate::error::ApiError;
 use axum::body::Body;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};

@@ -1,6 +1,6 @@
 //! `GET /realtime` (the dashboard page) and `GET /realtime/assets/{*path}`, embedded from `static/`.
 
-use super::error::ApiError;
+use crate::error::ApiError;
 use axum::extract::Path;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};

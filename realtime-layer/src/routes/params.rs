@@ -1,9 +1,9 @@
 //! Query parameters shared by the routes, validated into clear 400s.
 
-use super::error::ApiError;
 use crate::buffer::EventFilter;
-use crate::cluster::view::Scope;
-use crate::handle::Realtime;
+use crate::core::Core;
+use crate::error::ApiError;
+use crate::views::Scope;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -11,8 +11,8 @@ use std::sync::Arc;
 pub(crate) type QueryMap = HashMap<String, String>;
 
 /// `window`: integer seconds in `1..=retention`, `default` when absent.
-pub(crate) fn window(q: &QueryMap, realtime: &Realtime, default: u32) -> Result<u32, ApiError> {
-    let retention = realtime.buffer().config().retention.as_secs();
+pub(crate) fn window(q: &QueryMap, core: &Core, default: u32) -> Result<u32, ApiError> {
+    let retention = core.buffer.config().retention.as_secs();
     let Some(raw) = q.get("window") else {
         return Ok(default.min(retention as u32));
     };
@@ -32,11 +32,11 @@ pub(crate) fn window(q: &QueryMap, realtime: &Realtime, default: u32) -> Result<
 /// `scope` (`cluster`, the default with cluster mode on, or `local`) and `instance` (one
 /// instance's events, from the cluster view): which view answers. Unknown values are 400, an
 /// unknown instance 404.
-pub(crate) fn scope(q: &QueryMap, realtime: &Realtime) -> Result<Scope, ApiError> {
+pub(crate) fn scope(q: &QueryMap, core: &Core) -> Result<Scope, ApiError> {
     // Every route that reads a view parses its scope first: the place to bring it up to date.
-    crate::cluster::view::feed(realtime);
+    core.feed_cluster();
     let get = |key: &str| q.get(key).map(|v| v.trim()).filter(|v| !v.is_empty());
-    let cluster = realtime.shared.cluster.as_deref();
+    let cluster = core.cluster.as_deref();
     let scope = match get("scope") {
         None => Scope::Default,
         Some("local") => Scope::Local,
@@ -55,7 +55,7 @@ pub(crate) fn scope(q: &QueryMap, realtime: &Realtime) -> Result<Scope, ApiError
     let Some(id) = get("instance") else {
         return Ok(scope);
     };
-    if id == realtime.instance_id() {
+    if id == &*core.instance_id {
         return Ok(Scope::Local);
     }
     if scope == Scope::Local {
@@ -76,11 +76,7 @@ pub(crate) fn scope(q: &QueryMap, realtime: &Realtime) -> Result<Scope, ApiError
 
 /// `resource` and `user` filters. An empty value means "no filter"; a resource never seen in
 /// `scope`'s view is a 404 (the likely cause is a typo).
-pub(crate) fn filter(
-    q: &QueryMap,
-    realtime: &Realtime,
-    scope: &Scope,
-) -> Result<EventFilter, ApiError> {
+pub(crate) fn filter(q: &QueryMap, core: &Core, scope: &Scope) -> Result<EventFilter, ApiError> {
     let get = |key: &str| {
         q.get(key)
             .map(|v| v.trim())
@@ -97,12 +93,12 @@ pub(crate) fn filter(
             ));
         }
         let known = scope
-            .buffer(realtime)
+            .buffer(core)
             .resource_names()
             .iter()
             .any(|n| &**n == name)
             || scope
-                .status(realtime)
+                .status(core)
                 .is_some_and(|rows| rows.iter().any(|r| &r.name == name));
         if !known {
             return Err(ApiError::not_found(

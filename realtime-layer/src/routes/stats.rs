@@ -1,13 +1,13 @@
 //! `GET /realtime/stats?window=SECONDS`: buffer facts, rates, per-resource status, recent events.
 
-use super::error::ApiError;
 use super::params::{self, QueryMap};
+use super::RouteState;
 use crate::buffer::{EventRecord, HoldSummary};
-use crate::capacity::CapacityTime;
-use crate::cluster::ClusterInfo;
-use crate::cost::CostSummary;
-use crate::handle::Realtime;
-use crate::snapshot::{Rates, ResourceView};
+use crate::core::ClusterInfo;
+use crate::error::ApiError;
+use crate::views::CapacityTime;
+use crate::views::CostSummary;
+use crate::views::{Rates, ResourceView};
 use axum::extract::{Query, State};
 use axum::Json;
 use serde::Serialize;
@@ -69,30 +69,31 @@ pub struct StatsResponse {
     /// HTTP golden signals per route and method since start (only with
     /// [`RealtimeLayer::http_metrics`](crate::RealtimeLayer::http_metrics); absent otherwise).
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub http: Vec<crate::layer::RouteStats>,
+    pub http: Vec<crate::core::RouteStats>,
     /// Newest events in the window, newest first (at most 100).
     pub recent_events: Vec<EventRecord>,
 }
 
 pub(crate) async fn stats(
-    State(realtime): State<Realtime>,
+    State(routes): State<RouteState>,
     Query(q): Query<QueryMap>,
 ) -> Result<Json<StatsResponse>, ApiError> {
-    let window = params::window(&q, &realtime, 60)?;
-    let scope = params::scope(&q, &realtime)?;
-    let filter = params::filter(&q, &realtime, &scope)?;
-    let (totals, resources) = crate::snapshot::resource_views(&realtime, &scope, window, &filter);
-    let buffer = scope.buffer(&realtime);
+    let core = &*routes.core;
+    let window = params::window(&q, core, 60)?;
+    let scope = params::scope(&q, core)?;
+    let filter = params::filter(&q, core, &scope)?;
+    let (totals, resources) = crate::views::resource_views(core, &scope, window, &filter);
+    let buffer = scope.buffer(core);
     let stats = buffer.stats();
-    let scoped = scope.filter(&realtime, &filter);
+    let scoped = scope.filter(core, &filter);
     let recent_events = buffer.recent_events(window, RECENT_EVENTS_LIMIT, &scoped);
     let now = buffer.clock().now_ms();
-    let capacity = crate::capacity::capacity_times(buffer, &resources, window, &scoped);
+    let capacity = crate::views::capacity_times(buffer, &resources, window, &scoped);
     Ok(Json(StatsResponse {
         generated_at_ms: now,
-        instance: realtime.shared.instance_id.clone(),
-        scope: scope.name(&realtime),
-        cluster: realtime.shared.cluster.as_ref().map(|c| c.info(now)),
+        instance: core.instance_id.clone(),
+        scope: scope.name(core),
+        cluster: core.cluster.as_ref().map(|c| c.info(now)),
         window_seconds: window,
         total_events: stats.total_events,
         borrow_count: stats.borrow_count,
@@ -105,12 +106,12 @@ pub(crate) async fn stats(
         folded_resources: stats.folded_resources,
         memory_bytes: stats.memory_bytes,
         aggregates_dropped_seconds: stats.aggregates_dropped_seconds,
-        slow_stream_disconnects: realtime.slow_stream_disconnects(),
+        slow_stream_disconnects: core.slow_stream_disconnects(),
         rates: Rates::from_totals(&totals, window),
         hold_times: buffer.hold_times(window, &scoped),
         capacity,
         cost: CostSummary::of(&resources, window),
-        http: realtime.shared.metrics.http.snapshot(),
+        http: core.http.snapshot(),
         resources,
         recent_events,
     }))

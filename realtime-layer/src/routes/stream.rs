@@ -7,11 +7,12 @@
 //! limit and `stream_clients` guard, the channel subscription, snapshot-then-delta (with a
 //! catch-up snapshot after skipped frames), keep-alive timing and the end on shutdown.
 
-use super::error::ApiError;
 use super::params::{self, QueryMap};
-use crate::handle::Realtime;
+use super::RouteState;
+use crate::core::Core;
+use crate::error::ApiError;
 use crate::serve::Connection;
-use crate::stream::{Channel, FilterLease, Published, StreamHub, Subscribed, KEEP_ALIVE, RETRY_MS};
+use crate::stream::{Channel, FilterLease, Published, Subscribed, KEEP_ALIVE, RETRY_MS};
 use axum::body::{Body, Bytes};
 use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{header, Extensions, HeaderMap, HeaderValue, StatusCode};
@@ -27,26 +28,24 @@ use tokio::time::{Instant, Sleep};
 use tokio_util::sync::WaitForCancellationFutureOwned;
 
 /// Counts one open stream in `stream_clients` (the `realtime.stream.clients` gauge) while alive.
-struct ClientGuard(Realtime);
+struct ClientGuard(Arc<Core>);
 
 impl ClientGuard {
     /// One more stream, unless `max_streams` are open already.
-    fn acquire(realtime: &Realtime) -> Option<ClientGuard> {
-        let max = realtime.stream_config().max_streams as u64;
-        realtime
-            .shared
-            .stream_clients
+    fn acquire(core: &Arc<Core>) -> Option<ClientGuard> {
+        let max = core.stream_config.max_streams as u64;
+        core.stream_clients
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
                 (n < max).then_some(n + 1)
             })
             .ok()
-            .map(|_| ClientGuard(realtime.clone()))
+            .map(|_| ClientGuard(core.clone()))
     }
 }
 
 impl Drop for ClientGuard {
     fn drop(&mut self) {
-        self.0.shared.stream_clients.fetch_sub(1, Ordering::AcqRel);
+        self.0.stream_clients.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -89,9 +88,9 @@ pub(super) fn client_of(extensions: &Extensions) -> (Option<IpAddr>, Option<Conn
 
 /// One live client of the hub, whatever its transport: counted in `stream_clients` while alive.
 pub(super) struct Subscription {
-    _guard: ClientGuard,
+    /// Counts this stream; its core also counts a stalled reader's cut (see `Drop`).
+    guard: ClientGuard,
     _lease: Option<FilterLease>,
-    hub: Arc<StreamHub>,
     /// The connection (under [`crate::serve`]): tells whether the write timeout cut the stream.
     conn: Option<Connection>,
     channel: Arc<Channel>,
@@ -107,36 +106,36 @@ impl Subscription {
     /// subscribes to the filter's channel and returns the catch-up snapshot to send first
     /// (exactly the missed events when `last_seen` is remembered).
     pub(super) fn open(
-        realtime: &Realtime,
+        routes: &RouteState,
         q: &QueryMap,
         last_seen: Option<u64>,
         extensions: &Extensions,
     ) -> Result<(Subscription, Bytes), Box<Response>> {
-        let scope = params::scope(q, realtime).map_err(|e| Box::new(e.into_response()))?;
-        let filter =
-            params::filter(q, realtime, &scope).map_err(|e| Box::new(e.into_response()))?;
-        let shutdown = realtime.shutdown_token();
+        let core = &routes.core;
+        let scope = params::scope(q, core).map_err(|e| Box::new(e.into_response()))?;
+        let filter = params::filter(q, core, &scope).map_err(|e| Box::new(e.into_response()))?;
+        let shutdown = core.shutdown.clone();
         if shutdown.is_cancelled() {
             return Err(Box::new(unavailable(
                 "shutting_down",
                 "the server is shutting down".into(),
             )));
         }
-        let Some(guard) = ClientGuard::acquire(realtime) else {
-            let max = realtime.stream_config().max_streams;
+        let Some(guard) = ClientGuard::acquire(core) else {
+            let max = core.stream_config.max_streams;
             return Err(Box::new(unavailable(
                 "too_many_streams",
                 format!("at most {max} streams can be open at once; try again later"),
             )));
         };
         let (client, conn) = client_of(extensions);
-        let hub = realtime.stream_hub().clone();
+        let hub = routes.stream.hub(core).clone();
         let Subscribed {
             channel,
             mut rx,
             lease,
         } = hub
-            .subscribe(realtime, scope, filter, client)
+            .subscribe(core, scope, filter, client)
             .map_err(|e| Box::new(unavailable(&e.error, e.detail)))?;
         if let Some(conn) = &conn {
             // A stalled reader then holds a few KiB in the kernel, not hundreds, and the write
@@ -146,11 +145,10 @@ impl Subscription {
             }
         }
         let (last_seq, snapshot) = channel.catch_up(last_seen, &mut rx);
-        let keep_alive = realtime.stream_config().keep_alive;
+        let keep_alive = core.stream_config.keep_alive;
         let sub = Subscription {
-            _guard: guard,
+            guard,
             _lease: lease,
-            hub,
             conn,
             channel,
             rx,
@@ -193,7 +191,10 @@ impl Subscription {
 impl Drop for Subscription {
     fn drop(&mut self) {
         if self.conn.as_ref().is_some_and(Connection::write_timed_out) {
-            self.hub.count_slow_disconnect();
+            self.guard
+                .0
+                .slow_stream_disconnects
+                .fetch_add(1, Ordering::Relaxed);
         }
     }
 }
@@ -219,13 +220,13 @@ impl Client {
 }
 
 pub(crate) async fn stream(
-    State(realtime): State<Realtime>,
+    State(routes): State<RouteState>,
     Query(q): Query<QueryMap>,
     headers: HeaderMap,
     extensions: Extensions,
 ) -> Response {
     let last_seen = last_event_id(&headers, &q);
-    let (sub, snapshot) = match Subscription::open(&realtime, &q, last_seen, &extensions) {
+    let (sub, snapshot) = match Subscription::open(&routes, &q, last_seen, &extensions) {
         Ok(s) => s,
         Err(response) => return *response,
     };

@@ -5,10 +5,10 @@
 //! [`Subscription`]); each frame goes out as one text message holding only its JSON, a slice of
 //! the hub's shared SSE message (no re-serialisation per client).
 
-use super::error::ApiError;
 use super::params::QueryMap;
 use super::stream::{last_event_id, Next, Subscription};
-use crate::handle::Realtime;
+use super::RouteState;
+use crate::error::ApiError;
 use crate::stream::frame_json;
 use axum::body::Bytes;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
@@ -26,7 +26,7 @@ const MAX_INCOMING: usize = 4 * 1024;
 const CLOSE_WAIT: Duration = Duration::from_secs(1);
 
 pub(crate) async fn ws(
-    State(realtime): State<Realtime>,
+    State(routes): State<RouteState>,
     Query(q): Query<QueryMap>,
     headers: HeaderMap,
     extensions: Extensions,
@@ -34,7 +34,7 @@ pub(crate) async fn ws(
 ) -> Response {
     // Parameters and limits are checked (JSON errors) before the upgrade.
     let last_seen = last_event_id(&headers, &q);
-    let (sub, snapshot) = match Subscription::open(&realtime, &q, last_seen, &extensions) {
+    let (sub, snapshot) = match Subscription::open(&routes, &q, last_seen, &extensions) {
         Ok(s) => s,
         Err(response) => return *response,
     };

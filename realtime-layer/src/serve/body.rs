@@ -1,7 +1,6 @@
 //! Body wrappers of [`serve`](super::serve): a deadline on request bodies, and response bodies
 //! that mark their request finished when done.
 
-use super::conn::InFlight;
 use axum::body::{Body, Bytes};
 use http_body::{Frame, SizeHint};
 use hyper::body::Incoming;
@@ -64,14 +63,15 @@ impl http_body::Body for DeadlineBody {
     }
 }
 
-/// A response body that keeps its request counted in flight until it ends or is dropped.
-pub(super) struct InFlightBody {
+/// A response body that holds `guard` until the body ends or is dropped (the server counts its
+/// request in flight that long). Generic, so bodies need nothing of the connection's types.
+pub(super) struct InFlightBody<G> {
     inner: Body,
-    guard: Option<InFlight>,
+    guard: Option<G>,
 }
 
-impl InFlightBody {
-    pub(super) fn new(inner: Body, guard: InFlight) -> Self {
+impl<G> InFlightBody<G> {
+    pub(super) fn new(inner: Body, guard: G) -> Self {
         InFlightBody {
             inner,
             guard: Some(guard),
@@ -79,7 +79,7 @@ impl InFlightBody {
     }
 }
 
-impl http_body::Body for InFlightBody {
+impl<G: Unpin> http_body::Body for InFlightBody<G> {
     type Data = Bytes;
     type Error = axum::Error;
 

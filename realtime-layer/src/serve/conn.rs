@@ -328,11 +328,15 @@ impl ConnService {
 }
 
 type ServiceFuture = Pin<
-    Box<dyn Future<Output = Result<http::Response<InFlightBody>, std::convert::Infallible>> + Send>,
+    Box<
+        dyn Future<
+                Output = Result<http::Response<InFlightBody<InFlight>>, std::convert::Infallible>,
+            > + Send,
+    >,
 >;
 
 impl hyper::service::Service<http::Request<Incoming>> for ConnService {
-    type Response = http::Response<InFlightBody>;
+    type Response = http::Response<InFlightBody<InFlight>>;
     type Error = std::convert::Infallible;
     type Future = ServiceFuture;
 

@@ -2,7 +2,7 @@
 
 use crate::buffer::{BufferStats, EventRecord, SecondPoint};
 use crate::event::EventKind;
-use crate::snapshot::{Rates, ResourceView};
+use crate::views::{Rates, ResourceView};
 use axum::body::Bytes;
 use serde::Serialize;
 use std::io::Write as _;
@@ -231,3 +231,19 @@ impl FrameJson<'_> {
 
 /// A keep-alive comment line.
 pub(crate) const KEEP_ALIVE: &[u8] = b": keep-alive\n\n";
+
+/// The JSON of an SSE-encoded frame message (`id: N\ndata: JSON\n\n`, as built by the hub): a
+/// slice of the same buffer (a reference count, no copy, no re-serialisation), for transports
+/// that carry the bare JSON (`/realtime/ws`).
+pub(crate) fn frame_json(message: &Bytes) -> Bytes {
+    const DATA: &[u8] = b"data: ";
+    let start = message
+        .windows(DATA.len())
+        .position(|w| w == DATA)
+        .map_or(0, |i| i + DATA.len());
+    let end = message[start..]
+        .iter()
+        .rposition(|&b| b != b'\n')
+        .map_or(start, |i| start + i + 1);
+    message.slice(start..end)
+}

@@ -1,7 +1,6 @@
 use super::classify::{Classifier, RequestInfo};
 use super::future::ResponseFuture;
-use super::http_metrics::HttpMetrics;
-use crate::handle::Realtime;
+use crate::core::{Core, HttpMetrics};
 use http::{Request, Response};
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -11,7 +10,7 @@ use tower_service::Service;
 #[derive(Clone)]
 pub struct RealtimeService<S> {
     inner: S,
-    realtime: Realtime,
+    core: Arc<Core>,
     classifier: Option<Arc<dyn Classifier>>,
     http: Option<Arc<HttpMetrics>>,
 }
@@ -28,13 +27,13 @@ impl<S: std::fmt::Debug> std::fmt::Debug for RealtimeService<S> {
 impl<S> RealtimeService<S> {
     pub(crate) fn new(
         inner: S,
-        realtime: Realtime,
+        core: Arc<Core>,
         classifier: Option<Arc<dyn Classifier>>,
         http: Option<Arc<HttpMetrics>>,
     ) -> Self {
         RealtimeService {
             inner,
-            realtime,
+            core,
             classifier,
             http,
         }
@@ -83,6 +82,6 @@ where
             .as_ref()
             .map(|c| Box::new((c.clone(), RequestInfo::capture(&req))));
         let http = self.http.as_ref().map(|h| h.start(&req));
-        ResponseFuture::new(self.inner.call(req), self.realtime.clone(), classify, http)
+        ResponseFuture::new(self.inner.call(req), self.core.clone(), classify, http)
     }
 }

@@ -1,9 +1,9 @@
 //! Views shared by the stats route and the stream: rates and per-resource status.
 
+use super::cost::ResourceCost;
+use super::scope::Scope;
 use crate::buffer::{EventFilter, Totals};
-use crate::cluster::view::Scope;
-use crate::cost::ResourceCost;
-use crate::handle::Realtime;
+use crate::core::Core;
 use crate::status::Pricing;
 use serde::Serialize;
 use std::collections::HashMap;
@@ -99,16 +99,16 @@ pub struct ResourceView {
 /// Per-resource status in `scope`'s view: its status rows (if any) joined with its buffer's
 /// levels, peaks and counts.
 pub(crate) fn resource_views(
-    realtime: &Realtime,
+    core: &Core,
     scope: &Scope,
     window_secs: u32,
     filter: &EventFilter,
 ) -> (Totals, Vec<ResourceView>) {
-    let buffer = scope.buffer(realtime);
-    let filter = scope.filter(realtime, filter);
-    let status = scope.status(realtime);
+    let buffer = scope.buffer(core);
+    let filter = scope.filter(core, filter);
+    let status = scope.status(core);
     if let Some(status) = &status {
-        if scope.syncs_levels(realtime) {
+        if scope.syncs_levels(core) {
             // The app's counts are authoritative: fold them into the levels (and so into peaks).
             buffer.sync_levels(status.iter().map(|s| (s.name.as_str(), s.borrowed)));
         }

@@ -1,4 +1,4 @@
-//! HTTP golden signals (opt-in with [`RealtimeLayer::http_metrics`](super::RealtimeLayer::http_metrics)):
+//! HTTP golden signals (opt-in with [`RealtimeLayer::http_metrics`](crate::RealtimeLayer::http_metrics)):
 //! per route and method, requests, server errors and latency.
 //!
 //! Routes are axum's [`MatchedPath`] templates (`/licenses/{tool}/status`), never raw paths, so the

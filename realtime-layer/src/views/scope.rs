@@ -5,7 +5,7 @@
 //! before the backfill finished), saying so in `cluster.state`.
 
 use crate::buffer::{EventBuffer, EventFilter};
-use crate::handle::Realtime;
+use crate::core::Core;
 use crate::status::ResourceStatus;
 use std::sync::Arc;
 
@@ -23,8 +23,8 @@ pub(crate) enum Scope {
 
 impl Scope {
     /// The name routes report: `local`, `cluster` or `instance`.
-    pub(crate) fn name(&self, realtime: &Realtime) -> &'static str {
-        match self.source(realtime) {
+    pub(crate) fn name(&self, core: &Core) -> &'static str {
+        match self.source(core) {
             Source::Local => "local",
             Source::Cluster if matches!(self, Scope::Instance(_)) => "instance",
             Source::Cluster => "cluster",
@@ -32,8 +32,8 @@ impl Scope {
     }
 
     /// Which buffer answers now.
-    pub(crate) fn source(&self, realtime: &Realtime) -> Source {
-        let Some(cluster) = realtime.shared.cluster.as_deref() else {
+    pub(crate) fn source(&self, core: &Core) -> Source {
+        let Some(cluster) = core.cluster.as_deref() else {
             return Source::Local;
         };
         match self {
@@ -45,24 +45,24 @@ impl Scope {
         }
     }
 
-    /// The buffer that answers now. Readers call [`feed`] once first (each route on entry, the
+    /// The buffer that answers now. Readers call [`Core::feed_cluster`] once first (each route on entry, the
     /// stream once per frame build), so the cluster view never lags this instance's requests.
-    pub(crate) fn buffer<'a>(&self, realtime: &'a Realtime) -> &'a EventBuffer {
-        Self::buffer_of(self.source(realtime), realtime)
+    pub(crate) fn buffer<'a>(&self, core: &'a Core) -> &'a EventBuffer {
+        Self::buffer_of(self.source(core), core)
     }
 
     /// The buffer of `source`: for callers that decided the source once and must not see it
     /// change between two reads.
-    pub(crate) fn buffer_of(source: Source, realtime: &Realtime) -> &EventBuffer {
-        match (source, realtime.shared.cluster.as_deref()) {
+    pub(crate) fn buffer_of(source: Source, core: &Core) -> &EventBuffer {
+        match (source, core.cluster.as_deref()) {
             (Source::Cluster, Some(cluster)) => &cluster.buffer,
-            _ => &realtime.shared.buffer,
+            _ => &core.buffer,
         }
     }
 
     /// `filter` narrowed to this view's instance.
-    pub(crate) fn filter(&self, realtime: &Realtime, filter: &EventFilter) -> EventFilter {
-        match (self, self.source(realtime)) {
+    pub(crate) fn filter(&self, core: &Core, filter: &EventFilter) -> EventFilter {
+        match (self, self.source(core)) {
             (Scope::Instance(id), Source::Cluster) => EventFilter {
                 instance: Some(id.to_string()),
                 ..filter.clone()
@@ -72,35 +72,26 @@ impl Scope {
     }
 
     /// The pools this view covers: this instance's status source, the cluster's rows (summed or
-    /// freshest, see [`PoolScope`](crate::cluster::PoolScope)), or one instance's heartbeat rows.
-    pub(crate) fn status(&self, realtime: &Realtime) -> Option<Vec<ResourceStatus>> {
-        let own = || realtime.shared.status_source.as_ref().map(|s| s.status());
-        let cluster = realtime.shared.cluster.as_deref();
-        match (self.source(realtime), cluster) {
+    /// freshest, see [`PoolScope`](crate::PoolScope)), or one instance's heartbeat rows.
+    pub(crate) fn status(&self, core: &Core) -> Option<Vec<ResourceStatus>> {
+        let own = || core.own_status();
+        let cluster = core.cluster.as_deref();
+        match (self.source(core), cluster) {
             (Source::Local, _) | (_, None) => own(),
             (Source::Cluster, Some(cluster)) => match self {
                 Scope::Instance(id) => cluster.peer_status(id),
-                _ => cluster.status_rows(own(), realtime.shared.buffer.clock().now_ms()),
+                _ => cluster.status_rows(own(), core.buffer.clock().now_ms()),
             },
         }
     }
 
     /// Levels are kept per resource for the whole buffer: only the local and cluster views can
     /// take the status rows as levels (an instance's rows would overwrite the cluster's).
-    pub(crate) fn syncs_levels(&self, realtime: &Realtime) -> bool {
+    pub(crate) fn syncs_levels(&self, core: &Core) -> bool {
         !matches!(
-            (self, self.source(realtime)),
+            (self, self.source(core)),
             (Scope::Instance(_), Source::Cluster)
         )
-    }
-}
-
-/// Moves this instance's newest events into the cluster view (a no-op without cluster mode or
-/// before the backfill). Once per read, not per buffer access: it takes the local buffer's lock,
-/// which the request path also takes.
-pub(crate) fn feed(realtime: &Realtime) {
-    if let Some(cluster) = realtime.shared.cluster.as_deref() {
-        cluster.feed_local(&realtime.shared.buffer);
     }
 }
 

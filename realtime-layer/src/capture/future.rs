@@ -1,7 +1,6 @@
 use super::classify::{Classifier, RequestInfo, ResponseInfo};
-use super::http_metrics::HttpStart;
+use crate::core::{Core, HttpStart};
 use crate::event::RealtimeEvents;
-use crate::handle::Realtime;
 use http::Response;
 use pin_project_lite::pin_project;
 use std::future::Future;
@@ -19,7 +18,7 @@ pin_project! {
     pub struct ResponseFuture<F> {
         #[pin]
         inner: F,
-        realtime: Realtime,
+        core: Arc<Core>,
         classify: Option<Classify>,
         http: Option<HttpStart>,
     }
@@ -28,13 +27,13 @@ pin_project! {
 impl<F> ResponseFuture<F> {
     pub(crate) fn new(
         inner: F,
-        realtime: Realtime,
+        core: Arc<Core>,
         classify: Option<Classify>,
         http: Option<HttpStart>,
     ) -> Self {
         ResponseFuture {
             inner,
-            realtime,
+            core,
             classify,
             http,
         }
@@ -60,7 +59,7 @@ where
                 if let Some(RealtimeEvents(events)) =
                     response.extensions_mut().remove::<RealtimeEvents>()
                 {
-                    this.realtime.record_owned(events);
+                    this.core.record_owned(events);
                 }
             }
             if let Some(classify) = this.classify.take() {
@@ -70,7 +69,7 @@ where
                     headers: response.headers(),
                 };
                 if let Some(event) = classifier.classify(request, &info) {
-                    this.realtime.record(event);
+                    this.core.record(event);
                 }
             }
         }

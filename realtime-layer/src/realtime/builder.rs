@@ -1,170 +1,23 @@
-//! The `Realtime` handle: the public facade over one instance's state ([`crate::state`]).
-//! No global state.
+//! [`RealtimeBuilder`]: limits, wording, status source, stream, meters, cluster mode; `build`
+//! assembles the core, the exporters and the live stream.
 
-use crate::buffer::{BufferConfig, ConfigError, EventBuffer, EventFilter};
+use super::handle::Realtime;
+use crate::buffer::{BufferConfig, ConfigError, EventBuffer};
 use crate::clock::{Clock, SystemClock};
-use crate::event::Event;
+use crate::core::{default_instance_id, validate_instance_id, Activity, Core, StreamConfig};
 use crate::labels::Labels;
-use crate::layer::RealtimeLayer;
-use crate::metrics::Metrics;
-use crate::snapshot::ResourceView;
-use crate::state::Shared;
-pub use crate::state::StreamConfig;
+use crate::metrics::{Meters, Metrics};
 use crate::status::StatusSource;
+use crate::stream::LiveStream;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
-/// A cloneable handle on one realtime instance: the event buffer, its routes, its layer and its
-/// metrics. Two handles built separately share nothing, so several can live in one process.
-///
-/// ```
-/// use axum::{routing::post, Router};
-/// use realtime_layer::{Event, Realtime};
-///
-/// async fn borrow() -> (Event, &'static str) {
-///     (Event::borrow("GPU A100", "alice"), "ok")
-/// }
-///
-/// let realtime = Realtime::builder().build().unwrap();
-/// let app: Router = Router::new()
-///     .route("/borrow", post(borrow))
-///     .layer(realtime.layer())          // records events found in responses
-///     .merge(realtime.routes())         // /realtime, /realtime/stats, ...
-///     .merge(realtime.metrics_routes()); // /metrics
-/// # let _ = app;
-/// ```
-#[derive(Clone)]
-pub struct Realtime {
-    pub(crate) shared: Arc<Shared>,
-}
-
-impl std::fmt::Debug for Realtime {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Realtime")
-            .field("labels", &self.shared.labels)
-            .field("stream", &self.shared.stream_config)
-            .finish_non_exhaustive()
-    }
-}
-
 impl Realtime {
     /// Starts configuring an instance.
     pub fn builder() -> RealtimeBuilder {
         RealtimeBuilder::default()
-    }
-
-    /// Records one event now (for events not tied to a response).
-    ///
-    /// The request path's cost: a clock read, a push onto the capture queue (behind a lock held
-    /// only for pushes and swaps) and an atomic load (no wait on the buffer, no allocation, no
-    /// hashing); the buffer applies the event when it is next read
-    /// ([`EventBuffer::capture`](crate::EventBuffer::capture)).
-    pub fn record(&self, event: Event) {
-        self.shared.buffer.capture(event);
-        self.shared.activity.signal();
-    }
-
-    /// Records owned events, each as [`record`](Self::record) does, with one wake-up.
-    pub(crate) fn record_owned(&self, mut events: Vec<Event>) {
-        if events.len() == 1 {
-            // The usual response: one event, without an iterator over the vector.
-            if let Some(event) = events.pop() {
-                self.shared.buffer.capture(event);
-            }
-        } else if events.is_empty() {
-            return;
-        } else {
-            for event in events {
-                self.shared.buffer.capture(event);
-            }
-        }
-        self.shared.activity.signal();
-    }
-
-    /// Records several events under one lock.
-    pub fn record_all(&self, events: &[Event]) {
-        if events.is_empty() {
-            return;
-        }
-        self.shared.buffer.record_all(events);
-        self.shared.activity.signal();
-    }
-
-    /// The event buffer (queries, stats).
-    pub fn buffer(&self) -> &EventBuffer {
-        &self.shared.buffer
-    }
-
-    /// The dashboard wording.
-    pub fn labels(&self) -> &Labels {
-        &self.shared.labels
-    }
-
-    /// The stream settings.
-    pub fn stream_config(&self) -> &StreamConfig {
-        &self.shared.stream_config
-    }
-
-    /// A tower layer that records the events of the services it wraps.
-    pub fn layer(&self) -> RealtimeLayer {
-        RealtimeLayer::new(self.clone())
-    }
-
-    /// A token cancelled by [`Realtime::shutdown`]; open streams end when it is.
-    pub fn shutdown_token(&self) -> CancellationToken {
-        self.shared.shutdown.clone()
-    }
-
-    /// Ends every open stream (call it when the server starts shutting down, so
-    /// `axum::serve(..).with_graceful_shutdown(..)` does not wait on them).
-    pub fn shutdown(&self) {
-        self.shared.shutdown.cancel();
-    }
-
-    /// Open live streams (SSE and WebSocket) right now.
-    pub fn stream_clients(&self) -> u64 {
-        self.shared
-            .stream_clients
-            .load(std::sync::atomic::Ordering::Relaxed)
-    }
-
-    /// Per-resource status of this instance over the last `window_secs`: the status source's
-    /// totals (if any) joined with the buffer's levels, peaks and counts. Resources the status
-    /// source does not list are left out when there is a source (so failures for unknown names do
-    /// not invent pools).
-    pub fn resource_views(
-        &self,
-        window_secs: u32,
-        filter: &EventFilter,
-    ) -> (crate::buffer::Totals, Vec<ResourceView>) {
-        crate::snapshot::resource_views(
-            self,
-            &crate::cluster::view::Scope::Local,
-            window_secs,
-            filter,
-        )
-    }
-
-    /// This instance's id: the host name and process id unless set with
-    /// [`RealtimeBuilder::instance_id`]. Shown in the page header, `/realtime/config`,
-    /// `/realtime/stats` and every stream frame, so a client knows which replica answered.
-    pub fn instance_id(&self) -> &str {
-        &self.shared.instance_id
-    }
-
-    /// Whether cluster mode is on and its view is live (backfilled, Redis reachable). While it
-    /// is not, routes answer from this instance alone and say `"state": "degraded"`.
-    pub fn cluster_healthy(&self) -> bool {
-        self.shared.cluster.as_ref().is_some_and(|c| c.healthy())
-    }
-
-    /// Cluster mode's state, instances and counters, as `/realtime/stats` shows them (`None`
-    /// without cluster mode).
-    pub fn cluster_info(&self) -> Option<crate::cluster::ClusterInfo> {
-        let now = self.shared.buffer.clock().now_ms();
-        self.shared.cluster.as_ref().map(|c| c.info(now))
     }
 }
 
@@ -192,7 +45,7 @@ pub struct RealtimeBuilder {
     meter: Option<opentelemetry::metrics::Meter>,
     instance_id: Option<String>,
     #[cfg(feature = "redis")]
-    cluster: Option<crate::cluster::Cluster>,
+    cluster: Option<crate::Cluster>,
     failure_reasons: Vec<String>,
     service_name: Option<String>,
 }
@@ -316,7 +169,7 @@ impl RealtimeBuilder {
     /// route serves the whole cluster's view (see [`Cluster`](crate::Cluster)). Build inside a
     /// Tokio runtime: the Redis tasks start with the instance and never block requests.
     #[cfg(feature = "redis")]
-    pub fn cluster(mut self, cluster: crate::cluster::Cluster) -> Self {
+    pub fn cluster(mut self, cluster: crate::Cluster) -> Self {
         self.cluster = Some(cluster);
         self
     }
@@ -346,10 +199,8 @@ impl RealtimeBuilder {
                 "stream tick and push delay must be above zero".into(),
             ));
         }
-        let instance_id = self
-            .instance_id
-            .unwrap_or_else(crate::cluster::default_instance_id);
-        crate::cluster::validate_instance_id(&instance_id)?;
+        let instance_id = self.instance_id.unwrap_or_else(default_instance_id);
+        validate_instance_id(&instance_id)?;
         let instance_id: Arc<str> = Arc::from(instance_id);
         #[cfg(feature = "redis")]
         let cluster = match &self.cluster {
@@ -363,7 +214,7 @@ impl RealtimeBuilder {
                     ..self.buffer.clone()
                 };
                 let buffer = EventBuffer::new_tagged(config, self.clock.clone())?;
-                Some(Arc::new(crate::cluster::ClusterState::new(
+                Some(Arc::new(crate::core::ClusterState::new(
                     instance_id.clone(),
                     settings.name.clone(),
                     settings.pool_scope,
@@ -378,25 +229,30 @@ impl RealtimeBuilder {
         #[cfg(not(feature = "redis"))]
         let cluster = None;
         let buffer = EventBuffer::new(self.buffer, self.clock)?;
-        let meters = Metrics::meters(self.meter, self.service_name)?;
-        let reasons: Arc<[String]> = self.failure_reasons.into();
-        let shared = Arc::new_cyclic(|weak| Shared {
+        let meters = Meters::new(self.meter, self.service_name)?;
+        let core = Arc::new(Core {
             buffer,
             labels: self.labels,
             status_source: self.status_source,
             stream_config: self.stream,
-            activity: Arc::new(crate::activity::Activity::default()),
+            activity: Arc::new(Activity::default()),
             shutdown: CancellationToken::new(),
             stream_clients: AtomicU64::new(0),
-            metrics: Metrics::install(meters, weak.clone(), reasons),
-            stream_hub: std::sync::OnceLock::new(),
+            slow_stream_disconnects: AtomicU64::new(0),
+            http: Arc::new(meters.http_metrics()),
             instance_id,
             cluster,
         });
+        let reasons: Arc<[String]> = self.failure_reasons.into();
+        let metrics = Metrics::install(meters, Arc::downgrade(&core), reasons);
         #[cfg(feature = "redis")]
-        if let (Some(settings), Some(cluster)) = (&self.cluster, &shared.cluster) {
-            crate::cluster::link::start(&shared, cluster, settings)?;
+        if let (Some(settings), Some(cluster)) = (&self.cluster, &core.cluster) {
+            crate::cluster::start(&core, cluster, settings)?;
         }
-        Ok(Realtime { shared })
+        Ok(Realtime {
+            core,
+            stream: Arc::new(LiveStream::default()),
+            metrics: Arc::new(metrics),
+        })
     }
 }

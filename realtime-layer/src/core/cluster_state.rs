@@ -1,7 +1,8 @@
 //! What one instance knows of its cluster: the cluster buffer, the other instances (from their
-//! heartbeats), health and counters. Written by the Redis tasks, read by views and routes.
+//! heartbeats), health and counters. Written by the Redis tasks (`crate::cluster`), read by views
+//! and routes; kept in the core so readers need nothing of the Redis side.
+#![cfg_attr(not(feature = "redis"), allow(dead_code))]
 
-use super::PoolScope;
 use crate::buffer::{Cursor, EventBuffer, StoredEvent};
 use crate::status::ResourceStatus;
 use parking_lot::Mutex;
@@ -10,6 +11,37 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+
+/// How the status rows of several instances add up to cluster totals.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PoolScope {
+    /// Each instance owns its pool (e.g. two sites, each with its own database): cluster totals
+    /// are the sum of every live instance's rows.
+    #[default]
+    PerInstance,
+    /// All instances report the same pool (replicas on one database): cluster totals are the
+    /// freshest row of each resource (this instance's own, when it has a status source).
+    Shared,
+}
+
+/// The default instance id: host name and process id (`web-1-4242`).
+pub(crate) fn default_instance_id() -> String {
+    let host = gethostname::gethostname();
+    let host = host.to_string_lossy();
+    let host = if host.is_empty() { "localhost" } else { &host };
+    format!("{host}-{}", std::process::id())
+}
+
+/// Checks an instance id: 1..=128 bytes, no control or whitespace characters.
+pub(crate) fn validate_instance_id(id: &str) -> Result<(), crate::buffer::ConfigError> {
+    if id.is_empty() || id.len() > 128 || id.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return Err(crate::buffer::ConfigError(format!(
+            "instance id must be 1..=128 bytes without spaces or control characters, got {id:?}"
+        )));
+    }
+    Ok(())
+}
 
 /// Another instance as its heartbeats describe it.
 #[derive(Debug, Clone, Default)]

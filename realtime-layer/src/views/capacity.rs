@@ -2,8 +2,8 @@
 //! spent at or above commit (every further borrow is overage) and at or above the pool size
 //! (exhausted: further borrows are refused), with the refusals of the window by reason.
 
+use super::resources::ResourceView;
 use crate::buffer::{Denials, EventBuffer, EventFilter};
-use crate::snapshot::ResourceView;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -4,26 +4,26 @@
 //! Events are captured three ways:
 //! 1. handlers put [`Event`](crate::Event)s in the response extensions (or return them as response
 //!    parts); the layer records and removes them as the response passes;
-//! 2. code holding the [`Realtime`] handle calls [`Realtime::record`];
+//! 2. code holding the [`Realtime`](crate::Realtime) handle calls
+//!    [`Realtime::record`](crate::Realtime::record);
 //! 3. a [`Classifier`] maps request/response facts (method, matched path, status, headers) to
 //!    events, for services whose handlers cannot be changed.
 
 mod classify;
 mod future;
-mod http_metrics;
 mod service;
 
 pub use classify::{Classifier, RequestInfo, ResponseInfo};
 pub use future::ResponseFuture;
-pub(crate) use http_metrics::HttpMetrics;
-pub use http_metrics::{RouteStats, HTTP_DURATION_BUCKETS, MAX_ROUTES};
 pub use service::RealtimeService;
 
-use crate::handle::Realtime;
+use crate::core::{Core, HttpMetrics};
 use std::sync::Arc;
 use tower_layer::Layer;
 
-/// Records borrow/return/failure events of the wrapped service into a [`Realtime`] instance.
+/// Records borrow/return/failure events of the wrapped service into a
+/// [`Realtime`](crate::Realtime) instance (built by [`Realtime::layer`](crate::Realtime::layer)
+/// or [`RealtimeLayer::new`]).
 ///
 /// Works on any `tower::Service<http::Request<B>>` answering `http::Response<_>`.
 ///
@@ -51,7 +51,8 @@ use tower_layer::Layer;
 /// ```
 #[derive(Clone)]
 pub struct RealtimeLayer {
-    realtime: Realtime,
+    /// The instance's core: the only thing the request path touches.
+    core: Arc<Core>,
     classifier: Option<Arc<dyn Classifier>>,
     http: Option<Arc<HttpMetrics>>,
 }
@@ -65,10 +66,11 @@ impl std::fmt::Debug for RealtimeLayer {
 }
 
 impl RealtimeLayer {
-    /// A layer recording into `realtime` (same as [`Realtime::layer`]).
-    pub fn new(realtime: Realtime) -> Self {
+    /// A layer recording into `core` (the facade's [`RealtimeLayer::new`] and
+    /// [`Realtime::layer`](crate::Realtime::layer) call this).
+    pub(crate) fn from_core(core: Arc<Core>) -> Self {
         RealtimeLayer {
-            realtime,
+            core,
             classifier: None,
             http: None,
         }
@@ -114,7 +116,7 @@ impl RealtimeLayer {
     /// `http.response.status_code`), listed under `http` in `/realtime/stats` and shown on the
     /// page. Costs a clock read and a short lock per request; off by default.
     pub fn http_metrics(mut self) -> Self {
-        self.http = Some(self.realtime.shared.metrics.http.clone());
+        self.http = Some(self.core.http.clone());
         self
     }
 
@@ -126,21 +128,13 @@ impl RealtimeLayer {
     }
 }
 
-impl Realtime {
-    /// The [layer](Realtime::layer) wrapped once around a whole router: see
-    /// [`RealtimeLayer::wrap`].
-    pub fn wrap(&self, router: axum::Router) -> RealtimeService<axum::Router> {
-        self.layer().wrap(router)
-    }
-}
-
 impl<S> Layer<S> for RealtimeLayer {
     type Service = RealtimeService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
         RealtimeService::new(
             inner,
-            self.realtime.clone(),
+            self.core.clone(),
             self.classifier.clone(),
             self.http.clone(),
         )

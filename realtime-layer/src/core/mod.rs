@@ -1,0 +1,132 @@
+//! The state of one realtime instance: [`Core`], below everything that reads or serves it.
+//!
+//! The layer, its service and its future hold an `Arc<Core>` (one pointer: the request path
+//! only calls [`Core::record`]); readers (views, the stream, metrics callbacks, the cluster link,
+//! routes) take it by reference or through a `Weak`. The public [`Realtime`](crate::Realtime)
+//! facade sits on top and adds what only serving needs (the stream hub, the exporters). Nothing
+//! here imports the modules above it: see the layering rule in `docs/ARCHITECTURE.md`.
+
+mod activity;
+pub(crate) mod cluster_state;
+mod http_metrics;
+
+pub(crate) use activity::Activity;
+pub(crate) use cluster_state::{default_instance_id, validate_instance_id, ClusterState};
+pub use cluster_state::{ClusterInfo, InstanceInfo, PoolScope};
+pub(crate) use http_metrics::{HttpMetrics, HttpStart};
+pub use http_metrics::{RouteStats, HTTP_DURATION_BUCKETS, MAX_ROUTES};
+
+use crate::buffer::EventBuffer;
+use crate::event::Event;
+use crate::labels::Labels;
+use crate::status::StatusSource;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// Settings of the live stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamConfig {
+    /// Frame period when idle (default 1 s).
+    pub tick: Duration,
+    /// Longest wait between an event and the frame that carries it (default 100 ms).
+    pub push_delay: Duration,
+    /// Open streams allowed at once; more get 503 (default 1,000).
+    pub max_streams: usize,
+    /// Keep-alive comment period (default 15 s).
+    pub keep_alive: Duration,
+}
+
+impl Default for StreamConfig {
+    fn default() -> Self {
+        StreamConfig {
+            tick: Duration::from_secs(1),
+            push_delay: Duration::from_millis(100),
+            max_streams: 1_000,
+            keep_alive: Duration::from_secs(15),
+        }
+    }
+}
+
+/// Everything one instance owns that capture and the readers share.
+pub(crate) struct Core {
+    pub(crate) buffer: EventBuffer,
+    pub(crate) labels: Labels,
+    pub(crate) status_source: Option<Box<dyn StatusSource>>,
+    pub(crate) stream_config: StreamConfig,
+    /// Woken on every recorded event (the stream pushes early on activity).
+    pub(crate) activity: Arc<Activity>,
+    /// Cancelled on shutdown: open streams end.
+    pub(crate) shutdown: CancellationToken,
+    /// Open live streams, SSE and WebSocket (exported as a gauge).
+    pub(crate) stream_clients: AtomicU64,
+    /// Streams cut because their client accepted no bytes within the server's write timeout
+    /// (exported as a counter; counted by the stream routes).
+    pub(crate) slow_stream_disconnects: AtomicU64,
+    /// HTTP golden signals, fed by layers built with `http_metrics()` (empty otherwise).
+    pub(crate) http: Arc<HttpMetrics>,
+    /// This instance's id (host name and pid by default), shown by every route and frame.
+    pub(crate) instance_id: Arc<str>,
+    /// Cluster mode's state, when on.
+    pub(crate) cluster: Option<Arc<ClusterState>>,
+}
+
+impl Core {
+    /// Records one event now: a clock read, a push onto the capture queue and an atomic load;
+    /// the buffer applies it when it is next read ([`EventBuffer::capture`]).
+    pub(crate) fn record(&self, event: Event) {
+        self.buffer.capture(event);
+        self.activity.signal();
+    }
+
+    /// Records owned events, each as [`record`](Self::record) does, with one wake-up.
+    pub(crate) fn record_owned(&self, mut events: Vec<Event>) {
+        if events.len() == 1 {
+            // The usual response: one event, without an iterator over the vector.
+            if let Some(event) = events.pop() {
+                self.buffer.capture(event);
+            }
+        } else if events.is_empty() {
+            return;
+        } else {
+            for event in events {
+                self.buffer.capture(event);
+            }
+        }
+        self.activity.signal();
+    }
+
+    /// Records several events under one lock.
+    pub(crate) fn record_all(&self, events: &[Event]) {
+        if events.is_empty() {
+            return;
+        }
+        self.buffer.record_all(events);
+        self.activity.signal();
+    }
+
+    /// Open live streams right now.
+    pub(crate) fn stream_clients(&self) -> u64 {
+        self.stream_clients.load(Ordering::Relaxed)
+    }
+
+    /// Streams cut by the server's write timeout so far.
+    pub(crate) fn slow_stream_disconnects(&self) -> u64 {
+        self.slow_stream_disconnects.load(Ordering::Relaxed)
+    }
+
+    /// Moves this instance's newest events into the cluster view (a no-op without cluster mode
+    /// or before the backfill). Once per read, not per buffer access: it takes the local
+    /// buffer's lock, which the request path's capture queue drains into.
+    pub(crate) fn feed_cluster(&self) {
+        if let Some(cluster) = self.cluster.as_deref() {
+            cluster.feed_local(&self.buffer);
+        }
+    }
+
+    /// The status source's rows now (`None` without a source).
+    pub(crate) fn own_status(&self) -> Option<Vec<crate::status::ResourceStatus>> {
+        self.status_source.as_ref().map(|s| s.status())
+    }
+}
