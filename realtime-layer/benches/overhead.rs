@@ -7,11 +7,13 @@
 //! one keep-alive HTTP/1.1 connection over loopback, one request at a time.
 //!
 //! - **Instructions per request** (deterministic; wall time on a shared VM swings ±25%): each
-//!   server runs under `valgrind --tool=callgrind`, counting only inside the current-thread
-//!   scheduler's `CoreGuard::block_on` (the app is built before it, so one-time set-up such as
-//!   the TSC clock's calibration stays out; `Runtime::block_on` itself may be inlined, and an
-//!   older build compared with `OVERHEAD_BEFORE` must be counted the same way), twice: once for `WARM + N` requests and once for `WARM + 2N`; the
-//!   difference divided by `N` is the steady-state cost of one request. Skipped, with a note,
+//!   server runs under `valgrind --tool=callgrind`, counting only inside the runtime's
+//!   `block_on` (the app is built before it, so one-time set-up such as the TSC clock's
+//!   calibration stays out), twice: once for `WARM + N` requests and once for `WARM + 2N`; the
+//!   difference divided by `N` is the steady-state cost of one request. Which `block_on` frame
+//!   is a real symbol depends on inlining (`CoreGuard::block_on`, `CurrentThread::block_on` or
+//!   `Runtime::block_on`), so each binary's own is looked up with `nm`: all of them enclose the
+//!   whole server loop, and the difference of the two runs cancels what they add once. Skipped, with a note,
 //!   when valgrind is not installed.
 //! - **Requests per second**: the same servers without valgrind, a few interleaved rounds of
 //!   `OVERHEAD_BENCH_SECS` (default 1) seconds each, median kept. Noisy; the instruction counts
@@ -191,6 +193,26 @@ fn serve(variant: Variant) {
     });
 }
 
+/// The innermost `block_on` frame that is a real (not inlined) function in `exe`, for
+/// callgrind's `--toggle-collect` (innermost first: the least around the request loop).
+fn block_on_symbol(exe: &Path) -> &'static str {
+    const CANDIDATES: [&str; 3] = [
+        "tokio::runtime::scheduler::current_thread::CoreGuard::block_on",
+        "tokio::runtime::scheduler::current_thread::CurrentThread::block_on",
+        "tokio::runtime::runtime::Runtime::block_on",
+    ];
+    let symbols = Command::new("nm")
+        .arg("-C")
+        .arg(exe)
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    CANDIDATES
+        .into_iter()
+        .find(|c| symbols.lines().any(|l| l.ends_with(c)))
+        .unwrap_or(CANDIDATES[0])
+}
+
 /// A running child server.
 struct Server {
     child: Child,
@@ -205,8 +227,8 @@ impl Server {
                 "--tool=callgrind",
                 "--callgrind-out-file=/dev/null",
                 "--collect-atstart=no",
-                "--toggle-collect=tokio::runtime::scheduler::current_thread::CoreGuard::block_on*",
             ])
+            .arg(format!("--toggle-collect={}*", block_on_symbol(exe)))
             .arg(exe);
             c
         } else {
