@@ -1,16 +1,13 @@
 //! The `cluster` example with a real `redis-server`: both replicas' dashboards show both
 //! replicas' simulated traffic.
 
-#[path = "../../realtime-layer/tests/common/redis.rs"]
-mod redis;
-
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 #[tokio::test]
 async fn both_replicas_see_both_replicas_traffic() {
-    let Some(redis) = redis::RedisServer::start("examples::cluster") else {
+    let Some(redis) = test_support::redis::RedisServer::start("examples::cluster") else {
         return;
     };
     let exe = std::env::current_exe().unwrap();

@@ -2,15 +2,12 @@
 //! each its own SQLite file, `per-instance` pools) share one live dashboard.
 
 mod common;
-#[path = "../../realtime-layer/tests/common/redis.rs"]
-mod redis;
-
-use redis::RedisServer;
 use serde_json::{json, Value};
 use std::io::BufReader;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+use test_support::redis::RedisServer;
 
 const TOOL: &str = "AUTOSAR Configuration Tool";
 

@@ -13,9 +13,6 @@
 //! Whole run: about a minute. Needs `redis-server` (`apt-get install redis-server`); without it
 //! the bench says SKIPPED.
 
-#[path = "../tests/common/redis.rs"]
-mod redis;
-
 use axum::routing::post;
 use axum::Router;
 use realtime_layer::{BufferConfig, Cluster, Event, Realtime};
@@ -100,7 +97,7 @@ async fn cross_instance(url: &str) -> Vec<Duration> {
 }
 
 /// Events/s one instance publishes; Redis bytes per event.
-async fn publish(redis: &redis::RedisServer, n: u64, per_flush: u64) -> (f64, f64) {
+async fn publish(redis: &test_support::redis::RedisServer, n: u64, per_flush: u64) -> (f64, f64) {
     let cluster = format!("pub-{n}-{per_flush}");
     let rt = instance(&redis.url, &cluster, "p", true);
     ready(&[&rt]).await;
@@ -154,7 +151,7 @@ async fn borrow_latencies(base: &str, client: &reqwest::Client, n: usize) -> Vec
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let Some(mut redis) = redis::RedisServer::start("cluster bench") else {
+    let Some(mut redis) = test_support::redis::RedisServer::start("cluster bench") else {
         return;
     };
     println!("# cluster mode (realtime-layer, redis-server on loopback)\n");

@@ -7,8 +7,6 @@
 //! `REQUIRE_BROWSER=1` / `REQUIRE_REDIS=1` (CI) make it a failure.
 #![cfg(feature = "redis")]
 
-#[path = "common/redis.rs"]
-mod redis;
 #[allow(dead_code)]
 #[path = "browser/webdriver.rs"]
 mod webdriver;
@@ -47,7 +45,7 @@ async fn cluster_header_selector_and_degraded_banner() {
         eprintln!("\n==== SKIPPED cluster browser test: {msg} ====\n");
         return;
     };
-    let Some(mut redis) = redis::RedisServer::start("browser_cluster") else {
+    let Some(mut redis) = test_support::redis::RedisServer::start("browser_cluster") else {
         return;
     };
     let alpha = instance(&redis.url, "alpha", 8);

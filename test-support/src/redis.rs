@@ -2,45 +2,35 @@
 //!
 //! Without `redis-server` installed the tests print a loud SKIPPED line, unless `REQUIRE_REDIS=1`
 //! (CI sets it), which turns a missing server into a failure.
-#![allow(dead_code)]
 
+use crate::free_port;
+use crate::require::{find_binary, or_skip};
 use std::net::TcpStream;
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// A running `redis-server` (killed when dropped).
 pub struct RedisServer {
+    binary: PathBuf,
     child: Option<Child>,
     pub port: u16,
     pub url: String,
     dir: tempfile::TempDir,
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
 impl RedisServer {
     /// A fresh server, or `None` (after a loud SKIPPED line) when Redis is not installed.
     pub fn start(test: &str) -> Option<RedisServer> {
-        let installed = Command::new("redis-server")
-            .arg("--version")
-            .stdout(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        if !installed {
-            if std::env::var("REQUIRE_REDIS").is_ok_and(|v| v == "1") {
-                panic!("REQUIRE_REDIS=1 but redis-server is not installed (apt-get install redis-server)");
-            }
-            eprintln!(
-                "\n==== SKIPPED {test}: redis-server not installed (apt-get install redis-server) ====\n"
-            );
-            return None;
-        }
+        let binary = or_skip(
+            find_binary("REDIS_SERVER", &["redis-server"]),
+            "REQUIRE_REDIS",
+            test,
+            "redis-server is not installed (apt-get install redis-server)",
+        )?;
         let port = free_port();
         let mut server = RedisServer {
+            binary,
             child: None,
             port,
             url: format!("redis://127.0.0.1:{port}"),
@@ -51,7 +41,7 @@ impl RedisServer {
     }
 
     fn launch(&mut self) {
-        let child = Command::new("redis-server")
+        let child = Command::new(&self.binary)
             .args(["--bind", "127.0.0.1", "--port"])
             .arg(self.port.to_string())
             .args(["--save", "", "--appendonly", "no", "--dir"])
