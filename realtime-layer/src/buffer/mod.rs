@@ -15,6 +15,7 @@ mod answers;
 mod borrow_id;
 mod config;
 mod denials;
+mod filter;
 mod holds;
 mod interner;
 mod levels;
@@ -28,11 +29,13 @@ pub use answers::{
 };
 pub use config::{BufferConfig, ConfigError};
 pub use denials::Denials;
+pub use filter::{Cursor, EventFilter};
 pub use holds::{HoldSummary, HoldTimes, HOLD_BUCKETS_SECONDS};
 pub use interner::OTHER_NAME;
 
 use crate::clock::Clock;
 use crate::event::{Event, EventKind, EXPIRED_REASON};
+use filter::Resolved;
 use interner::Interner;
 use parking_lot::{Mutex, MutexGuard};
 use ring::{EventRing, PackedEvent};
@@ -67,59 +70,6 @@ fn expire_ring(ring: &mut EventRing, users: &mut Interner, t_min: u32) {
         seq += 1;
     }
     ring.expire_before(t_min);
-}
-
-/// Restricts queries to one resource, one user and/or one instance (by exact name).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
-pub struct EventFilter {
-    /// Only this resource.
-    pub resource: Option<String>,
-    /// Only this user.
-    pub user: Option<String>,
-    /// Only events recorded by this instance (meaningful in a cluster view, whose events carry
-    /// the id of the instance that recorded them; a local buffer's events carry none, so there
-    /// it matches nothing).
-    pub instance: Option<String>,
-}
-
-impl EventFilter {
-    /// True when nothing is filtered.
-    pub fn is_empty(&self) -> bool {
-        self.resource.is_none() && self.user.is_none() && self.instance.is_none()
-    }
-}
-
-/// A position in the event stream of all three kinds; read on from it with
-/// [`EventBuffer::events_after`].
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
-pub struct Cursor {
-    seqs: [u64; 3],
-}
-
-/// Filter resolved to interned indices; `None` inside means "the name is unknown: match nothing".
-struct Resolved {
-    resource: Option<Option<u16>>,
-    user: Option<Option<u16>>,
-    instance: Option<Option<u8>>,
-}
-
-impl Resolved {
-    fn matches_nothing(&self) -> bool {
-        matches!(self.resource, Some(None))
-            || matches!(self.user, Some(None))
-            || matches!(self.instance, Some(None))
-    }
-
-    /// Counts must come from the events themselves (aggregates are kept per resource only).
-    fn scans_events(&self) -> bool {
-        self.user.is_some() || self.instance.is_some()
-    }
-
-    fn accepts(&self, e: &PackedEvent, tag: u8) -> bool {
-        self.resource.is_none_or(|r| r == Some(e.resource()))
-            && self.user.is_none_or(|u| u == Some(e.user))
-            && self.instance.is_none_or(|i| i == Some(tag))
-    }
 }
 
 /// Most instances a cluster buffer tells apart (more fold into `(other)`).
