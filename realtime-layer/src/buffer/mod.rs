@@ -4,15 +4,26 @@
 //! readers copy what they need and let go, and long scans (CSV export) page through with a
 //! [`Cursor`] so they never hold the lock for long.
 //!
-//! The request path does not take that mutex: [`EventBuffer::capture`] stamps the event and
-//! appends it to a bounded capture queue (a vector behind its own mutex, held for a push or a
-//! swap, never while events are applied); whoever takes the buffer's lock next (the stream's
-//! frame builder, a stats request, the cluster feed, the exporter) applies the queued events
-//! first, in order, so every read sees every event captured before it. A full queue is applied
-//! by the capturing thread itself: nothing is dropped and memory stays bounded.
+//! The request path does not take that mutex: [`EventBuffer::capture`] queues the stamped event,
+//! and whoever takes the lock next applies the queue first (see `capture.rs`).
+//!
+//! Files, bottom up: each uses only those above it, besides the [`EventBuffer`] struct of this
+//! file, which the files from `capture.rs` down add methods to (one exception: the store keeps the
+//! open borrows that `holds.rs` defines).
+//! - `ring.rs`, `seconds.rs`, `interner.rs`, `static_names.rs`, `borrow_id.rs`: compact storage
+//!   (packed events, per-second aggregates, interned names, borrow id codes).
+//! - `config.rs`: [`BufferConfig`] and its validation.
+//! - `answers.rs`: the answer types ([`Totals`], [`WindowSummary`], [`EventRecord`], ...).
+//! - `filter.rs`: [`EventFilter`], its resolved form, and [`Cursor`].
+//! - `store.rs`: the state behind the lock and its write side (recording, expiry, stats).
+//! - `queries.rs`: the read side (summaries, recent events, cursors and pages, series).
+//! - `capture.rs`: the capture queue, and the buffer's lock, which applies it.
+//! - `cluster.rs`: cluster tagging (instances, events in their stored form).
+//! - `holds.rs`, `denials.rs`, `levels.rs`: hold times, refusals, seconds at or above a level.
 
 mod answers;
 mod borrow_id;
+mod capture;
 mod cluster;
 mod config;
 mod denials;
@@ -42,8 +53,8 @@ pub use interner::OTHER_NAME;
 
 use crate::clock::Clock;
 use crate::event::Event;
-use parking_lot::{Mutex, MutexGuard};
-use std::sync::atomic::{AtomicBool, Ordering};
+use capture::CaptureQueue;
+use parking_lot::Mutex;
 use std::sync::Arc;
 use store::Inner;
 
@@ -65,19 +76,10 @@ use store::Inner;
 pub struct EventBuffer {
     inner: Mutex<Inner>,
     clock: Arc<dyn Clock>,
-    /// Events captured on the request path (stamped), waiting for the next holder of `inner`.
-    /// Its lock is held for one push or one swap with `Inner::applying`, nothing longer.
-    captured: Mutex<Vec<(u64, Event)>>,
-    /// True while `captured` holds events (changed only under its lock): lets a reader skip
-    /// that lock when nothing was captured. A capture that happens-before a read (same thread,
-    /// or handed over through any synchronisation) is always seen: set with `Release`, read with
-    /// `Acquire`.
-    has_captured: AtomicBool,
+    /// Events captured on the request path, waiting for the next holder of `inner` (see
+    /// [`capture`](Self::capture)).
+    queue: CaptureQueue,
 }
-
-/// Events the capture queue holds before a capturing thread applies it itself. The queue and
-/// its swap partner are allocated once (2 x 512 x 112 B, ~115 KB).
-const CAPTURE_QUEUE: usize = 512;
 
 impl std::fmt::Debug for EventBuffer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -91,6 +93,8 @@ impl EventBuffer {
         Self::build(config, clock, None)
     }
 
+    /// A buffer with `config` limits; `max_instances` makes a cluster view (see
+    /// [`new_tagged`](Self::new_tagged)).
     fn build(
         config: BufferConfig,
         clock: Arc<dyn Clock>,
@@ -98,17 +102,11 @@ impl EventBuffer {
     ) -> Result<Self, ConfigError> {
         config.validate()?;
         let now = clock.now_ms();
-        let inner = Inner::new(
-            config,
-            now,
-            max_instances,
-            Vec::with_capacity(CAPTURE_QUEUE),
-        );
+        let (queue, applying) = CaptureQueue::new();
         Ok(EventBuffer {
-            inner: Mutex::new(inner),
+            inner: Mutex::new(Inner::new(config, now, max_instances, applying)),
             clock,
-            captured: Mutex::new(Vec::with_capacity(CAPTURE_QUEUE)),
-            has_captured: AtomicBool::new(false),
+            queue,
         })
     }
 
@@ -122,58 +120,11 @@ impl EventBuffer {
         &self.clock
     }
 
-    /// The buffer, locked, with every captured event applied (in capture order).
-    fn lock(&self) -> MutexGuard<'_, Inner> {
-        let mut inner = self.inner.lock();
-        if !self.has_captured.load(Ordering::Acquire) {
-            return inner;
-        }
-        let mut batch = std::mem::take(&mut inner.applying);
-        {
-            let mut captured = self.captured.lock();
-            std::mem::swap(&mut batch, &mut *captured);
-            self.has_captured.store(false, Ordering::Relaxed);
-        }
-        for (now, event) in batch.drain(..) {
-            inner.record(now, &event);
-        }
-        // Both vectors keep their capacity: no allocation in the steady state.
-        inner.applying = batch;
-        inner
-    }
-
     /// Stores one event, stamped now. Never blocks for long: no I/O, no allocation unless a name
     /// is new or a ring grows.
     pub fn record(&self, event: &Event) {
         let now = self.clock.now_ms();
         self.lock().record(now, event);
-    }
-
-    /// Stamps `event` now and queues it without taking the buffer's lock (the request path:
-    /// [`Realtime::record`](crate::Realtime::record)). The next reader applies it before
-    /// reading, so it is as visible as after [`record`](Self::record); the event's owned names
-    /// are dropped there, off the request path. When the queue is full the caller applies the
-    /// queue itself.
-    ///
-    /// ```
-    /// use realtime_layer::{BufferConfig, Event, EventBuffer, SystemClock};
-    /// use std::sync::Arc;
-    ///
-    /// let buffer = EventBuffer::new(BufferConfig::default(), Arc::new(SystemClock::new())).unwrap();
-    /// buffer.capture(Event::borrow("seat-1", "ann"));
-    /// assert_eq!(buffer.stats().borrow_count, 1);
-    /// ```
-    pub fn capture(&self, event: Event) {
-        let now = self.clock.now_ms();
-        let mut captured = self.captured.lock();
-        if captured.len() < CAPTURE_QUEUE {
-            captured.push((now, event));
-            self.has_captured.store(true, Ordering::Release);
-            return;
-        }
-        drop(captured);
-        // Full: apply the queue, then this event after it.
-        self.lock().record(now, &event);
     }
 
     /// Stores several events under one lock.
@@ -192,7 +143,7 @@ impl EventBuffer {
         inner.advance(now);
         let mut stats = inner.stats();
         // The capture queue is allocated whole up front.
-        stats.memory_bytes += (2 * CAPTURE_QUEUE * std::mem::size_of::<(u64, Event)>()) as u64;
+        stats.memory_bytes += CaptureQueue::HEAP_BYTES;
         stats
     }
 

@@ -1,3 +1,4 @@
+use super::capture::CAPTURE_QUEUE;
 use super::*;
 use crate::clock::ManualClock;
 use crate::event::EventKind;
