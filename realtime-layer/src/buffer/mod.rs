@@ -4,388 +4,59 @@
 //! readers copy what they need and let go, and long scans (CSV export) page through with a
 //! [`Cursor`] so they never hold the lock for long.
 //!
-//! The request path does not take that mutex: [`EventBuffer::capture`] stamps the event and
-//! appends it to a bounded capture queue (a vector behind its own mutex, held for a push or a
-//! swap, never while events are applied); whoever takes the buffer's lock next (the stream's
-//! frame builder, a stats request, the cluster feed, the exporter) applies the queued events
-//! first, in order, so every read sees every event captured before it. A full queue is applied
-//! by the capturing thread itself: nothing is dropped and memory stays bounded.
+//! The request path does not take that mutex: [`EventBuffer::capture`] queues the stamped event,
+//! and whoever takes the lock next applies the queue first (see `capture.rs`).
+//!
+//! Files, bottom up: each uses only those above it, besides the [`EventBuffer`] struct of this
+//! file, which the files from `capture.rs` down add methods to (one exception: the store keeps the
+//! open borrows that `holds.rs` defines).
+//! - `ring.rs`, `seconds.rs`, `interner.rs`, `static_names.rs`, `borrow_id.rs`: compact storage
+//!   (packed events, per-second aggregates, interned names, borrow id codes).
+//! - `config.rs`: [`BufferConfig`] and its validation.
+//! - `answers.rs`: the answer types ([`Totals`], [`WindowSummary`], [`EventRecord`], ...).
+//! - `filter.rs`: [`EventFilter`], its resolved form, and [`Cursor`].
+//! - `store.rs`: the state behind the lock and its write side (recording, expiry, stats).
+//! - `queries.rs`: the read side (summaries, recent events, cursors and pages, series).
+//! - `capture.rs`: the capture queue, and the buffer's lock, which applies it.
+//! - `cluster.rs`: cluster tagging (instances, events in their stored form).
+//! - `holds.rs`, `denials.rs`, `levels.rs`: hold times, refusals, seconds at or above a level.
 
+mod answers;
 mod borrow_id;
+mod capture;
+mod cluster;
+mod config;
 mod denials;
+mod filter;
 mod holds;
 mod interner;
 mod levels;
+mod queries;
 mod ring;
 mod seconds;
 mod static_names;
+mod store;
 
+pub use answers::{
+    BufferStats, EventRecord, LifetimeTotals, ResourceActivity, SecondPoint, SecondSeries, Totals,
+    WindowSummary,
+};
+pub(crate) use cluster::StoredEvent;
+// The path it had before the split (nothing outside buffer/ uses it today).
+#[allow(unused_imports)]
+pub(crate) use cluster::MAX_INSTANCES;
+pub use config::{BufferConfig, ConfigError};
 pub use denials::Denials;
+pub use filter::{Cursor, EventFilter};
 pub use holds::{HoldSummary, HoldTimes, HOLD_BUCKETS_SECONDS};
 pub use interner::OTHER_NAME;
 
 use crate::clock::Clock;
-use crate::event::{Event, EventKind, EXPIRED_REASON};
-use interner::Interner;
-use parking_lot::{Mutex, MutexGuard};
-use ring::{EventRing, PackedEvent};
-use seconds::SecondAggregates;
-use serde::Serialize;
-use static_names::StaticNames;
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use crate::event::Event;
+use capture::CaptureQueue;
+use parking_lot::Mutex;
 use std::sync::Arc;
-use std::time::Duration;
-
-/// Limits of an [`EventBuffer`]. The defaults keep six hours, at most 100,000 borrows, 100,000
-/// returns and 10,000 failures, 10,000 distinct users and 1,000 distinct resources.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BufferConfig {
-    /// How long events are kept.
-    pub retention: Duration,
-    /// Most borrows kept (oldest dropped first).
-    pub max_borrows: usize,
-    /// Most returns kept.
-    pub max_returns: usize,
-    /// Most failures kept.
-    pub max_failures: usize,
-    /// Distinct user names before new ones fold into `(other)` (at most 65,534).
-    pub max_users: usize,
-    /// Distinct resource names before new ones fold into `(other)` (at most 4,094).
-    pub max_resources: usize,
-    /// Distinct failure reasons before new ones fold into `(other)` (at most 65,534).
-    pub max_reasons: usize,
-    /// Most per-second aggregate entries (one per resource active in a second, 10 bytes each;
-    /// at least 65,536). Past it the oldest seconds go before their retention ends, so memory
-    /// stays bounded even with many resources busy every second; `aggregates_dropped_seconds`
-    /// in the stats counts them. The default, 3,000,000 (~30 MB), holds 6 h of 138 resources
-    /// active every single second.
-    pub max_second_entries: usize,
-}
-
-impl Default for BufferConfig {
-    fn default() -> Self {
-        BufferConfig {
-            retention: Duration::from_secs(6 * 3600),
-            max_borrows: 100_000,
-            max_returns: 100_000,
-            max_failures: 10_000,
-            max_users: 10_000,
-            max_resources: 1_000,
-            max_reasons: 256,
-            max_second_entries: 3_000_000,
-        }
-    }
-}
-
-/// A configuration value out of its allowed range.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid realtime configuration: {0}")]
-pub struct ConfigError(pub String);
-
-impl BufferConfig {
-    /// Checks the limits that the compact storage imposes.
-    pub fn validate(&self) -> Result<(), ConfigError> {
-        let secs = self.retention.as_secs();
-        if !(1..=7 * 24 * 3600).contains(&secs) {
-            return Err(ConfigError(format!(
-                "retention must be between 1 second and 7 days, got {secs} s"
-            )));
-        }
-        if self.max_users == 0 || self.max_users > u16::MAX as usize - 1 {
-            return Err(ConfigError(format!(
-                "max_users must be in 1..=65534, got {}",
-                self.max_users
-            )));
-        }
-        if self.max_resources == 0 || self.max_resources > ring::MAX_RESOURCES - 1 {
-            return Err(ConfigError(format!(
-                "max_resources must be in 1..=4094, got {}",
-                self.max_resources
-            )));
-        }
-        if self.max_reasons == 0 || self.max_reasons > u16::MAX as usize - 1 {
-            return Err(ConfigError(format!(
-                "max_reasons must be in 1..=65534, got {}",
-                self.max_reasons
-            )));
-        }
-        if self.max_second_entries < 65_536 {
-            return Err(ConfigError(format!(
-                "max_second_entries must be at least 65536, got {}",
-                self.max_second_entries
-            )));
-        }
-        Ok(())
-    }
-}
-
-/// Counts over a window.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-pub struct Totals {
-    /// Successful checkouts.
-    pub borrows: u64,
-    /// Checkouts above the committed quantity.
-    pub overage_borrows: u64,
-    /// Returns.
-    pub returns: u64,
-    /// Refused checkouts.
-    pub failures: u64,
-}
-
-impl Totals {
-    fn add_event(&mut self, kind: EventKind, overage: bool) {
-        match kind {
-            EventKind::Borrow => {
-                self.borrows += 1;
-                self.overage_borrows += overage as u64;
-            }
-            EventKind::Return => self.returns += 1,
-            EventKind::Failure => self.failures += 1,
-        }
-    }
-
-    fn add_second(&mut self, e: &seconds::ResSecond) {
-        self.borrows += e.borrows as u64;
-        self.overage_borrows += e.overage as u64;
-        self.returns += e.returns as u64;
-        self.failures += e.failures as u64;
-    }
-}
-
-/// One resource's activity over a window.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ResourceActivity {
-    /// Resource name.
-    pub name: Arc<str>,
-    /// Borrowed now (derived from events, or set by [`EventBuffer::sync_levels`]).
-    pub borrowed: u32,
-    /// Highest borrowed level within the window.
-    pub peak_borrowed: u32,
-    /// Counts within the window.
-    pub totals: Totals,
-}
-
-/// Totals and per-resource activity over a window.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct WindowSummary {
-    /// All resources together (after filters).
-    pub totals: Totals,
-    /// Every known resource, sorted by name.
-    pub resources: Vec<ResourceActivity>,
-}
-
-/// Size facts of the buffer.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct BufferStats {
-    /// Events held, all kinds.
-    pub total_events: u64,
-    /// Borrows held.
-    pub borrow_count: u64,
-    /// Returns held.
-    pub return_count: u64,
-    /// Failures held.
-    pub failure_count: u64,
-    /// Timestamp of the oldest event held, any kind.
-    pub oldest_event_ms: Option<u64>,
-    /// Events whose user or resource name was folded into `(other)`.
-    pub folded_names: u64,
-    /// Events whose user name was folded.
-    pub folded_users: u64,
-    /// Events whose resource name was folded.
-    pub folded_resources: u64,
-    /// Retention window in milliseconds.
-    pub retention_ms: u64,
-    /// Heap bytes held by the buffer (events, aggregates, names).
-    pub memory_bytes: u64,
-    /// Seconds of per-second aggregates dropped before their retention ended because of
-    /// [`BufferConfig::max_second_entries`]: when non-zero, rates and history over the longest
-    /// windows miss their oldest part.
-    pub aggregates_dropped_seconds: u64,
-}
-
-/// A stored event as readers see it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct EventRecord {
-    /// When it was recorded (Unix ms).
-    pub ts_ms: u64,
-    /// Borrow, return or failure.
-    pub kind: EventKind,
-    /// Resource name.
-    pub resource: Arc<str>,
-    /// User name.
-    pub user: Arc<str>,
-    /// Borrow id fingerprint (see the crate docs on borrow ids).
-    pub borrow_id: Option<String>,
-    /// Overage borrow.
-    pub overage: bool,
-    /// Failure reason, or `expired` for a return the pool made when a lease ran out.
-    pub reason: Option<Arc<str>>,
-    /// The instance that recorded it (cluster views only; absent in a local buffer).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub instance: Option<Arc<str>>,
-}
-
-/// An event in its stored form with names resolved: what cluster mode ships between instances.
-/// Borrow ids stay 64-bit codes, so a return still matches its borrow on every instance.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct StoredEvent {
-    pub(crate) ts_ms: u64,
-    pub(crate) kind: EventKind,
-    pub(crate) resource: Arc<str>,
-    pub(crate) user: Arc<str>,
-    /// Overage (borrows), or expired (returns: the flag bit a return stores).
-    pub(crate) overage: bool,
-    /// Borrow id kind (0: none) and code, for borrows and returns.
-    pub(crate) id_kind: u8,
-    pub(crate) id: u64,
-    /// Failure reason (failures only).
-    pub(crate) reason: Option<Arc<str>>,
-}
-
-/// One second of aggregates (summed over resources, or for one resource).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-pub struct SecondPoint {
-    /// Unix second.
-    pub t: u64,
-    /// Borrows in the second.
-    pub borrows: u32,
-    /// Overage borrows in the second.
-    pub overage_borrows: u32,
-    /// Returns in the second.
-    pub returns: u32,
-    /// Failures in the second.
-    pub failures: u32,
-    /// Highest borrowed level in the second.
-    pub peak_borrowed: u32,
-    /// Borrowed level at the end of the second.
-    #[serde(skip)]
-    pub end_borrowed: u32,
-}
-
-/// Active seconds of a range (idle seconds are absent) and the level before the range.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct SecondSeries {
-    /// Borrowed level at the start of the range (carry it through idle seconds).
-    pub level_before: u32,
-    /// Active seconds, oldest first.
-    pub points: Vec<SecondPoint>,
-}
-
-/// Drops `ring`'s events older than `t_min`, releasing their user names.
-fn expire_ring(ring: &mut EventRing, users: &mut Interner, t_min: u32) {
-    let mut seq = ring.front_seq();
-    while let Some(e) = ring.get(seq).filter(|e| e.t < t_min) {
-        users.release(e.user);
-        seq += 1;
-    }
-    ring.expire_before(t_min);
-}
-
-/// Restricts queries to one resource, one user and/or one instance (by exact name).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
-pub struct EventFilter {
-    /// Only this resource.
-    pub resource: Option<String>,
-    /// Only this user.
-    pub user: Option<String>,
-    /// Only events recorded by this instance (meaningful in a cluster view, whose events carry
-    /// the id of the instance that recorded them; a local buffer's events carry none, so there
-    /// it matches nothing).
-    pub instance: Option<String>,
-}
-
-impl EventFilter {
-    /// True when nothing is filtered.
-    pub fn is_empty(&self) -> bool {
-        self.resource.is_none() && self.user.is_none() && self.instance.is_none()
-    }
-}
-
-/// A position in the event stream of all three kinds; read on from it with
-/// [`EventBuffer::events_after`].
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
-pub struct Cursor {
-    seqs: [u64; 3],
-}
-
-/// Filter resolved to interned indices; `None` inside means "the name is unknown: match nothing".
-struct Resolved {
-    resource: Option<Option<u16>>,
-    user: Option<Option<u16>>,
-    instance: Option<Option<u8>>,
-}
-
-impl Resolved {
-    fn matches_nothing(&self) -> bool {
-        matches!(self.resource, Some(None))
-            || matches!(self.user, Some(None))
-            || matches!(self.instance, Some(None))
-    }
-
-    /// Counts must come from the events themselves (aggregates are kept per resource only).
-    fn scans_events(&self) -> bool {
-        self.user.is_some() || self.instance.is_some()
-    }
-
-    fn accepts(&self, e: &PackedEvent, tag: u8) -> bool {
-        self.resource.is_none_or(|r| r == Some(e.resource()))
-            && self.user.is_none_or(|u| u == Some(e.user))
-            && self.instance.is_none_or(|i| i == Some(tag))
-    }
-}
-
-/// Most instances a cluster buffer tells apart (more fold into `(other)`).
-pub(crate) const MAX_INSTANCES: usize = 64;
-
-const KINDS: [EventKind; 3] = [EventKind::Borrow, EventKind::Return, EventKind::Failure];
-
-/// Timestamps are stored as u32 milliseconds from a base that moves forward before they overflow.
-const REBASE_AFTER_MS: u64 = 1 << 31;
-
-/// How long recording may go without running expiry (readers always run it first).
-const LAZY_EXPIRY_MS: u64 = 10;
-
-struct Inner {
-    config: BufferConfig,
-    retention_ms: u64,
-    base_ms: u64,
-    last_t: u32,
-    /// The `now` of the last [`Inner::advance`]: a second call within the same millisecond
-    /// (bursts) has nothing left to expire and returns at once.
-    last_now: u64,
-    rings: [EventRing; 3],
-    seconds: SecondAggregates,
-    users: Interner,
-    resources: Interner,
-    reasons: Interner,
-    /// Instance names of a cluster buffer (`None` in a local buffer, whose rings are untagged).
-    instances: Option<Interner>,
-    /// Newest relative time given to a stored event (events from other instances arrive a little
-    /// out of order; they are stamped no earlier than this so every ring stays time-ordered).
-    last_insert_t: u32,
-    /// Fast paths of `resources` and `users` for `&'static str` names.
-    static_resources: StaticNames,
-    static_users: StaticNames,
-    folded_instances: u64,
-    /// Since start, per resource: borrows, overage borrows, returns (for counters).
-    lifetime: Vec<[u64; 3]>,
-    /// Since start, per (resource, reason): failures.
-    lifetime_failures: HashMap<(u16, u16), u64, ahash::RandomState>,
-    /// Open borrows by id and measured hold times.
-    holds: holds::Holds,
-    /// The capture queue's swap partner (see [`EventBuffer::lock`]).
-    applying: Vec<(u64, Event)>,
-}
-
-/// Lifetime totals since the buffer was created: what monotonic counters export.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct LifetimeTotals {
-    /// Per resource: (name, borrows, overage borrows, returns).
-    pub resources: Vec<(Arc<str>, u64, u64, u64)>,
-    /// Per (resource, reason): failures.
-    pub failures: Vec<(Arc<str>, Arc<str>, u64)>,
-}
+use store::Inner;
 
 /// Thread-safe store of borrow/return/failure events.
 ///
@@ -405,19 +76,10 @@ pub struct LifetimeTotals {
 pub struct EventBuffer {
     inner: Mutex<Inner>,
     clock: Arc<dyn Clock>,
-    /// Events captured on the request path (stamped), waiting for the next holder of `inner`.
-    /// Its lock is held for one push or one swap with `Inner::applying`, nothing longer.
-    captured: Mutex<Vec<(u64, Event)>>,
-    /// True while `captured` holds events (changed only under its lock): lets a reader skip
-    /// that lock when nothing was captured. A capture that happens-before a read (same thread,
-    /// or handed over through any synchronisation) is always seen: set with `Release`, read with
-    /// `Acquire`.
-    has_captured: AtomicBool,
+    /// Events captured on the request path, waiting for the next holder of `inner` (see
+    /// [`capture`](Self::capture)).
+    queue: CaptureQueue,
 }
-
-/// Events the capture queue holds before a capturing thread applies it itself. The queue and
-/// its swap partner are allocated once (2 x 512 x 112 B, ~115 KB).
-const CAPTURE_QUEUE: usize = 512;
 
 impl std::fmt::Debug for EventBuffer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -428,69 +90,23 @@ impl std::fmt::Debug for EventBuffer {
 impl EventBuffer {
     /// A buffer with `config` limits, stamping events with `clock`.
     pub fn new(config: BufferConfig, clock: Arc<dyn Clock>) -> Result<Self, ConfigError> {
-        Self::build(config, clock, false)
+        Self::build(config, clock, None)
     }
 
-    /// A buffer whose events also remember which instance recorded them (a cluster view).
-    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
-    pub(crate) fn new_tagged(
-        config: BufferConfig,
-        clock: Arc<dyn Clock>,
-    ) -> Result<Self, ConfigError> {
-        Self::build(config, clock, true)
-    }
-
+    /// A buffer with `config` limits; `max_instances` makes a cluster view (see
+    /// [`new_tagged`](Self::new_tagged)).
     fn build(
         config: BufferConfig,
         clock: Arc<dyn Clock>,
-        tagged: bool,
+        max_instances: Option<usize>,
     ) -> Result<Self, ConfigError> {
         config.validate()?;
         let now = clock.now_ms();
-        let ring = |cap| {
-            if tagged {
-                EventRing::tagged(cap)
-            } else {
-                EventRing::new(cap)
-            }
-        };
-        let retention_ms = config.retention.as_millis() as u64;
-        let inner = Inner {
-            retention_ms,
-            // A cluster view also stores events older than itself (backfill), so its time base
-            // starts a retention earlier.
-            base_ms: if tagged {
-                now.saturating_sub(retention_ms)
-            } else {
-                now
-            },
-            last_t: 0,
-            last_now: 0,
-            rings: [
-                ring(config.max_borrows),
-                ring(config.max_returns),
-                ring(config.max_failures),
-            ],
-            seconds: SecondAggregates::new(config.max_second_entries),
-            users: Interner::reclaiming(config.max_users),
-            resources: Interner::new(config.max_resources),
-            reasons: Interner::new(config.max_reasons),
-            instances: tagged.then(|| Interner::new(MAX_INSTANCES)),
-            last_insert_t: 0,
-            static_resources: StaticNames::new(),
-            static_users: StaticNames::new(),
-            folded_instances: 0,
-            lifetime: Vec::new(),
-            lifetime_failures: HashMap::with_hasher(ahash::RandomState::new()),
-            holds: holds::Holds::new(config.max_borrows, config.max_returns),
-            applying: Vec::with_capacity(CAPTURE_QUEUE),
-            config,
-        };
+        let (queue, applying) = CaptureQueue::new();
         Ok(EventBuffer {
-            inner: Mutex::new(inner),
+            inner: Mutex::new(Inner::new(config, now, max_instances, applying)),
             clock,
-            captured: Mutex::new(Vec::with_capacity(CAPTURE_QUEUE)),
-            has_captured: AtomicBool::new(false),
+            queue,
         })
     }
 
@@ -504,58 +120,11 @@ impl EventBuffer {
         &self.clock
     }
 
-    /// The buffer, locked, with every captured event applied (in capture order).
-    fn lock(&self) -> MutexGuard<'_, Inner> {
-        let mut inner = self.inner.lock();
-        if !self.has_captured.load(Ordering::Acquire) {
-            return inner;
-        }
-        let mut batch = std::mem::take(&mut inner.applying);
-        {
-            let mut captured = self.captured.lock();
-            std::mem::swap(&mut batch, &mut *captured);
-            self.has_captured.store(false, Ordering::Relaxed);
-        }
-        for (now, event) in batch.drain(..) {
-            inner.record(now, &event);
-        }
-        // Both vectors keep their capacity: no allocation in the steady state.
-        inner.applying = batch;
-        inner
-    }
-
     /// Stores one event, stamped now. Never blocks for long: no I/O, no allocation unless a name
     /// is new or a ring grows.
     pub fn record(&self, event: &Event) {
         let now = self.clock.now_ms();
         self.lock().record(now, event);
-    }
-
-    /// Stamps `event` now and queues it without taking the buffer's lock (the request path:
-    /// [`Realtime::record`](crate::Realtime::record)). The next reader applies it before
-    /// reading, so it is as visible as after [`record`](Self::record); the event's owned names
-    /// are dropped there, off the request path. When the queue is full the caller applies the
-    /// queue itself.
-    ///
-    /// ```
-    /// use realtime_layer::{BufferConfig, Event, EventBuffer, SystemClock};
-    /// use std::sync::Arc;
-    ///
-    /// let buffer = EventBuffer::new(BufferConfig::default(), Arc::new(SystemClock::new())).unwrap();
-    /// buffer.capture(Event::borrow("seat-1", "ann"));
-    /// assert_eq!(buffer.stats().borrow_count, 1);
-    /// ```
-    pub fn capture(&self, event: Event) {
-        let now = self.clock.now_ms();
-        let mut captured = self.captured.lock();
-        if captured.len() < CAPTURE_QUEUE {
-            captured.push((now, event));
-            self.has_captured.store(true, Ordering::Release);
-            return;
-        }
-        drop(captured);
-        // Full: apply the queue, then this event after it.
-        self.lock().record(now, &event);
     }
 
     /// Stores several events under one lock.
@@ -574,7 +143,7 @@ impl EventBuffer {
         inner.advance(now);
         let mut stats = inner.stats();
         // The capture queue is allocated whole up front.
-        stats.memory_bytes += (2 * CAPTURE_QUEUE * std::mem::size_of::<(u64, Event)>()) as u64;
+        stats.memory_bytes += CaptureQueue::HEAP_BYTES;
         stats
     }
 
@@ -664,58 +233,7 @@ impl EventBuffer {
         let now = self.clock.now_ms();
         let mut inner = self.lock();
         inner.advance(now);
-        let resolved = inner.resolve(filter);
-        let mut series = SecondSeries::default();
-        if resolved.matches_nothing() {
-            return series;
-        }
-        let mut level: i64 = 0;
-        let start = Cursor {
-            seqs: std::array::from_fn(|k| inner.rings[k].front_seq()),
-        };
-        let inner = &*inner;
-        inner.walk(start, &resolved, |k, e, _| {
-            let sec = inner.abs(e.t) / 1000;
-            if sec > to_sec {
-                return false;
-            }
-            if sec < from_sec {
-                level += match KINDS[k] {
-                    EventKind::Borrow => 1,
-                    EventKind::Return => -1,
-                    EventKind::Failure => 0,
-                };
-                series.level_before = level.max(0) as u32;
-                return true;
-            }
-            if series.points.last().is_none_or(|p| p.t != sec) {
-                let carried = level.max(0) as u32;
-                series.points.push(SecondPoint {
-                    t: sec,
-                    peak_borrowed: carried,
-                    end_borrowed: carried,
-                    ..SecondPoint::default()
-                });
-            }
-            if let Some(p) = series.points.last_mut() {
-                match KINDS[k] {
-                    EventKind::Borrow => {
-                        p.borrows += 1;
-                        p.overage_borrows += e.overage() as u32;
-                        level += 1;
-                    }
-                    EventKind::Return => {
-                        p.returns += 1;
-                        level -= 1;
-                    }
-                    EventKind::Failure => p.failures += 1,
-                }
-                p.end_borrowed = level.max(0) as u32;
-                p.peak_borrowed = p.peak_borrowed.max(p.end_borrowed);
-            }
-            true
-        });
-        series
+        inner.seconds_filtered(from_sec, to_sec, filter)
     }
 
     /// Sets borrowed levels from an authoritative source, e.g. the app's own counts (corrects the
@@ -743,29 +261,7 @@ impl EventBuffer {
 
     /// Totals since the buffer was created (never expire): the source of exported counters.
     pub fn lifetime_totals(&self) -> LifetimeTotals {
-        let inner = self.lock();
-        let resources = inner
-            .lifetime
-            .iter()
-            .enumerate()
-            .filter(|(_, c)| c.iter().any(|v| *v > 0))
-            .map(|(i, c)| (inner.resources.name(i as u16).clone(), c[0], c[1], c[2]))
-            .collect();
-        let failures = inner
-            .lifetime_failures
-            .iter()
-            .map(|(&(r, why), &n)| {
-                (
-                    inner.resources.name(r).clone(),
-                    inner.reasons.name(why).clone(),
-                    n,
-                )
-            })
-            .collect();
-        LifetimeTotals {
-            resources,
-            failures,
-        }
+        self.lock().lifetime_totals()
     }
 
     /// Borrowed level per resource now, sorted by name.
@@ -776,604 +272,6 @@ impl EventBuffer {
             .collect();
         out.sort();
         out
-    }
-
-    /// Events after `cursor` in their stored form, oldest first, at most `limit`; the count of
-    /// events that left the buffer before they could be read; the cursor to go on from.
-    pub(crate) fn stored_after(
-        &self,
-        cursor: Cursor,
-        limit: usize,
-    ) -> (Vec<StoredEvent>, u64, Cursor) {
-        let inner = self.lock();
-        let lost: u64 = (0..3)
-            .map(|k| inner.rings[k].front_seq().saturating_sub(cursor.seqs[k]))
-            .sum();
-        let mut out = Vec::new();
-        let resolved = Resolved {
-            resource: None,
-            user: None,
-            instance: None,
-        };
-        let end = if limit == 0 {
-            cursor
-        } else {
-            inner.walk(cursor, &resolved, |k, e, _| {
-                out.push(inner.to_stored(k, e));
-                out.len() < limit
-            })
-        };
-        (out, lost, end)
-    }
-
-    /// Stores events recorded by `instance` at their own times (a cluster view's merge). An event
-    /// older than the newest one stored is stamped at that newest time instead, so the rings
-    /// stay ordered; one older than the retention is dropped. Returns how many were stored.
-    pub(crate) fn record_stored<'a>(
-        &self,
-        instance: &str,
-        events: impl IntoIterator<Item = &'a StoredEvent>,
-    ) -> usize {
-        let now = self.clock.now_ms();
-        let mut inner = self.lock();
-        inner.advance(now);
-        let tag = inner.intern_instance(instance);
-        let mut stored = 0;
-        for e in events {
-            stored += inner.record_stored(now, e, tag) as usize;
-        }
-        stored
-    }
-
-    /// Names of the instances whose events this buffer holds or held (cluster views), sorted.
-    pub(crate) fn instance_names(&self) -> Vec<Arc<str>> {
-        let inner = self.lock();
-        let Some(instances) = &inner.instances else {
-            return Vec::new();
-        };
-        let mut names: Vec<Arc<str>> = (1..instances.len() as u16)
-            .map(|i| instances.name(i).clone())
-            .collect();
-        names.sort();
-        names
-    }
-
-    /// Events whose instance name was folded into `(other)` (more than 64 instances).
-    pub(crate) fn folded_instances(&self) -> u64 {
-        self.lock().folded_instances
-    }
-
-    /// Borrowed level per resource implied by the held events of `instance` (borrows minus
-    /// returns, at least 0): the best a cluster view knows of an instance without a status source.
-    pub(crate) fn instance_levels(&self, instance: &str) -> Vec<(Arc<str>, u32)> {
-        let inner = self.lock();
-        let Some(tag) = inner.instances.as_ref().and_then(|i| i.lookup(instance)) else {
-            return Vec::new();
-        };
-        let mut levels = vec![0i64; inner.resources.len()];
-        for (k, delta) in [(0usize, 1i64), (1, -1)] {
-            let ring = &inner.rings[k];
-            for seq in ring.front_seq()..ring.end_seq() {
-                if ring.tag(seq) == tag as u8 {
-                    if let Some(e) = ring.get(seq) {
-                        levels[e.resource() as usize] += delta;
-                    }
-                }
-            }
-        }
-        let mut out: Vec<(Arc<str>, u32)> = levels
-            .iter()
-            .enumerate()
-            .filter(|(_, l)| **l > 0)
-            .map(|(r, l)| (inner.resources.name(r as u16).clone(), *l as u32))
-            .collect();
-        out.sort();
-        out
-    }
-}
-
-impl Inner {
-    fn rel(&self, abs_ms: u64) -> u32 {
-        abs_ms.saturating_sub(self.base_ms).min(u32::MAX as u64) as u32
-    }
-
-    fn abs(&self, t: u32) -> u64 {
-        self.base_ms + t as u64
-    }
-
-    fn intern_instance(&mut self, name: &str) -> u8 {
-        let Some(instances) = &mut self.instances else {
-            return 0;
-        };
-        let before = instances.folded;
-        let tag = instances.intern(name);
-        self.folded_instances += instances.folded - before;
-        tag as u8
-    }
-
-    fn intern_resource(&mut self, name: &str) -> u16 {
-        self.resources.intern(name)
-    }
-
-    /// Moves time to `now`: expires old events and seconds, and rebases timestamps when needed.
-    /// Returns the (monotonic) relative time of `now`.
-    fn advance(&mut self, now: u64) -> u32 {
-        if now == self.last_now {
-            return self.last_t;
-        }
-        self.last_now = now;
-        let cutoff = now.saturating_sub(self.retention_ms);
-        if now.saturating_sub(self.base_ms) >= REBASE_AFTER_MS {
-            let new_base = cutoff.max(self.base_ms);
-            let delta = (new_base - self.base_ms).min(u32::MAX as u64) as u32;
-            let t_min = self.rel(cutoff);
-            for ring in &mut self.rings {
-                expire_ring(ring, &mut self.users, t_min);
-                ring.rebase(delta);
-            }
-            self.last_t = self.last_t.saturating_sub(delta);
-            self.last_insert_t = self.last_insert_t.saturating_sub(delta);
-            self.base_ms = new_base;
-        }
-        let t_min = self.rel(cutoff);
-        if cutoff > self.base_ms {
-            for ring in &mut self.rings {
-                expire_ring(ring, &mut self.users, t_min);
-            }
-        }
-        // A second goes as soon as its start is past retention (never kept longer than events).
-        self.seconds.expire_before(cutoff.div_ceil(1000) as u32);
-        self.holds.expire_before(cutoff);
-        let t = self.rel(now).max(self.last_t);
-        self.last_t = t;
-        t
-    }
-
-    /// The relative time of an event recorded at `now`. Expiry may lag up to
-    /// [`LAZY_EXPIRY_MS`] here: every reader calls [`advance`](Self::advance) in full first, so
-    /// no answer ever includes an expired event, and recording skips most of the expiry checks.
-    fn record_time(&mut self, now: u64) -> u32 {
-        if now >= self.last_now && now - self.last_now < LAZY_EXPIRY_MS {
-            let t = self.rel(now).max(self.last_t);
-            self.last_t = t;
-            return t;
-        }
-        self.advance(now)
-    }
-
-    fn record(&mut self, now: u64, event: &Event) {
-        let t = self.record_time(now);
-        self.last_insert_t = t;
-        let sec = (self.abs(t) / 1000) as u32;
-        // Folded names are counted by the interners themselves (`folded`).
-        let res = self
-            .static_resources
-            .intern(event.resource_name(), &mut self.resources);
-        // User names are reclaimed (their indices are reused): the cache checks the index's
-        // generation, so a stale entry is never handed out.
-        let user = self.static_users.intern(event.user_name(), &mut self.users);
-        if self.lifetime.len() <= res as usize {
-            self.lifetime.resize(res as usize + 1, [0; 3]);
-        }
-        match event.kind() {
-            EventKind::Borrow => {
-                let (kind, code) = event
-                    .borrow_id_str()
-                    .map_or((borrow_id::NONE, 0), borrow_id::encode);
-                let overage = event.is_overage();
-                self.push_event(0, PackedEvent::new(t, res, user, overage, kind, code), 0);
-                if kind != borrow_id::NONE {
-                    self.holds.on_borrow(self.abs(t), res, kind, code);
-                }
-                self.seconds.on_borrow(sec, res, overage);
-                self.lifetime[res as usize][0] += 1;
-                self.lifetime[res as usize][1] += overage as u64;
-            }
-            EventKind::Return => {
-                let (kind, code) = event
-                    .borrow_id_str()
-                    .map_or((borrow_id::NONE, 0), borrow_id::encode);
-                // Returns never carry overage: their flag bit marks an expiry instead.
-                let expired = event.reason() == Some(EXPIRED_REASON);
-                self.push_event(1, PackedEvent::new(t, res, user, expired, kind, code), 0);
-                if kind != borrow_id::NONE {
-                    self.holds.on_return(self.abs(t), res, kind, code);
-                }
-                self.seconds.on_return(sec, res);
-                self.lifetime[res as usize][2] += 1;
-            }
-            EventKind::Failure => {
-                let why = self.reasons.intern(event.reason().unwrap_or("unknown"));
-                self.push_event(2, PackedEvent::new(t, res, user, false, 0, why as u64), 0);
-                self.seconds.on_failure(sec, res);
-                *self.lifetime_failures.entry((res, why)).or_insert(0) += 1;
-            }
-        }
-    }
-
-    /// Appends to ring `k`, releasing the user name of the oldest event when the cap drops it.
-    fn push_event(&mut self, k: usize, event: PackedEvent, tag: u8) {
-        let ring = &mut self.rings[k];
-        let (front_seq, front_user) = (ring.front_seq(), ring.front().map(|e| e.user));
-        ring.push_tagged(event, tag);
-        if let (true, Some(user)) = (ring.front_seq() != front_seq, front_user) {
-            self.users.release(user);
-        }
-    }
-
-    /// Stores one event of another instance (or of this one, in a cluster view) at its own time,
-    /// clamped into `[newest stored, now]`. False when it is already past retention.
-    fn record_stored(&mut self, now: u64, e: &StoredEvent, tag: u8) -> bool {
-        if e.ts_ms < now.saturating_sub(self.retention_ms) {
-            return false;
-        }
-        let now_t = self.rel(now).max(self.last_t);
-        let t = self.rel(e.ts_ms).max(self.last_insert_t).min(now_t);
-        self.last_insert_t = t;
-        let sec = (self.abs(t) / 1000) as u32;
-        let res = self.intern_resource(&e.resource);
-        let user = self.users.intern(&e.user);
-        match e.kind {
-            EventKind::Borrow => {
-                let packed = PackedEvent::new(t, res, user, e.overage, e.id_kind, e.id);
-                self.push_event(0, packed, tag);
-                self.seconds.on_borrow(sec, res, e.overage);
-                if e.id_kind != borrow_id::NONE {
-                    self.holds.on_borrow(self.abs(t), res, e.id_kind, e.id);
-                }
-            }
-            EventKind::Return => {
-                // For a return the flag is "expired" (see `Inner::record`).
-                let packed = PackedEvent::new(t, res, user, e.overage, e.id_kind, e.id);
-                self.push_event(1, packed, tag);
-                self.seconds.on_return(sec, res);
-                if e.id_kind != borrow_id::NONE {
-                    // In a cluster view a borrow and its return may come from two instances.
-                    self.holds.on_return(self.abs(t), res, e.id_kind, e.id);
-                }
-            }
-            EventKind::Failure => {
-                let why = self
-                    .reasons
-                    .intern(e.reason.as_deref().unwrap_or("unknown"));
-                let packed = PackedEvent::new(t, res, user, false, 0, why as u64);
-                self.push_event(2, packed, tag);
-                self.seconds.on_failure(sec, res);
-            }
-        }
-        true
-    }
-
-    fn to_stored(&self, kind: usize, e: &PackedEvent) -> StoredEvent {
-        let is_failure = KINDS[kind] == EventKind::Failure;
-        StoredEvent {
-            ts_ms: self.abs(e.t),
-            kind: KINDS[kind],
-            resource: self.resources.name(e.resource()).clone(),
-            user: self.users.name(e.user).clone(),
-            overage: e.overage(),
-            id_kind: if is_failure { 0 } else { e.id_kind() },
-            id: if is_failure { 0 } else { e.id },
-            reason: is_failure.then(|| self.reasons.name(e.id as u16).clone()),
-        }
-    }
-
-    fn stats(&self) -> BufferStats {
-        let counts: [u64; 3] = std::array::from_fn(|k| self.rings[k].len() as u64);
-        let oldest = self
-            .rings
-            .iter()
-            .filter_map(|r| r.front().map(|e| self.abs(e.t)))
-            .min();
-        let memory = self.rings.iter().map(|r| r.capacity_bytes()).sum::<usize>()
-            + self.seconds.heap_bytes()
-            + self.users.heap_bytes()
-            + self.resources.heap_bytes()
-            + self.reasons.heap_bytes()
-            + self.static_resources.heap_bytes()
-            + self.static_users.heap_bytes()
-            + self.lifetime.capacity() * 24
-            + self.lifetime_failures.capacity() * 16
-            + self.holds.heap_bytes();
-        BufferStats {
-            total_events: counts.iter().sum(),
-            borrow_count: counts[0],
-            return_count: counts[1],
-            failure_count: counts[2],
-            oldest_event_ms: oldest,
-            folded_names: self.users.folded + self.resources.folded,
-            folded_users: self.users.folded,
-            folded_resources: self.resources.folded,
-            retention_ms: self.retention_ms,
-            memory_bytes: memory as u64,
-            aggregates_dropped_seconds: self.seconds.dropped_seconds,
-        }
-    }
-
-    fn resolve(&self, filter: &EventFilter) -> Resolved {
-        Resolved {
-            resource: filter.resource.as_deref().map(|n| self.resources.lookup(n)),
-            user: filter.user.as_deref().map(|n| self.users.lookup(n)),
-            instance: filter.instance.as_deref().map(|n| {
-                self.instances
-                    .as_ref()
-                    .and_then(|i| i.lookup(n))
-                    .map(|tag| tag as u8)
-            }),
-        }
-    }
-
-    fn to_record(&self, kind: usize, e: &PackedEvent, tag: u8) -> EventRecord {
-        let is_failure = KINDS[kind] == EventKind::Failure;
-        EventRecord {
-            ts_ms: self.abs(e.t),
-            kind: KINDS[kind],
-            resource: self.resources.name(e.resource()).clone(),
-            user: self.users.name(e.user).clone(),
-            borrow_id: if is_failure {
-                None
-            } else {
-                borrow_id::decode(e.id_kind(), e.id)
-            },
-            overage: e.overage() && KINDS[kind] == EventKind::Borrow,
-            reason: match KINDS[kind] {
-                EventKind::Failure => Some(self.reasons.name(e.id as u16).clone()),
-                EventKind::Return if e.overage() => Some(Arc::from(EXPIRED_REASON)),
-                _ => None,
-            },
-            instance: self.instances.as_ref().map(|i| i.name(tag as u16).clone()),
-        }
-    }
-
-    fn summarize(&self, now: u64, window_secs: u32, filter: &EventFilter) -> WindowSummary {
-        let resolved = self.resolve(filter);
-        let now_sec = now / 1000;
-        let from_sec = (now_sec + 1).saturating_sub(window_secs.max(1) as u64);
-        let n = self.resources.len();
-        let mut per_res = vec![Totals::default(); n];
-        // Levels and peaks are kept per resource, for all instances together: an instance's own
-        // come from its status rows (see the cluster view), so they start at 0 here.
-        let per_instance = resolved.instance.is_some();
-        let mut peaks: Vec<u32> = (0..n as u16)
-            .map(|r| {
-                if per_instance {
-                    0
-                } else {
-                    self.seconds.level(r)
-                }
-            })
-            .collect();
-        let mut active = vec![false; n];
-        if !resolved.matches_nothing() {
-            if !per_instance {
-                self.seconds
-                    .for_each(from_sec as u32, u32::MAX, |_, entries| {
-                        for e in entries {
-                            let r = e.res as usize;
-                            peaks[r] = peaks[r].max(e.peak as u32);
-                            if !resolved.scans_events() {
-                                per_res[r].add_second(e);
-                            }
-                        }
-                    });
-            }
-            if resolved.scans_events() {
-                let t_from = self.rel(from_sec * 1000);
-                for (k, ring) in self.rings.iter().enumerate() {
-                    let mut seq = ring.seq_at(t_from);
-                    while let Some(e) = ring.get(seq) {
-                        if resolved.accepts(e, ring.tag(seq)) {
-                            per_res[e.resource() as usize].add_event(KINDS[k], e.overage());
-                        }
-                        seq += 1;
-                    }
-                }
-            }
-        }
-        let mut totals = Totals::default();
-        let mut resources = Vec::new();
-        for r in 0..n {
-            let t = per_res[r];
-            active[r] = t != Totals::default() || self.seconds.level(r as u16) > 0;
-            if let Some(Some(only)) = resolved.resource {
-                if only as usize != r {
-                    continue;
-                }
-            }
-            if resolved.matches_nothing() {
-                continue;
-            }
-            totals.borrows += t.borrows;
-            totals.overage_borrows += t.overage_borrows;
-            totals.returns += t.returns;
-            totals.failures += t.failures;
-            // `(other)` only shows when something was folded into it.
-            if r == interner::OTHER as usize && !active[r] {
-                continue;
-            }
-            resources.push(ResourceActivity {
-                name: self.resources.name(r as u16).clone(),
-                borrowed: if per_instance {
-                    0
-                } else {
-                    self.seconds.level(r as u16)
-                },
-                peak_borrowed: peaks[r],
-                totals: t,
-            });
-        }
-        resources.sort_by(|a, b| a.name.cmp(&b.name));
-        WindowSummary { totals, resources }
-    }
-
-    fn recent(&self, from_ms: u64, limit: usize, filter: &EventFilter) -> Vec<EventRecord> {
-        let resolved = self.resolve(filter);
-        if resolved.matches_nothing() {
-            return Vec::new();
-        }
-        let t_from = self.rel(from_ms);
-        // Walk the three rings backwards, always taking the newest head. Within one millisecond
-        // the order is borrow, return, failure (the exact reverse of `walk`).
-        let mut next: [u64; 3] = std::array::from_fn(|k| self.rings[k].end_seq());
-        let mut out = Vec::new();
-        while out.len() < limit {
-            let mut best: Option<(usize, u32)> = None;
-            for (k, (ring, &seq)) in self.rings.iter().zip(&next).enumerate() {
-                if seq > ring.front_seq() {
-                    if let Some(e) = ring.get(seq - 1) {
-                        if e.t >= t_from && best.is_none_or(|(_, t)| e.t >= t) {
-                            best = Some((k, e.t));
-                        }
-                    }
-                }
-            }
-            let Some((k, _)) = best else { break };
-            next[k] -= 1;
-            if let Some(e) = self.rings[k].get(next[k]) {
-                let tag = self.rings[k].tag(next[k]);
-                if resolved.accepts(e, tag) {
-                    out.push(self.to_record(k, e, tag));
-                }
-            }
-        }
-        out
-    }
-
-    /// Merged oldest-first walk from `cursor`; calls `f` for each accepted event (kind, event,
-    /// instance tag).
-    fn walk(
-        &self,
-        cursor: Cursor,
-        resolved: &Resolved,
-        mut f: impl FnMut(usize, &PackedEvent, u8) -> bool,
-    ) -> Cursor {
-        let mut next: [u64; 3] =
-            std::array::from_fn(|k| cursor.seqs[k].max(self.rings[k].front_seq()));
-        loop {
-            let mut best: Option<(usize, u32)> = None;
-            for (k, (ring, &seq)) in self.rings.iter().zip(&next).enumerate() {
-                if let Some(e) = ring.get(seq) {
-                    if best.is_none_or(|(_, t)| e.t < t) {
-                        best = Some((k, e.t));
-                    }
-                }
-            }
-            let Some((k, _)) = best else { break };
-            let e = self.rings[k].get(next[k]).copied();
-            let tag = self.rings[k].tag(next[k]);
-            next[k] += 1;
-            if let Some(e) = e {
-                if resolved.accepts(&e, tag) && !f(k, &e, tag) {
-                    break;
-                }
-            }
-        }
-        Cursor { seqs: next }
-    }
-
-    fn events_after(
-        &self,
-        cursor: Cursor,
-        limit: usize,
-        filter: &EventFilter,
-    ) -> (Vec<EventRecord>, u64, Cursor) {
-        let end = Cursor {
-            seqs: std::array::from_fn(|k| self.rings[k].end_seq()),
-        };
-        let resolved = self.resolve(filter);
-        if resolved.matches_nothing() {
-            return (Vec::new(), 0, end);
-        }
-        let mut picked: std::collections::VecDeque<(usize, PackedEvent, u8)> = Default::default();
-        let mut skipped = 0u64;
-        let end = self.walk(cursor, &resolved, |k, e, tag| {
-            if picked.len() == limit {
-                picked.pop_front();
-                skipped += 1;
-            }
-            if limit > 0 {
-                picked.push_back((k, *e, tag));
-            } else {
-                skipped += 1;
-            }
-            true
-        });
-        let out = picked
-            .iter()
-            .map(|(k, e, tag)| self.to_record(*k, e, *tag))
-            .collect();
-        (out, skipped, end)
-    }
-
-    fn page(
-        &self,
-        cursor: Cursor,
-        limit: usize,
-        filter: &EventFilter,
-    ) -> (Vec<EventRecord>, Cursor) {
-        let resolved = self.resolve(filter);
-        if resolved.matches_nothing() || limit == 0 {
-            return (Vec::new(), cursor);
-        }
-        let mut out = Vec::new();
-        // `walk` advances past each event before handing it over, so stopping after the last
-        // taken one leaves the cursor exactly there.
-        let end = self.walk(cursor, &resolved, |k, e, tag| {
-            out.push(self.to_record(k, e, tag));
-            out.len() < limit
-        });
-        (out, end)
-    }
-
-    fn seconds_series(&self, from_sec: u64, to_sec: u64, resource: Option<&str>) -> SecondSeries {
-        let res = match resource {
-            Some(name) => match self.resources.lookup(name) {
-                Some(r) => Some(r),
-                None => return SecondSeries::default(),
-            },
-            None => None,
-        };
-        let from = from_sec.min(u32::MAX as u64) as u32;
-        let to = to_sec.min(u32::MAX as u64) as u32;
-        let mut points = Vec::new();
-        self.seconds.for_each(from, to, |head, entries| {
-            let mut p = SecondPoint {
-                t: head.sec as u64,
-                ..SecondPoint::default()
-            };
-            match res {
-                None => {
-                    for e in entries {
-                        p.borrows += e.borrows as u32;
-                        p.overage_borrows += e.overage as u32;
-                        p.returns += e.returns as u32;
-                        p.failures += e.failures as u32;
-                    }
-                    p.peak_borrowed = head.peak_total as u32;
-                    p.end_borrowed = head.end_total as u32;
-                }
-                Some(r) => {
-                    let mut found = false;
-                    for e in entries.filter(|e| e.res == r) {
-                        found = true;
-                        p.borrows += e.borrows as u32;
-                        p.overage_borrows += e.overage as u32;
-                        p.returns += e.returns as u32;
-                        p.failures += e.failures as u32;
-                        p.peak_borrowed = p.peak_borrowed.max(e.peak as u32);
-                        p.end_borrowed = e.end as u32;
-                    }
-                    if !found {
-                        return;
-                    }
-                }
-            }
-            points.push(p);
-        });
-        SecondSeries {
-            level_before: self.seconds.level_before(from, res),
-            points,
-        }
     }
 }
 

@@ -1,5 +1,7 @@
+use super::capture::CAPTURE_QUEUE;
 use super::*;
 use crate::clock::ManualClock;
+use crate::event::EventKind;
 use std::time::Duration;
 
 const T0: u64 = 1_800_000_000_000;
