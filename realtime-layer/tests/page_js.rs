@@ -63,9 +63,10 @@ fn page_modules_pass_their_node_tests() {
         out.status
     );
     // The TAP summary (`# tests 24`, `# pass 24`, ...), so a passing run still shows its size.
-    for line in stdout.lines().filter(|l| {
-        l.starts_with("# tests") || l.starts_with("# pass") || l.starts_with("# fail")
-    }) {
+    for line in stdout
+        .lines()
+        .filter(|l| l.starts_with("# tests") || l.starts_with("# pass") || l.starts_with("# fail"))
+    {
         eprintln!("{line}");
     }
     assert!(
