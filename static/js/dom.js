@@ -42,9 +42,16 @@ export function option(value, text) {
 
 export function lower(s) { return String(s).toLowerCase(); }
 
-/** GET a JSON document (no cache); rejects on HTTP errors with `HTTP <status>`. */
+/**
+ * GET a JSON document (no cache). Rejects on HTTP errors with `HTTP <status>`, plus the server's
+ * `detail` when the body is the API's error shape (`{"error", "detail"}`).
+ */
 export async function getJson(url) {
   const res = await fetch(url, { cache: 'no-store', headers: { Accept: 'application/json' } });
-  if (!res.ok) throw new Error('HTTP ' + res.status);
+  if (!res.ok) {
+    let detail = '';
+    try { detail = (await res.json()).detail || ''; } catch (err) { /* not JSON */ }
+    throw new Error('HTTP ' + res.status + (detail ? ': ' + detail : ''));
+  }
   return res.json();
 }
