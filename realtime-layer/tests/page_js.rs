@@ -74,3 +74,66 @@ fn page_modules_pass_their_node_tests() {
         "no test ran under node:\n{stdout}\n{stderr}"
     );
 }
+
+/// The page's modules as files: `index.html` preloads exactly the modules under `static/js/`,
+/// every import is relative and names a file that exists (no bare specifiers: there is no bundler
+/// and the page works offline), and no module writes HTML (`innerHTML` and friends).
+#[test]
+fn index_preloads_every_module_and_imports_resolve() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../static");
+    let html = std::fs::read_to_string(root.join("index.html")).unwrap();
+    assert!(
+        html.contains(r#"<script src="realtime/assets/app.js" type="module"></script>"#),
+        "app.js is loaded as a module"
+    );
+    let preloaded: std::collections::BTreeSet<String> = html
+        .split(r#"<link rel="modulepreload" href="realtime/assets/"#)
+        .skip(1)
+        .map(|rest| rest[..rest.find('"').unwrap()].to_owned())
+        .collect();
+    let mut sources = vec![root.join("app.js")];
+    let mut modules = std::collections::BTreeSet::new();
+    for entry in std::fs::read_dir(root.join("js")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "js") {
+            modules.insert(format!(
+                "js/{}",
+                path.file_name().unwrap().to_string_lossy()
+            ));
+            sources.push(path);
+        }
+    }
+    assert_eq!(preloaded, modules, "modulepreload links vs static/js/");
+
+    for source in &sources {
+        let text = std::fs::read_to_string(source).unwrap();
+        for banned in [
+            "innerHTML",
+            "outerHTML",
+            "insertAdjacentHTML",
+            "document.write",
+        ] {
+            assert!(!text.contains(banned), "{} uses {banned}", source.display());
+        }
+        let statements = text.lines().map(str::trim).filter(|l| {
+            (l.starts_with("import ") || l.starts_with("export ")) && l.contains(" from ")
+        });
+        for line in statements {
+            let rest = &line[line.rfind(" from ").unwrap() + 6..];
+            let spec = rest
+                .trim_end_matches(';')
+                .trim_matches(|c| c == '\'' || c == '"');
+            assert!(
+                spec.starts_with("./") || spec.starts_with("../"),
+                "{}: import {spec:?} is not relative",
+                source.display()
+            );
+            let target = source.parent().unwrap().join(spec);
+            assert!(
+                target.is_file(),
+                "{}: import {spec:?} names no file",
+                source.display()
+            );
+        }
+    }
+}

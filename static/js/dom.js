@@ -1,5 +1,5 @@
 // DOM helpers. Every string from the server goes in as text (`textContent`, `value`), never as
-// HTML: the page has no innerHTML anywhere.
+// HTML: no module parses strings as markup (tests/page_js.rs checks).
 
 export function $(id) { return document.getElementById(id); }
 
