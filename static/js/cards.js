@@ -35,7 +35,7 @@ export function renderCards(live, expired, retention) {
   const b = live.buffer;
   if (b) {
     setText('m-buffer', fmtInt(b.total_events));
-    let bs = b.oldest_event_ms ? 'since ' + fmtClock(b.oldest_event_ms, false) : 'events retained';
+    let bs = b.oldest_event_ms ? 'events since ' + fmtClock(b.oldest_event_ms, false) : 'events retained';
     bs += ' · ' + fmtRange(retention) + ' kept';
     if (b.folded_names) bs += ' · ' + fmtInt(b.folded_names) + ' folded';
     setText('m-buffer-sub', bs);

@@ -4,6 +4,7 @@
 
 import { $, option } from './dom.js';
 import { fmtRange } from './format.js';
+import { noteResource } from './names.js';
 import { csvFileName, dataUrl } from './url-state.js';
 import { updateView } from './view.js';
 
@@ -29,7 +30,7 @@ function ensureOption(sel, value, text) {
 export function showView(view) {
   $('range').value = String(view.range);
   // A resource from the URL may not be listed yet (no event seen so far): list it now.
-  ensureOption($('resource-filter'), view.resource, view.resource);
+  noteResource(view.resource);
   $('resource-filter').value = view.resource;
   $('user-filter').value = view.user;
   const inst = $('instance-filter');
