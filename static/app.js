@@ -34,8 +34,9 @@ let needHistoryOnSnapshot = false;
 function onFrame(f) {
   const ch = applyFrame(f);
   const state = live();
-  if (ch.snapshot && needHistoryOnSnapshot) {
-    // Fill the gap the outage left in the charts.
+  if (ch.snapshot && (needHistoryOnSnapshot || ch.instanceChanged)) {
+    // Fill the gap the outage left in the charts (or take the history of the replica that
+    // answers now, behind a load balancer).
     needHistoryOnSnapshot = false;
     loadHistory(currentView(), config().labels);
   }

@@ -58,7 +58,7 @@ function barOptions(th, footer, extra) {
 }
 
 function bar(th, label, color) {
-  return { label, data: [], backgroundColor: th[color], borderRadius: 2, barPercentage: 0.8 };
+  return { label, data: [], backgroundColor: th[color], borderRadius: 2, barPercentage: 0.8, maxBarThickness: 14 };
 }
 
 /**
@@ -95,9 +95,9 @@ export function createResourceCharts(th) {
   charts.util = new Chart($('chart-util'), {
     type: 'bar',
     data: { labels: [], datasets: [
-      { label: 'In commit', data: [], stack: 'util', backgroundColor: th.commit, borderRadius: 2, barPercentage: 0.7 },
-      { label: 'In overage', data: [], stack: 'util', backgroundColor: th.overage, borderRadius: 2, barPercentage: 0.7 },
-      { label: 'Available', data: [], stack: 'util', backgroundColor: th.available, borderRadius: 2, barPercentage: 0.7 },
+      { label: 'In commit', data: [], stack: 'util', maxBarThickness: 28, backgroundColor: th.commit, borderRadius: 2, barPercentage: 0.7 },
+      { label: 'In overage', data: [], stack: 'util', maxBarThickness: 28, backgroundColor: th.overage, borderRadius: 2, barPercentage: 0.7 },
+      { label: 'Available', data: [], stack: 'util', maxBarThickness: 28, backgroundColor: th.available, borderRadius: 2, barPercentage: 0.7 },
       { label: 'Peak borrowed', type: 'line', data: [], stack: 'peak', order: -1, indexAxis: 'y', showLine: false, clip: false,
         pointStyle: 'rectRot', pointRadius: 7, pointHoverRadius: 9, borderWidth: 2, borderColor: th.panel, backgroundColor: th.peak },
     ] },
