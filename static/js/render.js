@@ -12,8 +12,6 @@ let draw = () => {};
 /** `fn(force)` draws what changed. */
 export function setRenderer(fn) { draw = fn; }
 
-export function isPaused() { return paused; }
-
 export function scheduleRender(force) {
   if (paused && !force) return;
   if (force) queuedForce = true;
