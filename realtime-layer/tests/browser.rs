@@ -3,8 +3,11 @@
 //! Starts a real server with simulated history and live load, opens `/realtime`, records events
 //! through the layer (one with a hostile user name), and checks what a person would see: the
 //! status is "connected", the cards move, the utilization chart lists the resources, the hostile
-//! name is rendered as text, the range selector reloads history, and the browser console shows no
-//! errors or CSP violations. Screenshots (light and dark) go to `target/browser/`.
+//! name is rendered as text, the range selector reloads history, the layout holds from 360 to
+//! 1,920 px (nothing cut off, overlapping or scrolling sideways; axes carry units), the view lives
+//! in the URL, and the browser console shows no errors or CSP violations. A second test serves 300
+//! resources: every panel stays within two screens. Screenshots (light, dark, per width, 300
+//! resources) go to `target/browser/`.
 //!
 //! Needs `chromium` and `chromedriver` on `PATH` (or `CHROME` / `CHROMEDRIVER` set). When they are
 //! missing the test prints `SKIPPED` and passes, unless `REQUIRE_BROWSER=1` (set by `.ci/run`),
