@@ -3,8 +3,11 @@
 //! Starts a real server with simulated history and live load, opens `/realtime`, records events
 //! through the layer (one with a hostile user name), and checks what a person would see: the
 //! status is "connected", the cards move, the utilization chart lists the resources, the hostile
-//! name is rendered as text, the range selector reloads history, and the browser console shows no
-//! errors or CSP violations. Screenshots (light and dark) go to `target/browser/`.
+//! name is rendered as text, the range selector reloads history, the layout holds from 360 to
+//! 1,920 px (nothing cut off, overlapping or scrolling sideways; axes carry units), the view lives
+//! in the URL, and the browser console shows no errors or CSP violations. A second test serves 300
+//! resources: every panel stays within two screens. Screenshots (light, dark, per width, 300
+//! resources) go to `target/browser/`.
 //!
 //! Needs `chromium` and `chromedriver` on `PATH` (or `CHROME` / `CHROMEDRIVER` set). When they are
 //! missing the test prints `SKIPPED` and passes, unless `REQUIRE_BROWSER=1` (set by `.ci/run`),
@@ -19,7 +22,7 @@ use axum::Router;
 use realtime_layer::{Clock, Event, Labels, Pricing, Realtime, ResourceStatus, SystemClock};
 use serde::Deserialize;
 use serde_json::{json, Value};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -69,6 +72,26 @@ impl Sim {
         let holders = vec![Vec::new(); pools.len()];
         Sim {
             rng: 0x9E37_79B9_7F4A_7C15,
+            pools,
+            holders,
+        }
+    }
+
+    /// `n` pools: a hostile name, then `Tool NNN` (every seventh with a longer name).
+    fn many(n: usize) -> Sim {
+        let mut pools = vec![(HOSTILE.to_string(), 8, 4, 0)];
+        for i in 1..n {
+            let name = if i % 7 == 0 {
+                format!("Tool {i:03} (floating, site {})", i % 5)
+            } else {
+                format!("Tool {i:03}")
+            };
+            let total = 4 + (i as u32 % 13);
+            pools.push((name, total, total / 2, 0));
+        }
+        let holders = vec![Vec::new(); pools.len()];
+        Sim {
+            rng: 0x2545_F491_4F6C_DD1D,
             pools,
             holders,
         }
@@ -185,8 +208,9 @@ fn require_browser() -> bool {
     std::env::var("REQUIRE_BROWSER").is_ok_and(|v| !v.is_empty() && v != "0")
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn dashboard_in_headless_chromium() {
+/// chromedriver and Chromium, or None (after a loud `SKIPPED`) when either is missing; a missing
+/// browser fails instead when `REQUIRE_BROWSER` is set.
+fn browser_binaries(what: &str) -> Option<(PathBuf, PathBuf)> {
     let chromedriver = find_binary("CHROMEDRIVER", &["chromedriver", "chromium-driver"]);
     let chrome = find_binary(
         "CHROME",
@@ -203,8 +227,51 @@ async fn dashboard_in_headless_chromium() {
             panic!("REQUIRE_BROWSER is set but {msg}");
         }
         eprintln!("\n**********************************************************************");
-        eprintln!("SKIPPED: dashboard browser test: {msg}");
+        eprintln!("SKIPPED: {what}: {msg}");
         eprintln!("**********************************************************************\n");
+        return None;
+    };
+    Some((chromedriver, chrome))
+}
+
+/// The tests of this file run one browser (and one simulated server) at a time: they share a
+/// small machine, and the latency check should not measure the other test.
+static ONE_BROWSER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// chromedriver and a headless Chromium session (1440×1400 window, fresh profile named by `tag`).
+async fn start_browser(
+    chromedriver: &Path,
+    chrome: &Path,
+    tag: &str,
+) -> (Driver, Session, PathBuf) {
+    let driver = Driver::start(chromedriver).await.expect("chromedriver");
+    let profile =
+        std::env::temp_dir().join(format!("rt-browser-test-{}-{tag}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&profile);
+    let capabilities = json!({
+        "browserName": "chrome",
+        "goog:loggingPrefs": { "browser": "ALL" },
+        "goog:chromeOptions": {
+            "binary": chrome.to_string_lossy(),
+            "args": [
+                "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--disable-quic", "--no-first-run", "--disable-background-networking",
+                "--disable-component-update", "--disable-sync", "--hide-scrollbars",
+                "--force-device-scale-factor=1", "--window-size=1440,1400",
+                format!("--user-data-dir={}", profile.display()),
+            ],
+        },
+    });
+    let browser = Session::new(&driver, capabilities)
+        .await
+        .expect("browser session");
+    (driver, browser, profile)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dashboard_in_headless_chromium() {
+    let _one = ONE_BROWSER.lock().await;
+    let Some((chromedriver, chrome)) = browser_binaries("dashboard browser test") else {
         return;
     };
 
@@ -277,26 +344,7 @@ async fn dashboard_in_headless_chromium() {
     );
 
     // ---- the browser -------------------------------------------------------------------------
-    let driver = Driver::start(&chromedriver).await.expect("chromedriver");
-    let profile = std::env::temp_dir().join(format!("rt-browser-test-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&profile);
-    let capabilities = json!({
-        "browserName": "chrome",
-        "goog:loggingPrefs": { "browser": "ALL" },
-        "goog:chromeOptions": {
-            "binary": chrome.to_string_lossy(),
-            "args": [
-                "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                "--disable-quic", "--no-first-run", "--disable-background-networking",
-                "--disable-component-update", "--disable-sync", "--hide-scrollbars",
-                "--force-device-scale-factor=1", "--window-size=1440,1400",
-                format!("--user-data-dir={}", profile.display()),
-            ],
-        },
-    });
-    let browser = Session::new(&driver, capabilities)
-        .await
-        .expect("browser session");
+    let (driver, browser, profile) = start_browser(&chromedriver, &chrome, "main").await;
     // Run the checks in their own task so that a failed assertion still closes the browser.
     let browser = Arc::new(browser);
     let checks = {
@@ -628,6 +676,14 @@ async fn run_checks(
         let (borrowed, total, peak) = (n(1) + n(2), n(1) + n(2) + n(3), n(4));
         assert!(borrowed <= peak && peak <= total, "utilization row {row}");
     }
+    // Four tools fit: no top-N controls in the per-resource panels.
+    let controls = browser
+        .execute(
+            "return Array.from(document.querySelectorAll('.res-controls')).map(function (c) { return c.hidden; });",
+            vec![],
+        )
+        .await?;
+    assert_eq!(controls, json!([true, true, true]), "top-N controls hidden");
     check_answer_panels(browser).await?;
 
     // History reached the charts: borrows spread over the 30 min, not piled up in one bucket.
@@ -860,6 +916,7 @@ async fn run_checks(
     let light = dir.join("dashboard.png");
     std::fs::write(&light, browser.screenshot().await?).map_err(|e| e.to_string())?;
     eprintln!("screenshot: {}", light.display());
+    check_widths(browser, &dir).await?;
 
     browser
         .cdp(
@@ -894,5 +951,460 @@ async fn run_checks(
         "{href}"
     );
     wait_one_stream(rt).await?;
+    check_url_state(browser, rt, base).await?;
+    Ok(())
+}
+
+/// Widths the layout is checked at, phone to large desktop.
+const WIDTHS: [u32; 5] = [360, 420, 768, 1280, 1920];
+
+/// What a person would see as broken at the current width (an empty list when nothing is): the
+/// page scrolling sideways, card or panel texts cut off, overlapping or clipped axis labels, and
+/// duration ticks without a unit.
+const LAYOUT_PROBLEMS_JS: &str = r#"
+var bad = [];
+var doc = document.documentElement;
+if (doc.scrollWidth > innerWidth) bad.push('page scrolls sideways: ' + doc.scrollWidth + ' > ' + innerWidth);
+document.querySelectorAll('.card .card-title, .card .card-value, .card .card-sub, .panel-head h2, .panel-note, .toolbar .btn, .res-controls .btn')
+  .forEach(function (el) {
+    if (el.offsetParent && el.scrollWidth > el.clientWidth + 1)
+      bad.push('cut off: ' + (el.id || el.className) + ' "' + el.textContent + '" ' + el.scrollWidth + ' > ' + el.clientWidth);
+  });
+Object.values(Chart.instances).forEach(function (c) {
+  if (!c.canvas.offsetParent) return;
+  Object.keys(c.scales).forEach(function (id) {
+    var s = c.scales[id];
+    if (!s.isHorizontal()) return;
+    var boxes = s.getLabelItems().filter(function (it) { return !it.options.rotation; }).map(function (it) {
+      c.ctx.save();
+      c.ctx.font = it.font.string;
+      var w = c.ctx.measureText(String(it.label)).width;
+      c.ctx.restore();
+      var x = it.options.translation[0], a = it.options.textAlign;
+      var left = a === 'center' ? x - w / 2 : a === 'right' || a === 'end' ? x - w : x;
+      return [left, left + w, String(it.label)];
+    }).sort(function (p, q) { return p[0] - q[0]; });
+    for (var i = 1; i < boxes.length; i++)
+      if (boxes[i][0] < boxes[i - 1][1]) bad.push(c.canvas.id + ' ' + id + ' labels overlap: ' + boxes[i - 1][2] + ' / ' + boxes[i][2]);
+    boxes.forEach(function (b) {
+      if (b[0] < -1 || b[1] > c.width + 1) bad.push(c.canvas.id + ' ' + id + ' label outside the chart: ' + b[2]);
+    });
+  });
+});
+['chart-holds', 'chart-capacity'].forEach(function (id) {
+  Chart.getChart(id).scales.x.ticks.forEach(function (t) {
+    if (!/^[0-9.]+ (µs|ms|s|min|h)$/.test(t.label)) bad.push(id + ' tick without a unit: ' + t.label);
+  });
+});
+return bad;
+"#;
+
+/// Emulates a `width`×`height` screen and waits until the layout has no problems (charts follow
+/// their boxes' size over the next frames); the problems left after a few seconds are the error.
+async fn layout_at(browser: &Session, width: u32, height: u32) -> Result<(), String> {
+    browser
+        .cdp(
+            "Emulation.setDeviceMetricsOverride",
+            json!({ "width": width, "height": height, "deviceScaleFactor": 1, "mobile": false }),
+        )
+        .await?;
+    let mut problems = Value::Null;
+    for _ in 0..20 {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        problems = browser.execute(LAYOUT_PROBLEMS_JS, vec![]).await?;
+        if problems.as_array().is_some_and(|p| p.is_empty()) {
+            return Ok(());
+        }
+    }
+    Err(format!("layout at {width}×{height}: {problems:#}"))
+}
+
+/// Every width from 360 to 1,920 px: nothing cut off, overlapping or scrolling sideways; a
+/// screenshot of the top of the page (and of the per-resource panels on phones) for review.
+async fn check_widths(browser: &Session, dir: &Path) -> Result<(), String> {
+    for width in WIDTHS {
+        layout_at(browser, width, 900).await?;
+        browser.execute("window.scrollTo(0, 0);", vec![]).await?;
+        let path = dir.join(format!("dashboard-{width}.png"));
+        std::fs::write(&path, browser.screenshot().await?).map_err(|e| e.to_string())?;
+        eprintln!("screenshot: {}", path.display());
+        if width < 768 {
+            browser
+                .execute(
+                    "document.getElementById('panel-util').scrollIntoView();",
+                    vec![],
+                )
+                .await?;
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let path = dir.join(format!("dashboard-{width}-panels.png"));
+            std::fs::write(&path, browser.screenshot().await?).map_err(|e| e.to_string())?;
+            browser.execute("window.scrollTo(0, 0);", vec![]).await?;
+        }
+    }
+    browser
+        .cdp("Emulation.clearDeviceMetricsOverride", json!({}))
+        .await?;
+    Ok(())
+}
+
+async fn location_search(browser: &Session) -> Result<String, String> {
+    let v = browser.execute("return location.search;", vec![]).await?;
+    Ok(v.as_str().unwrap_or("").to_owned())
+}
+
+/// The view lives in the URL: a link with range, resource and user opens the page on them (the
+/// controls show them, history, stats, stream and CSV follow them), changing a control rewrites
+/// the URL, and a reload keeps it.
+async fn check_url_state(browser: &Session, rt: &Realtime, base: &str) -> Result<(), String> {
+    let long = Duration::from_secs(20);
+    browser
+        .goto(&format!(
+            "{base}/realtime?range=300&resource=HIL%20Simulator&user=alice"
+        ))
+        .await?;
+    browser
+        .wait_for(
+            "the view from the URL",
+            "var c = document.getElementById('charts').dataset;
+             return document.getElementById('status').dataset.state === 'connected'
+                 && c.range === '300' && c.historyLoads === '1' && c.renderedLoads === '1';",
+            long,
+        )
+        .await;
+    let controls = browser
+        .execute(
+            "var $ = function (id) { return document.getElementById(id); };
+             return [$('range').value, $('resource-filter').value, $('user-filter').value,
+                     $('status').dataset.stream, $('csv').getAttribute('href')];",
+            vec![],
+        )
+        .await?;
+    assert_eq!(
+        controls,
+        json!([
+            "300",
+            "HIL Simulator",
+            "alice",
+            "realtime/stream?resource=HIL%20Simulator&user=alice",
+            "realtime/events.csv?window=300&resource=HIL%20Simulator&user=alice"
+        ]),
+        "controls and links follow the URL"
+    );
+    let requests = browser
+        .wait_for(
+            "history and stats requests",
+            "var n = performance.getEntriesByType('resource').map(function (e) { return e.name.slice(location.origin.length); });
+             return n.some(function (u) { return u.indexOf('/realtime/stats?') === 0; }) && n;",
+            long,
+        )
+        .await;
+    let requests: Vec<&str> = requests
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    for expected in [
+        "/realtime/history?window=300&resource=HIL%20Simulator",
+        "/realtime/stats?window=300&resource=HIL%20Simulator&user=alice",
+    ] {
+        assert!(requests.contains(&expected), "{expected} in {requests:?}");
+    }
+    wait_one_stream(rt).await?;
+
+    // Changing a control rewrites the URL (replaceState: no new history entry).
+    let depth = browser.execute("return history.length;", vec![]).await?;
+    browser.click(&browser.find("#range").await?).await?;
+    browser
+        .click(&browser.find("#range option[value='600']").await?)
+        .await?;
+    browser
+        .wait_for(
+            "history for 10 min",
+            "var c = document.getElementById('charts').dataset; return c.range === '600' && c.renderedLoads === '2';",
+            long,
+        )
+        .await;
+    assert_eq!(
+        location_search(browser).await?,
+        "?range=600&resource=HIL%20Simulator&user=alice"
+    );
+    browser
+        .click(&browser.find("#resource-filter").await?)
+        .await?;
+    browser
+        .click(&browser.find("#resource-filter option[value='']").await?)
+        .await?;
+    browser
+        .execute(
+            "var u = document.getElementById('user-filter'); u.value = ''; u.dispatchEvent(new Event('change'));",
+            vec![],
+        )
+        .await?;
+    browser
+        .wait_for(
+            "unfiltered stream",
+            "return document.getElementById('status').dataset.stream === 'realtime/stream'
+                 && document.getElementById('status').dataset.state === 'connected';",
+            long,
+        )
+        .await;
+    assert_eq!(location_search(browser).await?, "?range=600");
+    assert_eq!(
+        browser.execute("return history.length;", vec![]).await?,
+        depth,
+        "the URL is replaced, not pushed"
+    );
+    wait_one_stream(rt).await?;
+
+    // A reload keeps the view.
+    browser.execute("location.reload();", vec![]).await?;
+    browser
+        .wait_for(
+            "the view after a reload",
+            "var c = document.getElementById('charts').dataset;
+             return document.getElementById('range').value === '600' && c.range === '600'
+                 && c.renderedLoads === '1' && document.getElementById('resource-filter').value === '';",
+            long,
+        )
+        .await;
+    // Back at the default range, the URL is plain again.
+    browser.click(&browser.find("#range").await?).await?;
+    browser
+        .click(&browser.find("#range option[value='1800']").await?)
+        .await?;
+    browser
+        .wait_for(
+            "default range",
+            "return document.getElementById('charts').dataset.range === '1800' && location.search === '';",
+            long,
+        )
+        .await;
+    wait_one_stream(rt).await?;
+    Ok(())
+}
+
+/// Three hundred resources: the per-resource panels (utilization, hold times, time at capacity)
+/// show their top rows in a fixed height, so every panel starts within the first two screens at
+/// desktop sizes; "show all" scrolls inside its panel; the filter and sort work; no console
+/// errors. Screenshots: `target/browser/dashboard-300-*.png`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dashboard_with_300_resources() {
+    let _one = ONE_BROWSER.lock().await;
+    let Some((chromedriver, chrome)) = browser_binaries("300-resource browser test") else {
+        return;
+    };
+    // Ten minutes of history on 300 pools, then live load.
+    let history = 10 * 60;
+    let clock = ShiftedClock::default();
+    clock.set_offset_ms(-history * 1000);
+    let sim = Arc::new(Mutex::new(Sim::many(300)));
+    let status_sim = sim.clone();
+    let rt = Realtime::builder()
+        .clock(clock.clone())
+        .labels(
+            Labels::default()
+                .title("License Server")
+                .resource("Tool", "Tools"),
+        )
+        .status_source(move || status_sim.lock().unwrap().status())
+        .build()
+        .expect("realtime config");
+    for s in 0..history {
+        clock.set_offset_ms(-(history - s) * 1000);
+        let events = sim.lock().unwrap().step(0.6, 1.0);
+        rt.record_all(&events);
+    }
+    clock.set_offset_ms(0);
+    let app: Router = rt.routes();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let server = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let (load_rt, load_sim) = (rt.clone(), sim.clone());
+    let load = tokio::spawn(async move {
+        loop {
+            {
+                let mut sim = load_sim.lock().unwrap();
+                let events = sim.step(0.6, 0.5);
+                load_rt.record_all(&events);
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    });
+
+    let (driver, browser, profile) = start_browser(&chromedriver, &chrome, "300").await;
+    let browser = Arc::new(browser);
+    let checks = {
+        let (browser, base) = (browser.clone(), base.clone());
+        tokio::spawn(async move { check_many_resources(&browser, &base).await })
+    };
+    let result = checks.await;
+    let log = browser.browser_log().await.unwrap_or_default();
+    if let Ok(browser) = Arc::try_unwrap(browser) {
+        browser.quit().await;
+    }
+    drop(driver);
+    let _ = std::fs::remove_dir_all(&profile);
+    load.abort();
+    rt.shutdown();
+    server.abort();
+    match result {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => panic!("{e}"),
+        Err(join) => std::panic::resume_unwind(join.into_panic()),
+    }
+    assert_clean_log(&log);
+}
+
+/// The tops of the visible panels (page coordinates) and the viewport height.
+const PANEL_TOPS_JS: &str =
+    "return [innerHeight, Array.from(document.querySelectorAll('.panel')).filter(function (p) { return p.offsetParent; })
+         .map(function (p) { return [p.id || p.getAttribute('aria-label') || p.querySelector('h2').textContent,
+                                     Math.round(p.getBoundingClientRect().top + scrollY)]; })];";
+
+async fn panels_within_two_screens(browser: &Session, what: &str) -> Result<(), String> {
+    let tops = browser.execute(PANEL_TOPS_JS, vec![]).await?;
+    let screen = tops[0].as_f64().unwrap();
+    let panels = tops[1].as_array().unwrap();
+    assert!(panels.len() >= 7, "{what}: panels {tops}");
+    for p in panels {
+        assert!(
+            p[1].as_f64().unwrap() < 2.0 * screen,
+            "{what}: panel {} starts at {} px, below two screens of {screen} px: {tops}",
+            p[0],
+            p[1]
+        );
+    }
+    Ok(())
+}
+
+async fn check_many_resources(browser: &Session, base: &str) -> Result<(), String> {
+    let long = Duration::from_secs(30);
+    browser
+        .cdp(
+            "Emulation.setDeviceMetricsOverride",
+            json!({ "width": 1280, "height": 800, "deviceScaleFactor": 1, "mobile": false }),
+        )
+        .await?;
+    browser.goto(&format!("{base}/realtime")).await?;
+    browser
+        .wait_for(
+            "connected, history drawn",
+            "var c = document.getElementById('charts').dataset;
+             return document.getElementById('status').dataset.state === 'connected' && c.renderedLoads === '1';",
+            long,
+        )
+        .await;
+    let shown = browser
+        .wait_for(
+            "top rows in the per-resource panels",
+            "var n = function (id) { return Chart.getChart(id).data.labels.length; };
+             var p = document.getElementById('panel-util').dataset;
+             return p.resources === '300' && n('chart-util') === 8 && n('chart-holds') === 8 && n('chart-capacity') === 8
+                 && [p.resources, document.getElementById('util-note').textContent];",
+            long,
+        )
+        .await;
+    assert!(
+        shown[1].as_str().unwrap().contains("top 8 of 300"),
+        "{shown}"
+    );
+    let dir = target_dir().join("browser");
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    for (width, height) in [(1280, 800), (1920, 1080)] {
+        layout_at(browser, width, height).await?;
+        panels_within_two_screens(browser, &format!("{width}×{height}")).await?;
+        browser.execute("window.scrollTo(0, 0);", vec![]).await?;
+        let path = dir.join(format!("dashboard-300-{width}.png"));
+        std::fs::write(&path, browser.screenshot().await?).map_err(|e| e.to_string())?;
+        eprintln!("screenshot: {}", path.display());
+    }
+
+    // Show all: 300 rows in a chart that scrolls inside a panel of unchanged height.
+    const UTIL_BOX_JS: &str =
+        "var p = document.getElementById('panel-util'), s = p.querySelector('.chart-scroll');
+         return [Math.round(p.getBoundingClientRect().height), s.scrollHeight, s.clientHeight,
+                 Chart.getChart('chart-util').data.labels.length];";
+    let before = browser.execute(UTIL_BOX_JS, vec![]).await?;
+    browser
+        .click(&browser.find("#panel-util .res-all").await?)
+        .await?;
+    let after = browser
+        .wait_for(
+            "all 300 rows",
+            &format!("var r = (function () {{ {UTIL_BOX_JS} }})(); return r[3] === 300 && r;"),
+            long,
+        )
+        .await;
+    assert_eq!(
+        after[0], before[0],
+        "panel height unchanged: {before} {after}"
+    );
+    assert!(
+        after[1].as_f64().unwrap() > 5.0 * after[2].as_f64().unwrap(),
+        "the rows scroll inside the panel: {after}"
+    );
+    panels_within_two_screens(browser, "after show all").await?;
+    browser
+        .execute(
+            "document.querySelector('#panel-util .chart-scroll').scrollTop = 3000;",
+            vec![],
+        )
+        .await?;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    browser
+        .execute(
+            "document.getElementById('panel-util').scrollIntoView();",
+            vec![],
+        )
+        .await?;
+    let path = dir.join("dashboard-300-show-all.png");
+    std::fs::write(&path, browser.screenshot().await?).map_err(|e| e.to_string())?;
+
+    // The filter box narrows a panel; the sort reorders it.
+    browser
+        .execute(
+            "var f = document.querySelector('#panel-holds .res-filter');
+             f.value = 'tool 12'; f.dispatchEvent(new Event('input'));",
+            vec![],
+        )
+        .await?;
+    let filtered = browser
+        .wait_for(
+            "filtered hold times",
+            "var l = Chart.getChart('chart-holds').data.labels;
+             return l.length > 0 && l.every(function (n) { return n.indexOf('Tool 12') === 0; }) && l;",
+            long,
+        )
+        .await;
+    assert!(
+        filtered.as_array().unwrap().len() <= 8,
+        "top rows of the matches: {filtered}"
+    );
+    browser
+        .execute(
+            "var s = document.querySelector('#panel-capacity .res-sort');
+             s.value = 'name'; s.dispatchEvent(new Event('change'));",
+            vec![],
+        )
+        .await?;
+    let by_name = browser
+        .wait_for(
+            "capacity by name",
+            "var l = Chart.getChart('chart-capacity').data.labels.slice();
+             var sorted = l.slice().sort(function (a, b) { return a.localeCompare(b); });
+             return l.length === 8 && l.join('|') === sorted.join('|') && l;",
+            long,
+        )
+        .await;
+    assert_eq!(by_name[0], json!(HOSTILE), "{by_name}");
+    // The hostile resource name is an option's text, never markup.
+    let injected = browser
+        .execute(
+            "return document.querySelectorAll('select img, #events-body img, .panel img').length;",
+            vec![],
+        )
+        .await?;
+    assert_eq!(injected, json!(0), "no markup injected from resource names");
     Ok(())
 }

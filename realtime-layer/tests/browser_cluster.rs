@@ -154,10 +154,39 @@ async fn cluster_header_selector_and_degraded_banner() {
         .await
         .unwrap();
     assert!(csv.as_str().unwrap().contains("instance=alpha"), "{csv}");
+    // The choice is in the URL (a link to alpha's view).
+    let search = browser
+        .execute("return location.search;", vec![])
+        .await
+        .unwrap();
+    assert_eq!(search, "?instance=alpha");
     let png = browser.screenshot().await.unwrap();
     let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/browser");
     let _ = std::fs::create_dir_all(&dir);
     let _ = std::fs::write(dir.join("dashboard-cluster.png"), png);
+
+    // A link with scope=local: this instance's events only, said in the instance selector.
+    browser
+        .goto(&format!("{base}/realtime?scope=local"))
+        .await
+        .unwrap();
+    let local = browser
+        .wait_for(
+            "the local view from the URL",
+            "var t = document.getElementById('events-body').textContent, s = document.getElementById('instance-filter');
+             return t.indexOf('bob-on-beta') >= 0 && t.indexOf('ann-on-alpha') < 0
+                 && [s.value, s.options[s.selectedIndex].textContent, document.getElementById('status').dataset.stream];",
+            wait,
+        )
+        .await;
+    assert_eq!(
+        local,
+        json!([
+            "@local",
+            "This instance only (scope=local)",
+            "realtime/stream?scope=local"
+        ])
+    );
 
     // Redis dies: the page says so and keeps showing this instance.
     redis.kill();

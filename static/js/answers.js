@@ -1,0 +1,50 @@
+// Owner of the answers: hold times, time at capacity, overage cost and HTTP routes over the
+// selected range, from `realtime/stats` (docs/PROTOCOL.md), polled every POLL_MS and at once on
+// every view change. An answer for an older view is dropped; a failed poll keeps the last one.
+
+import { getJson } from './dom.js';
+import { dataUrl } from './url-state.js';
+
+const POLL_MS = 5000;
+
+let answers = null;
+let gen = 0;
+let timer = null;
+let dirty = false;
+let getView = null;
+let onAnswers = () => {};
+
+export function currentAnswers() { return answers; }
+
+/** True once after each new answer. */
+export function takeAnswersDirty() {
+  const d = dirty;
+  dirty = false;
+  return d;
+}
+
+export function markAnswersDirty() { dirty = true; }
+
+/** Starts polling: `view()` gives the view to ask for, `fn(stats)` hears each answer. */
+export function startAnswers(view, fn) {
+  getView = view;
+  onAnswers = fn;
+  loadAnswers();
+}
+
+/** Asks now (a view change), and every POLL_MS from now on. */
+export async function loadAnswers() {
+  const mine = ++gen;
+  if (timer) clearTimeout(timer);
+  timer = setTimeout(loadAnswers, POLL_MS);
+  let st;
+  try {
+    st = await getJson(dataUrl('stats', getView()));
+  } catch (err) {
+    return; // keep the last answers; the next poll tries again
+  }
+  if (mine !== gen) return;
+  answers = st;
+  dirty = true;
+  onAnswers(st);
+}
