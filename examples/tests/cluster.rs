@@ -3,7 +3,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 #[tokio::test]
 async fn both_replicas_see_both_replicas_traffic() {
@@ -37,35 +37,25 @@ async fn both_replicas_see_both_replicas_traffic() {
         }
     }
     std::thread::spawn(move || lines.for_each(drop));
-    let client = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
     for url in &urls {
-        loop {
-            let stats: serde_json::Value = client
-                .get(format!("{url}/stats?window=60"))
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+        // The example's URLs end in `/realtime`: the cluster view of both replicas, each
+        // replica's simulated events in it.
+        let base = url.trim_end_matches("/realtime");
+        let stats = test_support::wait::cluster_ready(base, 2, Duration::from_secs(30), |stats| {
             let from = |id: &str| {
                 stats["recent_events"]
                     .as_array()
                     .is_some_and(|e| e.iter().any(|e| e["instance"] == id))
             };
-            let rooms = stats["resources"]
-                .as_array()
-                .and_then(|r| r.iter().find(|r| r["name"] == "rooms"))
-                .map(|r| r["total"].clone());
-            if stats["cluster"]["live_instances"] == 2 && from("east") && from("west") {
-                // Two pools of 6 rooms each.
-                assert_eq!(rooms, Some(serde_json::json!(12)), "{stats}");
-                break;
-            }
-            assert!(Instant::now() < deadline, "{url}: no cluster view: {stats}");
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+            from("east") && from("west")
+        })
+        .await;
+        let rooms = stats["resources"]
+            .as_array()
+            .and_then(|r| r.iter().find(|r| r["name"] == "rooms"))
+            .map(|r| r["total"].clone());
+        // Two pools of 6 rooms each.
+        assert_eq!(rooms, Some(serde_json::json!(12)), "{stats}");
     }
     let _ = child.kill();
     let _ = child.wait();

@@ -54,7 +54,7 @@ async fn check(name: &str, token: Option<&str>) {
         if let Some(token) = token {
             req = req.bearer_auth(token);
         }
-        let stats: serde_json::Value = req.send().await.unwrap().json().await.unwrap();
+        let (_, stats) = test_support::http::send_json(req, &url).await;
         if stats["total_events"].as_u64().unwrap_or(0) > 0 {
             let first = &stats["recent_events"][0];
             assert!(

@@ -13,9 +13,6 @@
 //! missing the test prints `SKIPPED` and passes, unless `REQUIRE_BROWSER=1` (set by `.ci/run`),
 //! which makes a missing browser a failure.
 
-#[path = "browser/webdriver.rs"]
-mod webdriver;
-
 use axum::extract::Query;
 use axum::routing::post;
 use axum::Router;
@@ -26,7 +23,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use webdriver::{find_binary, Driver, Session};
+use test_support::browser::{binaries, start_session, Session};
 
 const HOSTILE: &str = "<img src=x onerror=alert(1)>";
 const HOSTILE_REASON: &str = "<b>exhausted</b>";
@@ -204,74 +201,14 @@ fn target_dir() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"))
 }
 
-fn require_browser() -> bool {
-    std::env::var("REQUIRE_BROWSER").is_ok_and(|v| !v.is_empty() && v != "0")
-}
-
-/// chromedriver and Chromium, or None (after a loud `SKIPPED`) when either is missing; a missing
-/// browser fails instead when `REQUIRE_BROWSER` is set.
-fn browser_binaries(what: &str) -> Option<(PathBuf, PathBuf)> {
-    let chromedriver = find_binary("CHROMEDRIVER", &["chromedriver", "chromium-driver"]);
-    let chrome = find_binary(
-        "CHROME",
-        &[
-            "chromium",
-            "chromium-browser",
-            "google-chrome",
-            "google-chrome-stable",
-        ],
-    );
-    let (Some(chromedriver), Some(chrome)) = (chromedriver, chrome) else {
-        let msg = "chromium and/or chromedriver not found on PATH (apt-get install chromium chromium-driver)";
-        if require_browser() {
-            panic!("REQUIRE_BROWSER is set but {msg}");
-        }
-        eprintln!("\n**********************************************************************");
-        eprintln!("SKIPPED: {what}: {msg}");
-        eprintln!("**********************************************************************\n");
-        return None;
-    };
-    Some((chromedriver, chrome))
-}
-
 /// The tests of this file run one browser (and one simulated server) at a time: they share a
 /// small machine, and the latency check should not measure the other test.
 static ONE_BROWSER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-/// chromedriver and a headless Chromium session (1440×1400 window, fresh profile named by `tag`).
-async fn start_browser(
-    chromedriver: &Path,
-    chrome: &Path,
-    tag: &str,
-) -> (Driver, Session, PathBuf) {
-    let driver = Driver::start(chromedriver).await.expect("chromedriver");
-    let profile =
-        std::env::temp_dir().join(format!("rt-browser-test-{}-{tag}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&profile);
-    let capabilities = json!({
-        "browserName": "chrome",
-        "goog:loggingPrefs": { "browser": "ALL" },
-        "goog:chromeOptions": {
-            "binary": chrome.to_string_lossy(),
-            "args": [
-                "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                "--disable-quic", "--no-first-run", "--disable-background-networking",
-                "--disable-component-update", "--disable-sync", "--hide-scrollbars",
-                "--force-device-scale-factor=1", "--window-size=1440,1400",
-                format!("--user-data-dir={}", profile.display()),
-            ],
-        },
-    });
-    let browser = Session::new(&driver, capabilities)
-        .await
-        .expect("browser session");
-    (driver, browser, profile)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dashboard_in_headless_chromium() {
     let _one = ONE_BROWSER.lock().await;
-    let Some((chromedriver, chrome)) = browser_binaries("dashboard browser test") else {
+    let Some(bins) = binaries("dashboard browser test") else {
         return;
     };
 
@@ -344,7 +281,7 @@ async fn dashboard_in_headless_chromium() {
     );
 
     // ---- the browser -------------------------------------------------------------------------
-    let (driver, browser, profile) = start_browser(&chromedriver, &chrome, "main").await;
+    let (driver, browser, profile) = start_session(&bins, "main", 1440, 1400).await;
     // Run the checks in their own task so that a failed assertion still closes the browser.
     let browser = Arc::new(browser);
     let checks = {
@@ -358,7 +295,7 @@ async fn dashboard_in_headless_chromium() {
         browser.quit().await;
     }
     drop(driver);
-    let _ = std::fs::remove_dir_all(&profile);
+    drop(profile);
     load.abort();
     rt.shutdown();
     server.abort();
@@ -1191,7 +1128,7 @@ async fn check_url_state(browser: &Session, rt: &Realtime, base: &str) -> Result
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dashboard_with_300_resources() {
     let _one = ONE_BROWSER.lock().await;
-    let Some((chromedriver, chrome)) = browser_binaries("300-resource browser test") else {
+    let Some(bins) = binaries("300-resource browser test") else {
         return;
     };
     // Ten minutes of history on 300 pools, then live load.
@@ -1232,7 +1169,7 @@ async fn dashboard_with_300_resources() {
         }
     });
 
-    let (driver, browser, profile) = start_browser(&chromedriver, &chrome, "300").await;
+    let (driver, browser, profile) = start_session(&bins, "300", 1440, 1400).await;
     let browser = Arc::new(browser);
     let checks = {
         let (browser, base) = (browser.clone(), base.clone());
@@ -1244,7 +1181,7 @@ async fn dashboard_with_300_resources() {
         browser.quit().await;
     }
     drop(driver);
-    let _ = std::fs::remove_dir_all(&profile);
+    drop(profile);
     load.abort();
     rt.shutdown();
     server.abort();

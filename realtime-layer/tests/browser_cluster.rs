@@ -7,14 +7,10 @@
 //! `REQUIRE_BROWSER=1` / `REQUIRE_REDIS=1` (CI) make it a failure.
 #![cfg(feature = "redis")]
 
-#[allow(dead_code)]
-#[path = "browser/webdriver.rs"]
-mod webdriver;
-
 use realtime_layer::{Cluster, Event, Realtime, ResourceStatus};
 use serde_json::json;
 use std::time::Duration;
-use webdriver::{find_binary, Driver, Session};
+use test_support::browser::{binaries, start_session};
 
 fn instance(redis: &str, id: &str, total: u32) -> Realtime {
     Realtime::builder()
@@ -35,14 +31,7 @@ async fn serve(rt: &Realtime) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cluster_header_selector_and_degraded_banner() {
-    let chromedriver = find_binary("CHROMEDRIVER", &["chromedriver", "chromium-driver"]);
-    let chrome = find_binary("CHROME", &["chromium", "chromium-browser", "google-chrome"]);
-    let (Some(chromedriver), Some(chrome)) = (chromedriver, chrome) else {
-        let msg = "chromium and/or chromedriver not found on PATH";
-        if std::env::var("REQUIRE_BROWSER").is_ok_and(|v| !v.is_empty() && v != "0") {
-            panic!("REQUIRE_BROWSER is set but {msg}");
-        }
-        eprintln!("\n==== SKIPPED cluster browser test: {msg} ====\n");
+    let Some(bins) = binaries("cluster browser test") else {
         return;
     };
     let Some(mut redis) = test_support::redis::RedisServer::start("browser_cluster") else {
@@ -51,47 +40,12 @@ async fn cluster_header_selector_and_degraded_banner() {
     let alpha = instance(&redis.url, "alpha", 8);
     let beta = instance(&redis.url, "beta", 4);
     let base = serve(&beta).await;
-    let http = reqwest::Client::new();
     // Both live and backfilled before the page opens.
-    let deadline = std::time::Instant::now() + Duration::from_secs(15);
-    loop {
-        let stats: serde_json::Value = http
-            .get(format!("{base}/realtime/stats"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if stats["cluster"]["state"] == "ok" && stats["cluster"]["live_instances"] == 2 {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "cluster not ready: {stats}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    test_support::wait::cluster_ready(&base, 2, Duration::from_secs(15), |_| true).await;
     alpha.record(Event::borrow("GPU", "ann-on-alpha"));
     beta.record(Event::borrow("GPU", "bob-on-beta"));
 
-    let driver = Driver::start(&chromedriver).await.expect("chromedriver");
-    let profile = std::env::temp_dir().join(format!("rt-cluster-test-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&profile);
-    let caps = json!({
-        "browserName": "chrome",
-        "goog:loggingPrefs": { "browser": "ALL" },
-        "goog:chromeOptions": {
-            "binary": chrome.to_string_lossy(),
-            "args": [
-                "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                "--disable-quic", "--no-first-run", "--disable-background-networking",
-                "--disable-component-update", "--disable-sync", "--window-size=1440,1000",
-                format!("--user-data-dir={}", profile.display()),
-            ],
-        },
-    });
-    let browser = Session::new(&driver, caps).await.expect("browser session");
+    let (driver, browser, profile) = start_session(&bins, "cluster", 1440, 1000).await;
     let wait = Duration::from_secs(15);
     browser.goto(&format!("{base}/realtime")).await.unwrap();
 
@@ -205,7 +159,7 @@ async fn cluster_header_selector_and_degraded_banner() {
     let log = browser.browser_log().await.unwrap_or_default();
     browser.quit().await;
     drop(driver);
-    let _ = std::fs::remove_dir_all(&profile);
+    drop(profile);
     let errors: Vec<String> = log
         .iter()
         .filter(|e| {

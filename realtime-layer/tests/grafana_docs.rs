@@ -317,7 +317,7 @@ fn dashboard_queries_only_exported_metrics() {
     assert_eq!(options, [("per-instance", "sum"), ("shared", "max")]);
 
     // Every query, with the variables as Grafana fills them, is valid PromQL.
-    let Some(promtool) = promtool() else {
+    let Some(promtool) = test_support::prometheus::promtool() else {
         println!("SKIPPED promtool: dashboard queries not parsed (apt-get install -y prometheus)");
         return;
     };
@@ -344,20 +344,6 @@ fn dashboard_queries_only_exported_metrics() {
         &dir,
     );
     let _ = std::fs::remove_dir_all(&dir);
-}
-
-fn promtool() -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    let found = std::env::split_paths(&path)
-        .map(|dir| dir.join("promtool"))
-        .find(|p| p.is_file());
-    if found.is_none() && std::env::var("REQUIRE_PROMTOOL").as_deref() == Ok("1") {
-        panic!(
-            "REQUIRE_PROMTOOL=1 but promtool is not on PATH: install it \
-             (Debian/Ubuntu: apt-get install -y prometheus) or unset REQUIRE_PROMTOOL"
-        );
-    }
-    found
 }
 
 fn run(promtool: &Path, args: &[&str], dir: &Path) {
@@ -414,7 +400,7 @@ fn alert_rules_are_valid() {
         assert!(alerts.contains(name), "alerts.yml lacks {name}");
     }
 
-    match promtool() {
+    match test_support::prometheus::promtool() {
         Some(promtool) => {
             run(&promtool, &["check", "rules", "alerts.yml"], &dir);
             if dir.join("alerts.test.yml").is_file() {
@@ -466,7 +452,7 @@ fn operations_prometheus_config_is_valid() {
         "every scrape config has a job_name"
     );
 
-    let Some(promtool) = promtool() else {
+    let Some(promtool) = test_support::prometheus::promtool() else {
         println!(
             "SKIPPED promtool: not on PATH, the prometheus.yml of OPERATIONS.md got the YAML \
              structure check only (apt-get install -y prometheus)"

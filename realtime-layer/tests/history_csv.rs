@@ -23,9 +23,9 @@ async fn get(addr: SocketAddr, path: &str) -> reqwest::Response {
 }
 
 async fn get_json(addr: SocketAddr, path: &str, status: u16) -> Value {
-    let res = get(addr, path).await;
-    assert_eq!(res.status(), status, "{path}");
-    res.json().await.unwrap()
+    let (got, body) = common::get_json(addr, path).await;
+    assert_eq!(got, status, "{path}: {body}");
+    body
 }
 
 fn nums(v: &Value) -> Vec<u64> {

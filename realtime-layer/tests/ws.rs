@@ -4,7 +4,7 @@
 
 use futures_util::{SinkExt, StreamExt};
 use realtime_layer::{Event, Realtime, ResourceStatus, StreamConfig};
-use serde_json::Value;
+use serde_json::{json, Value};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
@@ -13,7 +13,7 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 mod common;
-use common::{serve_realtime as serve, wait_for, Server};
+use common::{get_json, serve_realtime as serve, wait_for, Server};
 
 type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
@@ -237,26 +237,15 @@ async fn filters_restrict_frames_and_bad_params_fail_before_the_upgrade() {
     if let Some(body) = body {
         assert_eq!(body["error"], "unknown_resource");
     }
-    let res = reqwest::get(format!("http://{}/realtime/ws?resource=nope", server.addr))
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 404);
-    assert_eq!(
-        res.json::<Value>().await.unwrap()["error"],
-        "unknown_resource"
-    );
+    let (status, body) = get_json(server.addr, "/realtime/ws?resource=nope").await;
+    assert_eq!((status, &body["error"]), (404, &json!("unknown_resource")));
     let long = "u".repeat(1025);
     let (status, _) = refused(server.addr, &format!("?user={long}")).await;
     assert_eq!(status, 400);
     // A plain GET (no upgrade headers): a JSON 4xx, not a stream.
-    let res = reqwest::get(format!("http://{}/realtime/ws", server.addr))
-        .await
-        .unwrap();
-    assert!(res.status().is_client_error(), "{}", res.status());
-    assert_eq!(
-        res.json::<Value>().await.unwrap()["error"],
-        "websocket_upgrade_required"
-    );
+    let (status, body) = get_json(server.addr, "/realtime/ws").await;
+    assert!((400..500).contains(&status), "{status}");
+    assert_eq!(body["error"], "websocket_upgrade_required");
     drop((by_res, by_user));
     wait_for(|| realtime.stream_clients() == 0, Duration::from_secs(3)).await;
     stop(&realtime, server).await;
@@ -299,14 +288,8 @@ async fn max_streams_is_shared_with_sse_and_disconnects_free_the_slot() {
     let mut ws = Client::open(server.addr, "").await;
     ws.next_within(Duration::from_secs(2)).await;
     assert_eq!(realtime.stream_clients(), 1);
-    let res = reqwest::get(format!("http://{}/realtime/stream", server.addr))
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 503);
-    assert_eq!(
-        res.json::<Value>().await.unwrap()["error"],
-        "too_many_streams"
-    );
+    let (status, body) = get_json(server.addr, "/realtime/stream").await;
+    assert_eq!((status, &body["error"]), (503, &json!("too_many_streams")));
 
     // The client vanishes without a Close: the gauge still returns to 0.
     drop(ws);

@@ -1,5 +1,6 @@
 //! What the tests of every crate in this workspace share (a dev-dependency, never published):
 //!
+//! - [`browser`]: headless Chromium through chromedriver, with a small WebDriver client;
 //! - [`require`]: a component the tests need (a binary on `PATH`) or a loud `SKIPPED` line, and
 //!   a failure instead when CI sets the component's `REQUIRE_*` variable;
 //! - [`redis`]: a real `redis-server` on its own loopback port and temp dir, stopped by pid;
@@ -9,6 +10,7 @@
 //!
 //! Every helper panics with a message on failure: they serve tests, where a panic is the report.
 
+pub mod browser;
 pub mod http;
 pub mod prometheus;
 pub mod redis;

@@ -6,7 +6,6 @@ use axum::Router;
 use realtime_layer::Realtime;
 use serde_json::Value;
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
 use tokio::task::JoinHandle;
 
 /// A server on a loopback port that ends when its `Realtime` shuts down.
@@ -38,39 +37,24 @@ pub async fn serve(app: Router) -> SocketAddr {
     addr
 }
 
-/// GET `path` and parse the body as JSON.
+#[allow(unused_imports)] // not every test binary waits
+pub use test_support::wait::wait_for;
+
+/// GET `path` of the server at `addr`: the status and the body as JSON.
 pub async fn get_json(addr: SocketAddr, path: &str) -> (u16, Value) {
-    let res = reqwest::get(format!("http://{addr}{path}")).await.unwrap();
-    let status = res.status().as_u16();
-    (status, res.json().await.unwrap())
+    test_support::http::get_json(format!("http://{addr}{path}")).await
 }
 
 /// The Prometheus text of `/metrics`.
 pub async fn metrics_text(addr: SocketAddr) -> String {
-    let res = reqwest::get(format!("http://{addr}/metrics"))
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
-    res.text().await.unwrap()
+    test_support::http::metrics_text(format!("http://{addr}/metrics")).await
 }
 
 /// The value of the first sample of `metric` (any labels) in `/metrics`.
 pub async fn metric_value(addr: SocketAddr, metric: &str) -> f64 {
     let text = metrics_text(addr).await;
-    text.lines()
-        .find(|l| l.starts_with(metric) && l[metric.len()..].starts_with([' ', '{']))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
+    test_support::http::metric_in(&text, metric)
         .unwrap_or_else(|| panic!("no {metric} in:\n{text}"))
-}
-
-/// Polls `cond` every 10 ms; fails the test if it is not true within `d`.
-pub async fn wait_for(mut cond: impl FnMut() -> bool, d: Duration) {
-    let start = Instant::now();
-    while !cond() {
-        assert!(start.elapsed() < d, "condition not reached in {d:?}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
 }
 
 /// What a stream client keeps between frames to read them: the resource list, whose positions

@@ -1,6 +1,9 @@
-//! A minimal W3C WebDriver client over `reqwest` (just what the dashboard test needs), plus a
-//! chromedriver process guard. Avoids pulling a WebDriver crate and its TLS stack into the build.
+//! Headless Chromium for tests: finding chromedriver and Chromium (a loud SKIPPED, or a failure
+//! with `REQUIRE_BROWSER=1`), starting a session with the flags this machine needs, and a
+//! minimal W3C WebDriver client over `reqwest` (just what the dashboard tests need). Avoids
+//! pulling a WebDriver crate and its TLS stack into the build.
 
+use crate::require::{find_binary, or_skip};
 use serde_json::{json, Value};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -9,21 +12,84 @@ use std::time::{Duration, Instant};
 
 const ELEMENT_KEY: &str = "element-6066-11e4-a52e-4f735466cecf";
 
-/// Finds an executable by name on `PATH`.
-pub fn which(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|dir| dir.join(name))
-        .find(|candidate| candidate.is_file())
+/// chromedriver and Chromium, found on `PATH` (or through `CHROMEDRIVER` / `CHROME`).
+#[derive(Debug, Clone)]
+pub struct Binaries {
+    pub chromedriver: PathBuf,
+    pub chrome: PathBuf,
 }
 
-/// The first of `names` found on `PATH` (or the path in env var `env`, when set).
-pub fn find_binary(env: &str, names: &[&str]) -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os(env) {
-        let p = PathBuf::from(p);
-        return p.is_file().then_some(p);
+/// Both binaries, or `None` after a loud SKIPPED naming `test`; a failure instead when
+/// `REQUIRE_BROWSER` is set.
+pub fn binaries(test: &str) -> Option<Binaries> {
+    let chromedriver = find_binary("CHROMEDRIVER", &["chromedriver", "chromium-driver"]);
+    let chrome = find_binary(
+        "CHROME",
+        &[
+            "chromium",
+            "chromium-browser",
+            "google-chrome",
+            "google-chrome-stable",
+        ],
+    );
+    let found = match (chromedriver, chrome) {
+        (Some(chromedriver), Some(chrome)) => Some(Binaries {
+            chromedriver,
+            chrome,
+        }),
+        _ => None,
+    };
+    or_skip(
+        found,
+        "REQUIRE_BROWSER",
+        test,
+        "chromium and/or chromedriver not found on PATH (apt-get install chromium chromium-driver)",
+    )
+}
+
+/// A browser profile directory, removed when dropped.
+#[derive(Debug)]
+pub struct Profile(pub PathBuf);
+
+impl Drop for Profile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
     }
-    names.iter().find_map(|n| which(n))
+}
+
+/// chromedriver and a headless Chromium session: a `width`×`height` window, scale factor 1, the
+/// browser console log kept (for the zero-errors checks), a fresh profile named by `tag`, and the
+/// flags that keep Chromium off the network on a closed machine. Drop the session (or `quit` it)
+/// before the driver; the profile goes last.
+pub async fn start_session(
+    bins: &Binaries,
+    tag: &str,
+    width: u32,
+    height: u32,
+) -> (Driver, Session, Profile) {
+    let driver = Driver::start(&bins.chromedriver)
+        .await
+        .expect("chromedriver");
+    let profile = std::env::temp_dir().join(format!("rt-browser-{}-{tag}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&profile);
+    let capabilities = json!({
+        "browserName": "chrome",
+        "goog:loggingPrefs": { "browser": "ALL" },
+        "goog:chromeOptions": {
+            "binary": bins.chrome.to_string_lossy(),
+            "args": [
+                "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--disable-quic", "--no-first-run", "--disable-background-networking",
+                "--disable-component-update", "--disable-sync", "--hide-scrollbars",
+                "--force-device-scale-factor=1", format!("--window-size={width},{height}"),
+                format!("--user-data-dir={}", profile.display()),
+            ],
+        },
+    });
+    let session = Session::new(&driver, capabilities)
+        .await
+        .expect("browser session");
+    (driver, session, Profile(profile))
 }
 
 /// A running chromedriver, killed on drop.
