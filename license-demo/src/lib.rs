@@ -10,6 +10,7 @@ pub mod api;
 pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod error;
 pub mod limits;
 pub mod pool;
 pub mod server;
