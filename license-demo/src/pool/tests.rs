@@ -1,3 +1,6 @@
+//! Unit tests of the pool through its public handle (a second SQLite connection breaks or
+//! pre-fills the database where a case needs it).
+
 use super::*;
 use crate::config::default_tools;
 
