@@ -1,10 +1,15 @@
-//! Command-line interface (clap derive): the server flags and the `stress` subcommand.
+//! Command-line interface (clap derive): the server flags and the `stress` subcommand, and the
+//! security settings the flags describe ([`SecurityConfig::from_args`]).
 
+use crate::auth::{ApiKeys, DashboardAuth, SecurityConfig, SignatureVerifier};
+use crate::config::{load_api_keys_file, load_vendor_secrets_file, ConfigError};
 use crate::pool::Durability;
 use crate::stress::{Mode, Profile, StressConfig, StressError};
 use clap::{Args, Parser, Subcommand};
+use realtime_layer::SystemClock;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Default server address, also the stress tester's default target.
@@ -144,6 +149,66 @@ pub struct ServeArgs {
     /// Connection limits, timeouts and the shutdown deadline.
     #[command(flatten)]
     pub limits: crate::limits::LimitArgs,
+}
+
+impl SecurityConfig {
+    /// Builds the settings from the command line, reading the keys and secrets files.
+    pub fn from_args(args: &ServeArgs) -> Result<Self, ConfigError> {
+        let api_keys = match &args.api_keys {
+            Some(path) => Some(Arc::new(ApiKeys::new(load_api_keys_file(path)?))),
+            None => None,
+        };
+        let vendors = match &args.vendor_secrets {
+            Some(path) => Some(load_vendor_secrets_file(path)?),
+            None => None,
+        };
+        let signatures = match (args.require_signature, vendors) {
+            (true, Some(vendors)) => Some(Arc::new(SignatureVerifier::new(
+                vendors,
+                Arc::new(SystemClock::new()),
+            ))),
+            (true, None) => {
+                return Err(ConfigError::Invalid(
+                    "--require-signature needs --vendor-secrets FILE".into(),
+                ))
+            }
+            (false, Some(_)) => {
+                tracing::warn!("--vendor-secrets is loaded but unused without --require-signature");
+                None
+            }
+            (false, None) => None,
+        };
+        let dashboard_auth = match (&args.dashboard_auth, &args.dashboard_token) {
+            (Some(pair), _) => Some(DashboardAuth::basic(pair).ok_or_else(|| {
+                ConfigError::Invalid(
+                    "--dashboard-auth must be USER:PASSWORD, both non-empty".into(),
+                )
+            })?),
+            (None, Some(token)) => Some(DashboardAuth::bearer(token).ok_or_else(|| {
+                ConfigError::Invalid(
+                    "--dashboard-token must be non-empty printable ASCII without spaces".into(),
+                )
+            })?),
+            (None, None) => None,
+        };
+        let lease_ttl = match args.lease_ttl {
+            Some(0) => {
+                return Err(ConfigError::Invalid(
+                    "--lease-ttl must be at least 1 second".into(),
+                ))
+            }
+            Some(secs) => Some(Duration::from_secs(secs)),
+            None => None,
+        };
+        Ok(SecurityConfig {
+            allowed_hosts: args.allowed_hosts.clone(),
+            allowed_origins: args.allowed_origins.clone(),
+            api_keys,
+            signatures,
+            lease_ttl,
+            dashboard_auth,
+        })
+    }
 }
 
 /// `--pool-scope` values.

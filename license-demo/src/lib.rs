@@ -3,6 +3,10 @@
 //!
 //! The binary (`license-demo`) serves by default and runs the stress tester as
 //! `license-demo stress`; the library exposes the same pieces for tests and the bench.
+//!
+//! Modules depend downwards only: `config`, `limits`, `error` and `pool` at the bottom; `auth`,
+//! then `api` (which uses `auth`); `server`, which wires them together; `stress` (which needs
+//! only `pool`'s types) and `cli` (the flags, turned into the settings of the others) on top.
 
 #![warn(missing_docs)]
 
@@ -10,6 +14,7 @@ pub mod api;
 pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod error;
 pub mod limits;
 pub mod pool;
 pub mod server;

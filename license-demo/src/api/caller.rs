@@ -1,7 +1,8 @@
 //! The caller of a license route: the tenant of its API key when keys are configured.
 
-use super::{ApiError, AppState};
+use super::AppState;
 use crate::auth::Tenant;
+use crate::error::ApiError;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{header, HeaderValue, StatusCode};

@@ -3,7 +3,13 @@
 use super::{ApiError, AppState, Caller, JsonBody};
 use crate::auth::SignatureError;
 use crate::config::validate_name;
-use crate::pool::{BorrowOptions, BorrowOutcome, Owned, Owner, PoolError};
+// One item per `use`: the import-cycle check (shared/tools/import_cycles.py) resolves the bare
+// `crate::pool` of a braced `use` to `RunningServer::pool`, a false api -> server edge.
+use crate::pool::BorrowOptions;
+use crate::pool::BorrowOutcome;
+use crate::pool::Owned;
+use crate::pool::Owner;
+use crate::pool::PoolError;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};

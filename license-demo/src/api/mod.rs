@@ -3,12 +3,13 @@
 //! Handlers put realtime events (borrow, return, failure) in the response extensions; the
 //! `RealtimeLayer` that wraps this router picks them up, so no handler talks to the dashboard.
 
+mod body;
 mod caller;
-mod error;
 mod handlers;
 
+pub use crate::error::ApiError;
+pub use body::{JsonBody, MAX_BODY_BYTES};
 pub use caller::Caller;
-pub use error::{ApiError, JsonBody};
 
 use crate::auth::{ApiKeys, SignatureVerifier};
 use crate::pool::LicensePool;
@@ -16,9 +17,6 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use axum::Router;
 use std::sync::Arc;
-
-/// Largest accepted request body; bigger bodies get 413.
-pub const MAX_BODY_BYTES: usize = 16 * 1024;
 
 /// Shared state of the handlers.
 #[derive(Clone, Debug)]

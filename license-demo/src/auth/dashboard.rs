@@ -87,7 +87,7 @@ impl<B> ValidateRequest<B> for DashboardAuth {
         if presented.is_some_and(|v| self.accepts(v.as_bytes())) {
             return Ok(());
         }
-        let mut refusal = crate::api::ApiError::new(
+        let mut refusal = crate::error::ApiError::new(
             StatusCode::UNAUTHORIZED,
             "unauthorized",
             "The dashboard and metrics need credentials (--dashboard-auth or --dashboard-token).",

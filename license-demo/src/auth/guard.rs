@@ -12,7 +12,7 @@
 //! enforced where bodies are read ([`crate::api::JsonBody`]): a "simple" cross-site request
 //! (`text/plain`, no preflight) can then never carry a body the API accepts.
 
-use crate::api::ApiError;
+use crate::error::ApiError;
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderName, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;

@@ -1,52 +1,13 @@
-//! JSON errors (`{"error", "detail"}`) and the JSON body extractor that produces them.
+//! The JSON body extractor of the license routes: every rejection becomes an [`ApiError`].
 
+use crate::error::ApiError;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
-use axum::Json;
 use serde::de::DeserializeOwned;
-use serde::Serialize;
 
-/// An error answer: a status plus `{"error": code, "detail": sentence}`.
-///
-/// `detail` is the key FastAPI used, so the original's clients keep showing the message.
-#[derive(Debug, Clone)]
-pub struct ApiError {
-    /// HTTP status.
-    pub status: StatusCode,
-    /// Short machine code, e.g. `exhausted`.
-    pub code: &'static str,
-    /// Human sentence.
-    pub detail: String,
-}
-
-#[derive(Serialize)]
-struct ErrorBody<'a> {
-    error: &'a str,
-    detail: &'a str,
-}
-
-impl ApiError {
-    /// Builds an error answer.
-    pub fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Self {
-        ApiError {
-            status,
-            code,
-            detail: detail.into(),
-        }
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let body = ErrorBody {
-            error: self.code,
-            detail: &self.detail,
-        };
-        (self.status, Json(body)).into_response()
-    }
-}
+/// Largest accepted request body; bigger bodies get 413.
+pub const MAX_BODY_BYTES: usize = 16 * 1024;
 
 /// A JSON request body, with every rejection turned into an [`ApiError`]: 415 unless
 /// `Content-Type` is `application/json` (a cross-site page can only send `text/plain`,
@@ -83,10 +44,7 @@ where
                 ApiError::new(
                     StatusCode::PAYLOAD_TOO_LARGE,
                     "payload_too_large",
-                    format!(
-                        "The request body is larger than {} bytes.",
-                        crate::api::MAX_BODY_BYTES
-                    ),
+                    format!("The request body is larger than {MAX_BODY_BYTES} bytes."),
                 )
             } else {
                 ApiError::new(e.status(), "bad_request", e.body_text())

@@ -1,0 +1,88 @@
+//! The results table, with the issue's targets marked.
+
+use super::Row;
+
+/// Targets from the issue.
+const TARGET_BYTES_PER_SEC: f64 = 3_000.0;
+const TARGET_SERVER_CPU_PERCENT: f64 = 10.0;
+const TARGET_CPU_AT_CLIENTS: usize = 1_000;
+const TARGET_P99_MS: f64 = 150.0;
+/// Above this share of failed clients the numbers are flagged.
+const FAILED_SHARE_WARNING: f64 = 0.01;
+
+fn mark(ok: bool) -> &'static str {
+    if ok {
+        "PASS"
+    } else {
+        "over"
+    }
+}
+
+pub(crate) fn print_table(rows: &[Row]) {
+    println!(
+        "\nTargets (issue): ≤ {TARGET_BYTES_PER_SEC:.0} B/s (3 KB/s) per client (checked on the \
+         max client), server ≤ {TARGET_SERVER_CPU_PERCENT:.0} % of one core at \
+         {TARGET_CPU_AT_CLIENTS} clients, push latency p99 ≤ {TARGET_P99_MS:.0} ms; load: 10 \
+         cycles/s = 20 events/s.\n"
+    );
+    println!(
+        "| push delay | clients | server CPU % of a core (user + system) | bytes/s per client mean (min–max) | frames/s per \
+         client | push latency ms p50 / p99 / max (samples) | events/s seen | failed clients | \
+         bench-process CPU % | load-gen CPU % |"
+    );
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for r in rows {
+        let cpu_mark = if r.clients >= TARGET_CPU_AT_CLIENTS {
+            mark(r.server_cpu <= TARGET_SERVER_CPU_PERCENT)
+        } else {
+            "-"
+        };
+        let (mean, min, max) = r.bytes_per_sec;
+        let latency = match r.latency {
+            Some((p50, p99, top, count)) => format!(
+                "{p50:.0} / {p99:.0} / {top:.0} ({count}) {}",
+                mark(p99 <= TARGET_P99_MS)
+            ),
+            None => "no samples".into(),
+        };
+        println!(
+            "| {} ms | {} | {:.1} % ({:.1} + {:.1}) {cpu_mark} | {mean:.0} ({min:.0}–{max:.0}) {} | {:.1} | {latency} | \
+             {:.1} | {} | {:.1} % | {:.1} % |",
+            r.push_delay_ms,
+            r.clients,
+            r.server_cpu,
+            r.server_cpu - r.server_system_cpu,
+            r.server_system_cpu,
+            mark(max <= TARGET_BYTES_PER_SEC),
+            r.frames_per_sec,
+            r.events_per_sec,
+            r.failed,
+            r.bench_cpu,
+            r.load_cpu,
+        );
+    }
+    println!();
+    for r in rows {
+        println!(
+            "push delay {} ms, N = {}: window {:.1} s; server streams left open after close: {}",
+            r.push_delay_ms,
+            r.clients,
+            r.window_secs,
+            r.left_open
+                .map_or("unknown (/metrics unreadable)".into(), |n| n.to_string())
+        );
+        if r.failed as f64 > FAILED_SHARE_WARNING * r.clients as f64 {
+            println!(
+                "!!! WARNING: {} of {} clients FAILED (more than {:.0} %): the numbers above \
+                 do not describe {} live clients. First failure: {}",
+                r.failed,
+                r.clients,
+                FAILED_SHARE_WARNING * 100.0,
+                r.clients,
+                r.first_failure.as_deref().unwrap_or("?")
+            );
+        } else if let Some(why) = &r.first_failure {
+            println!("  {} failed client(s), first: {why}", r.failed);
+        }
+    }
+}
