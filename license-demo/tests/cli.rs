@@ -64,12 +64,7 @@ async fn tools_file_replaces_the_seed() {
     let base = dashboard
         .trim_start_matches("Dashboard: ")
         .trim_end_matches("/realtime");
-    let status: serde_json::Value = reqwest::get(format!("{base}/licenses/status"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let status = test_support::http::get_ok(format!("{base}/licenses/status")).await;
     child.kill().unwrap();
     child.wait().unwrap();
     let names: Vec<&str> = status

@@ -43,14 +43,10 @@ impl Site {
     }
 
     async fn get(&self, path: &str) -> Value {
-        let resp = self
-            .client
-            .get(format!("{}{path}", self.url))
-            .send()
-            .await
-            .unwrap();
-        assert!(resp.status().is_success(), "GET {path}: {}", resp.status());
-        resp.json().await.unwrap()
+        let url = format!("{}{path}", self.url);
+        let (status, body) = test_support::http::send_json(self.client.get(&url), &url).await;
+        assert!((200..300).contains(&status), "GET {path}: {status} {body}");
+        body
     }
 
     /// Borrows `TOOL` for `user`; returns the borrow id and how long the request took.

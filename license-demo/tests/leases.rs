@@ -51,25 +51,16 @@ async fn serve_with_manual_clock() -> Served {
 
 impl Served {
     async fn post(&self, path: &str, body: Value) -> (u16, Value) {
-        let resp = self
-            .client
-            .post(format!("{}{path}", self.base))
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        (resp.status().as_u16(), resp.json().await.unwrap())
+        let request = self.client.post(format!("{}{path}", self.base)).json(&body);
+        test_support::http::send_json(request, path).await
     }
 
     async fn get(&self, path: &str) -> Value {
-        let resp = self
-            .client
-            .get(format!("{}{path}", self.base))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), 200, "{path}");
-        resp.json().await.unwrap()
+        let (status, body) =
+            test_support::http::send_json(self.client.get(format!("{}{path}", self.base)), path)
+                .await;
+        assert_eq!(status, 200, "{path}: {body}");
+        body
     }
 }
 

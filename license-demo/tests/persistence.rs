@@ -104,30 +104,11 @@ async fn kill_dash_nine_loses_no_committed_borrow() {
     child.wait().unwrap();
 
     let (mut child, url) = spawn_binary(&db);
-    let status: Value = client
-        .get(format!("{url}/licenses/ECU%20Development%20Suite/status"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let open: Value = client
-        .get(format!("{url}/borrows"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let charges: Value = client
-        .get(format!("{url}/overage-charges"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let status =
+        test_support::http::get_ok(format!("{url}/licenses/ECU%20Development%20Suite/status"))
+            .await;
+    let open = test_support::http::get_ok(format!("{url}/borrows")).await;
+    let charges = test_support::http::get_ok(format!("{url}/overage-charges")).await;
     child.kill().unwrap();
     child.wait().unwrap();
 

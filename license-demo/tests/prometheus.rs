@@ -10,10 +10,10 @@
 //! turns a missing binary into a failure.
 
 use serde_json::{json, Value};
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+use test_support::prometheus::Prometheus;
 
 const BIN: &str = env!("CARGO_BIN_EXE_license-demo");
 /// commit 10 + max_overage 3 of 15 in the built-in catalogue: refusals say `max_overage`.
@@ -30,22 +30,8 @@ impl Drop for Proc {
     }
 }
 
-fn find_on_path(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|dir| dir.join(name))
-        .find(|p| p.is_file())
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
-}
-
 fn replica(dir: &Path, name: &str) -> (Proc, String) {
-    let port = free_port();
+    let port = test_support::free_port();
     let child = Command::new(BIN)
         .arg("--bind")
         .arg(format!("127.0.0.1:{port}"))
@@ -60,31 +46,14 @@ fn replica(dir: &Path, name: &str) -> (Proc, String) {
     (Proc(child), format!("127.0.0.1:{port}"))
 }
 
-async fn until<T>(what: &str, deadline: Instant, mut f: impl AsyncFnMut() -> Option<T>) -> T {
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
-/// An instant query: the result vector.
-async fn query(http: &reqwest::Client, prom: &str, promql: &str) -> Vec<Value> {
-    let Ok(res) = http
-        .get(format!("http://{prom}/api/v1/query"))
-        .query(&[("query", promql)])
-        .send()
-        .await
-    else {
-        return Vec::new();
-    };
-    let body: Value = res.json().await.unwrap_or(Value::Null);
-    body["data"]["result"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
+/// Polls `f` every 200 ms until it gives a value; fails the test at `deadline`.
+async fn until<T, Fut: std::future::Future<Output = Option<T>>>(
+    what: &str,
+    deadline: Instant,
+    f: impl FnMut() -> Fut,
+) -> T {
+    let limit = deadline.saturating_duration_since(Instant::now());
+    test_support::wait::until(what, limit, Duration::from_millis(200), f).await
 }
 
 /// The value of a one-element query result.
@@ -95,14 +64,8 @@ fn scalar(result: &[Value]) -> Option<f64> {
     }
 }
 
-async fn stats(http: &reqwest::Client, addr: &str) -> Value {
-    http.get(format!("http://{addr}/realtime/stats?window=3600"))
-        .send()
-        .await
-        .expect("stats")
-        .json()
-        .await
-        .expect("stats JSON")
+async fn stats(addr: &str) -> Value {
+    test_support::http::get_ok(format!("http://{addr}/realtime/stats?window=3600")).await
 }
 
 async fn borrow(http: &reqwest::Client, addr: &str, user: &str) -> u16 {
@@ -117,16 +80,6 @@ async fn borrow(http: &reqwest::Client, addr: &str, user: &str) -> u16 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cluster_sums_and_overage_alert_in_a_real_prometheus() {
-    let Some(prometheus) = find_on_path("prometheus") else {
-        let msg = "prometheus is not on PATH (Debian/Ubuntu: apt-get install -y prometheus)";
-        if std::env::var("REQUIRE_PROMETHEUS").as_deref() == Ok("1") {
-            panic!("REQUIRE_PROMETHEUS=1 but {msg}");
-        }
-        eprintln!("\n**********************************************************************");
-        eprintln!("SKIPPED: real-Prometheus test: {msg}");
-        eprintln!("**********************************************************************\n");
-        return;
-    };
     let start = Instant::now();
     let deadline = start + Duration::from_secs(55);
     let dir = tempfile::tempdir().unwrap();
@@ -134,31 +87,14 @@ async fn cluster_sums_and_overage_alert_in_a_real_prometheus() {
     let (_b, b) = replica(dir.path(), "b");
 
     let rules = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/grafana/alerts.yml");
-    std::fs::copy(&rules, dir.path().join("alerts.yml")).unwrap();
-    let config = format!(
-        "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n\
-         rule_files: [alerts.yml]\n\
-         scrape_configs:\n  - job_name: license-demo\n    static_configs:\n      - targets: ['{a}', '{b}']\n"
-    );
-    std::fs::write(dir.path().join("prometheus.yml"), config).unwrap();
-    let prom = format!("127.0.0.1:{}", free_port());
-    let _prometheus = Proc(
-        Command::new(prometheus)
-            .arg(format!(
-                "--config.file={}",
-                dir.path().join("prometheus.yml").display()
-            ))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.path().join("tsdb").display()
-            ))
-            .arg(format!("--web.listen-address={prom}"))
-            .arg("--log.level=warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start prometheus"),
-    );
+    let Some(prometheus) = Prometheus::start(
+        "real-Prometheus test",
+        "license-demo",
+        &[a.clone(), b.clone()],
+        &[&rules],
+    ) else {
+        return;
+    };
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(5))
         .build()
@@ -171,8 +107,8 @@ async fn cluster_sums_and_overage_alert_in_a_real_prometheus() {
     until(
         "both replicas scraped, max_overage series at 0",
         deadline,
-        async || {
-            let r = query(&http, &prom, &fresh).await;
+        || async {
+            let r = prometheus.query(&fresh).await;
             (r.len() == 2 && r.iter().all(|s| s["value"][1] == "0")).then_some(())
         },
     )
@@ -194,7 +130,7 @@ async fn cluster_sums_and_overage_alert_in_a_real_prometheus() {
     }
 
     // Cluster sums in Prometheus equal what the replicas report themselves.
-    let (sa, sb) = (stats(&http, &a).await, stats(&http, &b).await);
+    let (sa, sb) = (stats(&a).await, stats(&b).await);
     let of = |s: &Value, key: &str| -> f64 {
         s["resources"]
             .as_array()
@@ -231,31 +167,18 @@ async fn cluster_sums_and_overage_alert_in_a_real_prometheus() {
         (format!("sum(realtime_overage_cost_total{sel})"), 2400.0),
     ];
     for (promql, want) in &checks {
-        until(promql, deadline, async || {
-            (scalar(&query(&http, &prom, promql).await) == Some(*want)).then_some(())
+        until(promql, deadline, || async {
+            (scalar(&prometheus.query(promql).await) == Some(*want)).then_some(())
         })
         .await;
     }
 
     // The burst went into one or two scrapes; the alert counts all of it and goes pending
     // (it fires after its `for: 1m`, beyond this test).
-    let alert = until("OverageLimitReached pending", deadline, async || {
-        let body: Value = http
-            .get(format!("http://{prom}/api/v1/alerts"))
-            .send()
-            .await
-            .ok()?
-            .json()
-            .await
-            .ok()?;
-        body["data"]["alerts"]
-            .as_array()?
-            .iter()
-            .find(|al| {
-                al["labels"]["alertname"] == "OverageLimitReached"
-                    && al["labels"]["resource"] == TOOL
-            })
-            .cloned()
+    let alert = until("OverageLimitReached pending", deadline, || async {
+        prometheus.alerts().await.into_iter().find(|al| {
+            al["labels"]["alertname"] == "OverageLimitReached" && al["labels"]["resource"] == TOOL
+        })
     })
     .await;
     assert_eq!(alert["state"], "pending", "{alert}");

@@ -198,12 +198,8 @@ async fn a_fully_secured_server_from_the_command_line() {
 
 /// `GET /licenses/ECU Development Suite/status`.
 async fn ecu_status(client: &reqwest::Client, url: &str) -> Value {
-    client
-        .get(format!("{url}/licenses/ECU%20Development%20Suite/status"))
-        .send()
+    let url = format!("{url}/licenses/ECU%20Development%20Suite/status");
+    test_support::http::send_json(client.get(&url), &url)
         .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
+        .1
 }

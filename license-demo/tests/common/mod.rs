@@ -7,6 +7,7 @@ use license_demo::pool::{DbLocation, Durability};
 use license_demo::server::{self, RunningServer, ServerConfig};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
+use test_support::http::send_json;
 
 /// A server plus the temp dir holding its database.
 pub struct TestServer {
@@ -92,34 +93,20 @@ impl TestServer {
     }
 
     pub async fn post_json(&self, path: &str, body: Value) -> (u16, Value) {
-        let resp = self
-            .client
-            .post(self.url(path))
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        let status = resp.status().as_u16();
-        (status, resp.json().await.unwrap())
+        send_json(self.client.post(self.url(path)).json(&body), path).await
     }
 
     pub async fn post_raw(&self, path: &str, body: impl Into<reqwest::Body>) -> (u16, Value) {
-        let resp = self
+        let request = self
             .client
             .post(self.url(path))
             .header("content-type", "application/json")
-            .body(body)
-            .send()
-            .await
-            .unwrap();
-        let status = resp.status().as_u16();
-        (status, resp.json().await.unwrap())
+            .body(body);
+        send_json(request, path).await
     }
 
     pub async fn get(&self, path: &str) -> (u16, Value) {
-        let resp = self.client.get(self.url(path)).send().await.unwrap();
-        let status = resp.status().as_u16();
-        (status, resp.json().await.unwrap())
+        send_json(self.client.get(self.url(path)), path).await
     }
 
     /// GET /licenses/{tool}/status (200 expected).
