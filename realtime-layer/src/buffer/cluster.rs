@@ -170,7 +170,8 @@ impl Inner {
                 self.push_event(0, packed, tag);
                 self.seconds.on_borrow(sec, res, e.overage);
                 if e.id_kind != borrow_id::NONE {
-                    self.holds.on_borrow(self.abs(t), res, e.id_kind, e.id);
+                    let seq = self.rings[0].end_seq() - 1;
+                    self.holds.on_borrow((res, e.id_kind, e.id), seq);
                 }
             }
             EventKind::Return => {
@@ -178,10 +179,10 @@ impl Inner {
                 let packed = PackedEvent::new(t, res, user, e.overage, e.id_kind, e.id);
                 self.push_event(1, packed, tag);
                 self.seconds.on_return(sec, res);
-                if e.id_kind != borrow_id::NONE {
-                    // In a cluster view a borrow and its return may come from two instances.
-                    self.holds.on_return(self.abs(t), res, e.id_kind, e.id);
-                }
+                // In a cluster view a borrow and its return may come from two instances.
+                let key = (e.id_kind != borrow_id::NONE).then_some((res, e.id_kind, e.id));
+                let seq = self.rings[1].end_seq() - 1;
+                self.holds.on_return(key, seq, t, &self.rings[0]);
             }
             EventKind::Failure => {
                 let why = self

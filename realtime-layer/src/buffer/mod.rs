@@ -38,8 +38,8 @@ mod static_names;
 mod store;
 
 pub use answers::{
-    BufferStats, EventRecord, LifetimeTotals, ResourceActivity, SecondPoint, SecondSeries, Totals,
-    WindowSummary,
+    BufferStats, EventRecord, LifetimeTotals, MemoryBreakdown, ResourceActivity, SecondPoint,
+    SecondSeries, Totals, WindowSummary,
 };
 pub(crate) use cluster::StoredEvent;
 // The path it had before the split (nothing outside buffer/ uses it today).
@@ -143,7 +143,8 @@ impl EventBuffer {
         inner.advance(now);
         let mut stats = inner.stats();
         // The capture queue is allocated whole up front.
-        stats.memory_bytes += CaptureQueue::HEAP_BYTES;
+        stats.memory.capture_queue = CaptureQueue::HEAP_BYTES;
+        stats.memory_bytes = stats.memory.total();
         stats
     }
 
