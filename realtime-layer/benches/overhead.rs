@@ -9,8 +9,10 @@
 //! - **Instructions per request** (deterministic; wall time on a shared VM swings ±25%): each
 //!   server runs under `valgrind --tool=callgrind`, counting only inside the runtime's
 //!   `block_on` (the app is built before it, so one-time set-up such as the TSC clock's
-//!   calibration stays out), twice: once for `WARM + N` requests and once for `WARM + 2N`; the
-//!   difference divided by `N` is the steady-state cost of one request. Which `block_on` frame
+//!   calibration stays out), twice: `WARM` requests, then the counters are zeroed
+//!   (`callgrind_control -z`: start-up work that depends on wall time would otherwise differ
+//!   between runs), then `N` requests in one run and `2N` in the other; the difference divided
+//!   by `N` is the steady-state cost of one request (shut-down cancels out). Which `block_on` frame
 //!   is a real symbol depends on inlining (`CoreGuard::block_on`, `CurrentThread::block_on` or
 //!   `Runtime::block_on`), so each binary's own is looked up with `nm`: all of them enclose the
 //!   whole server loop, and the difference of the two runs cancels what they add once.
@@ -223,11 +225,12 @@ struct Server {
 }
 
 impl Server {
-    fn start(exe: &Path, variant: Variant, count: Option<Count>) -> Server {
+    fn start(exe: &Path, variant: Variant, count: Option<(Count, &Path)>) -> Server {
         let mut cmd = match count {
-            Some(count) => {
+            Some((count, out)) => {
                 let mut c = Command::new("valgrind");
-                c.args(["--tool=callgrind", "--callgrind-out-file=/dev/null"]);
+                c.arg("--tool=callgrind")
+                    .arg(format!("--callgrind-out-file={}", out.display()));
                 if count == Count::Runtime {
                     c.arg("--collect-atstart=no")
                         .arg(format!("--toggle-collect={}*", block_on_symbol(exe)));
@@ -330,29 +333,49 @@ enum Count {
     Process,
 }
 
-/// Instructions the server executed for `requests` requests (start-up included).
+/// Instructions the server executed for `requests` requests after `WARM` warm-up requests (the
+/// counters are zeroed after the warm-up: start-up work that depends on wall time, such as the
+/// TSC clock's calibration, would otherwise differ from run to run), shut-down included.
 fn callgrind_total(exe: &Path, variant: Variant, requests: u64, count: Count) -> u64 {
-    let server = Server::start(exe, variant, Some(count));
+    let out = std::env::temp_dir().join(format!(
+        "overhead-callgrind-{}-{}.out",
+        std::process::id(),
+        variant.name()
+    ));
+    let server = Server::start(exe, variant, Some((count, &out)));
     let mut client = Client::connect(server.port);
+    for _ in 0..WARM {
+        client.get();
+    }
+    let zeroed = Command::new("callgrind_control")
+        .arg("-z")
+        .arg(server.child.id().to_string())
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(zeroed, "callgrind_control -z failed");
     for _ in 0..requests {
         client.get();
     }
     drop(client);
     let stderr = server.stop();
-    stderr
-        .lines()
+    // The dump written at exit holds the counts since the zeroing.
+    let dump = std::fs::read_to_string(&out)
+        .unwrap_or_else(|e| panic!("callgrind output {}: {e}\n{stderr}", out.display()));
+    let _ = std::fs::remove_file(&out);
+    dump.lines()
         .find_map(|l| {
-            let (_, rest) = l.split_once("Collected :")?;
-            rest.trim().parse().ok()
+            l.strip_prefix("summary:")
+                .or_else(|| l.strip_prefix("totals:"))
         })
-        .unwrap_or_else(|| panic!("no callgrind total in:\n{stderr}"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no callgrind summary in {}:\n{stderr}", out.display()))
 }
 
-/// Steady-state instructions per request: start-up, warm-up and shut-down are in both runs and
-/// cancel out.
+/// Steady-state instructions per request: shut-down is in both runs and cancels out.
 fn instructions_per_request(exe: &Path, variant: Variant, count: Count) -> f64 {
-    let short = callgrind_total(exe, variant, WARM + N, count);
-    let long = callgrind_total(exe, variant, WARM + 2 * N, count);
+    let short = callgrind_total(exe, variant, N, count);
+    let long = callgrind_total(exe, variant, 2 * N, count);
     long.saturating_sub(short) as f64 / N as f64
 }
 
@@ -522,8 +545,8 @@ fn main() {
     }
     println!(
         "\nBaselines: event rows against \"bare axum, handler returns an Event\", the others \
-         against \"bare axum\". Instructions: callgrind, ({WARM}+{}) minus ({WARM}+{N}) \
-         requests, divided by {N}; \"in the runtime\" counts inside the runtime's block_on, \
+         against \"bare axum\". Instructions: callgrind, zeroed after {WARM} warm-up requests, \
+         then {} minus {N} requests, divided by {N}; \"in the runtime\" counts inside the runtime's block_on, \
          \"whole process\" every thread from start to end.",
         2 * N
     );
