@@ -4,7 +4,7 @@
 use crate::auth::{ApiKeys, DashboardAuth, SecurityConfig, SignatureVerifier};
 use crate::config::{load_api_keys_file, load_vendor_secrets_file, ConfigError};
 use crate::pool::Durability;
-use crate::stress::{Mode, Profile, StressConfig, StressError};
+use crate::stress::{Credentials, Mode, Profile, Secret, StressConfig, StressError};
 use clap::{Args, Parser, Subcommand};
 use realtime_layer::SystemClock;
 use std::net::SocketAddr;
@@ -94,6 +94,15 @@ pub struct ServeArgs {
     /// --vendor-secrets).
     #[arg(long, env = "LICENSE_DEMO_REQUIRE_SIGNATURE")]
     pub require_signature: bool,
+    /// With --require-signature: refuse a repeated nonce-less signature as a replay (401
+    /// signature_replayed). Clients that sign without X-Nonce then get one borrow per tool and
+    /// user per second; by default repeats are accepted and counted.
+    #[arg(
+        long,
+        env = "LICENSE_DEMO_STRICT_REPLAY",
+        requires = "require_signature"
+    )]
+    pub strict_replay: bool,
     /// Borrows not renewed (POST /licenses/heartbeat) within this many seconds expire and go
     /// back to the pool. Default: borrows never expire.
     #[arg(long, env = "LICENSE_DEMO_LEASE_TTL", value_name = "SECS")]
@@ -163,10 +172,10 @@ impl SecurityConfig {
             None => None,
         };
         let signatures = match (args.require_signature, vendors) {
-            (true, Some(vendors)) => Some(Arc::new(SignatureVerifier::new(
-                vendors,
-                Arc::new(SystemClock::new()),
-            ))),
+            (true, Some(vendors)) => Some(Arc::new(
+                SignatureVerifier::new(vendors, Arc::new(SystemClock::new()))
+                    .strict_replay(args.strict_replay),
+            )),
             (true, None) => {
                 return Err(ConfigError::Invalid(
                     "--require-signature needs --vendor-secrets FILE".into(),
@@ -270,6 +279,34 @@ pub struct StressArgs {
     /// Print the summary as JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Sign every borrow as this vendor (`X-Vendor-ID`), in the nonce form (needs
+    /// --vendor-secret).
+    #[arg(
+        long,
+        env = "LICENSE_DEMO_STRESS_VENDOR_ID",
+        value_name = "ID",
+        requires = "vendor_secret"
+    )]
+    pub vendor_id: Option<String>,
+    /// The vendor's signing secret (prefer the environment variable: command lines are visible
+    /// to other local users).
+    #[arg(
+        long,
+        env = "LICENSE_DEMO_STRESS_VENDOR_SECRET",
+        value_name = "SECRET",
+        hide_env_values = true,
+        requires = "vendor_id"
+    )]
+    pub vendor_secret: Option<Secret>,
+    /// Send `Authorization: Bearer <KEY>` on every borrow and return (a server with
+    /// --api-keys; the key must allow the stress users, e.g. `users = ["*"]`).
+    #[arg(
+        long,
+        env = "LICENSE_DEMO_STRESS_API_KEY",
+        value_name = "KEY",
+        hide_env_values = true
+    )]
+    pub api_key: Option<Secret>,
 }
 
 impl StressArgs {
@@ -287,6 +324,9 @@ impl StressArgs {
             && self.user_prefix.is_none()
             && !self.no_progress
             && !self.json
+            && self.vendor_id.is_none()
+            && self.vendor_secret.is_none()
+            && self.api_key.is_none()
     }
 
     /// Builds the run configuration: the profile's shape, overridden by explicit values.
@@ -328,6 +368,10 @@ impl StressArgs {
         if let Some(p) = &self.user_prefix {
             config.user_prefix = p.clone();
         }
+        config.credentials = Credentials {
+            vendor: self.vendor_id.clone().zip(self.vendor_secret.clone()),
+            api_key: self.api_key.clone(),
+        };
         Ok(config)
     }
 }

@@ -45,6 +45,8 @@ impl IntoResponse for ApiError {
             error: self.code,
             detail: &self.detail,
         };
-        (self.status, Json(body)).into_response()
+        // The code also names the refusal for the refusal counters (`/metrics`, the dashboard).
+        let refusal = realtime_layer::Refusal::new(self.code);
+        (self.status, refusal, Json(body)).into_response()
     }
 }

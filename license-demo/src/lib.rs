@@ -6,7 +6,7 @@
 //!
 //! Modules depend downwards only: `config`, `limits`, `error` and `pool` at the bottom; `auth`,
 //! then `api` (which uses `auth`); `server`, which wires them together; `stress` (which needs
-//! only `pool`'s types) and `cli` (the flags, turned into the settings of the others) on top.
+//! `pool`'s types and `auth`'s signing) and `cli` (the flags, turned into the settings of the others) on top.
 
 #![warn(missing_docs)]
 

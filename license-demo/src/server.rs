@@ -98,6 +98,8 @@ pub fn build_app_with(
     stream: StreamConfig,
 ) -> Result<(Router, Realtime), realtime_layer::ConfigError> {
     let source_pool = pool.clone();
+    let repeats_pool = pool.clone();
+    let nonceless = security.signatures.clone();
     let prices: HashMap<String, Pricing> = pool
         .tools()
         .iter()
@@ -127,6 +129,18 @@ pub fn build_app_with(
         // Every refusal reason has its counter series at 0 from the start (alerts see the first
         // burst).
         .failure_reasons(Denial::ALL.map(Denial::code))
+        // How much signed traffic relies on the nonce-less form, and on its repeats being
+        // accepted (what `--strict-replay` would refuse).
+        .counter(
+            "license_demo.signature.nonceless",
+            "Borrows signed without X-Nonce (verified), since start",
+            move || nonceless.as_ref().map_or(0, |v| v.nonceless_count()),
+        )
+        .counter(
+            "license_demo.signature.repeats",
+            "Nonce-less signed borrows accepted although their signature was used before",
+            move || repeats_pool.signature_repeats(),
+        )
         // Reads the in-memory counters only: no SQLite, no await.
         .status_source(move || -> Vec<ResourceStatus> {
             source_pool
@@ -150,10 +164,19 @@ pub fn build_app_with(
             recorder.record(Event::expired(e.tool.clone(), e.user.clone()).borrow_id(e.id.clone()));
         }
     });
+    // In cluster mode the replicas share a replay memory in Redis.
+    let replays = match (cluster, &security.signatures) {
+        (Some(c), Some(_)) => Some(Arc::new(
+            auth::RedisReplays::new(&c.redis_url, &c.name)
+                .map_err(|e| realtime_layer::ConfigError(format!("Redis URL: {e}")))?,
+        )),
+        _ => None,
+    };
     let state = api::AppState {
         pool: pool.clone(),
         keys: security.api_keys.clone(),
         signatures: security.signatures.clone(),
+        replays,
     };
     let dashboard = rt.routes().merge(rt.metrics_routes());
     let dashboard = match &security.dashboard_auth {
@@ -175,12 +198,17 @@ pub fn build_app_with(
         Some(cors) => app.layer(cors),
         None => app,
     };
+    // A query that is not UTF-8 once decoded (`?user=%FF`) is a 400 on every route.
+    let app = app.layer(axum::middleware::from_fn(realtime_layer::strict_query));
     // Outermost: nothing (not even a CORS preflight) answers a foreign Host.
     let app = app
         .layer(axum::middleware::from_fn_with_state(
             guard,
             auth::guard::guard,
         ))
+        // Every refusal (401/403/409/413/415/421/422/429, the Host check's included) counted by
+        // route and reason for /metrics and the dashboard.
+        .layer(rt.refusal_layer())
         // Rejections axum answers itself (a path that is not UTF-8, ...) become JSON too.
         .layer(axum::middleware::map_response(realtime_layer::json_errors));
     Ok((app, rt))

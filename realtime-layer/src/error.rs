@@ -1,9 +1,52 @@
-//! The one error shape of every route: `{"error": "<code>", "detail": "<sentence>"}`.
+//! The one error shape of every route: `{"error": "<code>", "detail": "<sentence>"}`, and the
+//! [`Refusal`] marker that names why a request was refused (for the refusal counters).
 
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::response::{IntoResponse, IntoResponseParts, Response, ResponseParts};
 use axum::Json;
 use serde::Serialize;
+use std::borrow::Cow;
+use std::convert::Infallible;
+
+/// Why a request was refused: a short machine code (`signature_invalid`, `exhausted`, ...) put in
+/// a response's extensions, where the refusal counters
+/// ([`Realtime::refusal_layer`](crate::Realtime::refusal_layer)) read it. [`ApiError`] answers
+/// carry one with their `error` code; return it as a response part from your own handlers:
+///
+/// ```
+/// use axum::http::StatusCode;
+/// use realtime_layer::Refusal;
+///
+/// async fn borrow() -> (StatusCode, Refusal, &'static str) {
+///     (StatusCode::TOO_MANY_REQUESTS, Refusal::new("rate_limited"), "slow down")
+/// }
+/// # let _ = borrow;
+/// ```
+///
+/// A refused response without one is counted with the reason `http_<status>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal(Cow<'static, str>);
+
+impl Refusal {
+    /// A refusal for `reason` (a string literal costs no allocation).
+    pub fn new(reason: impl Into<Cow<'static, str>>) -> Self {
+        Refusal(reason.into())
+    }
+
+    /// The reason code.
+    pub fn reason(&self) -> &str {
+        &self.0
+    }
+}
+
+impl IntoResponseParts for Refusal {
+    type Error = Infallible;
+
+    fn into_response_parts(self, mut res: ResponseParts) -> Result<ResponseParts, Self::Error> {
+        res.extensions_mut().insert(self);
+        Ok(res)
+    }
+}
 
 /// An error answer: a status and a JSON body `{"error", "detail"}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -40,7 +83,8 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, Json(&self)).into_response()
+        let refusal = Refusal::new(self.error.clone());
+        (self.status, refusal, Json(&self)).into_response()
     }
 }
 

@@ -90,21 +90,22 @@ pub use buffer::{
     SecondSeries, Totals, WindowSummary, HOLD_BUCKETS_SECONDS, OTHER_NAME,
 };
 pub use capture::{
-    Classifier, RealtimeLayer, RealtimeService, RequestInfo, ResponseFuture, ResponseInfo,
+    Classifier, RealtimeLayer, RealtimeService, RefusalFuture, RefusalLayer, RefusalService,
+    RequestInfo, ResponseFuture, ResponseInfo,
 };
 pub use clock::{Clock, ManualClock, SystemClock};
 #[cfg(feature = "redis")]
 pub use cluster::Cluster;
 pub use core::{
-    ClusterInfo, InstanceInfo, PoolScope, RouteStats, StreamConfig, HTTP_DURATION_BUCKETS,
-    MAX_ROUTES,
+    ClusterInfo, InstanceInfo, PoolScope, RefusalCount, RouteStats, StreamConfig,
+    HTTP_DURATION_BUCKETS, MAX_APP_COUNTERS, MAX_REFUSAL_SERIES, MAX_ROUTES, REFUSAL_STATUSES,
 };
-pub use error::ApiError;
+pub use error::{ApiError, Refusal};
 pub use event::{Event, EventKind, RealtimeEvents, EXPIRED_REASON};
 pub use labels::Labels;
 pub use realtime::{Realtime, RealtimeBuilder};
 pub use routes::{
-    json_errors, InstanceMemory, StatsResponse, CONTENT_SECURITY_POLICY, RANGES,
+    json_errors, strict_query, InstanceMemory, StatsResponse, CONTENT_SECURITY_POLICY, RANGES,
     RECENT_EVENTS_LIMIT,
 };
 pub use status::{Pricing, ResourceStatus, StatusSource};

@@ -1,6 +1,6 @@
 //! Request handlers.
 
-use super::{ApiError, AppState, Caller, JsonBody};
+use super::{signed, ApiError, AppState, Caller, JsonBody};
 use crate::auth::SignatureError;
 use crate::config::validate_name;
 // One item per `use`: the import-cycle check (shared/tools/import_cycles.py) resolves the bare
@@ -140,14 +140,6 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     Ok(Some(String::from_utf8_lossy(bytes).into_owned()))
 }
 
-fn signature_error(e: &SignatureError) -> ApiError {
-    let status = match e {
-        SignatureError::Busy => StatusCode::SERVICE_UNAVAILABLE,
-        _ => StatusCode::UNAUTHORIZED,
-    };
-    ApiError::new(status, e.code(), e.to_string())
-}
-
 fn not_owner() -> ApiError {
     ApiError::new(
         StatusCode::FORBIDDEN,
@@ -208,20 +200,25 @@ pub async fn borrow(
         )
         .into_response();
     }
-    let mut replay_only = false;
-    if let Some(verifier) = &state.signatures {
-        match verifier.verify(&headers, &req.tool, &req.user, caller.api_key.as_deref()) {
-            Ok(()) => {}
-            // A client retrying with the very same signed request and an idempotency key gets
-            // its first answer again, never a new license.
-            Err(SignatureError::Replayed) if key.is_some() => replay_only = true,
-            Err(e) => return signature_error(&e).into_response(),
-        }
-    }
+    // The signature is checked here (HMAC, clock); whether it is a replay is decided with the
+    // borrow itself, so the capacity answer and idempotent retries come first (see signed.rs).
+    let replay = match signed::replay_claim(
+        &state,
+        &headers,
+        &req.tool,
+        &req.user,
+        &caller,
+        key.as_deref(),
+    )
+    .await
+    {
+        Ok(claim) => claim,
+        Err(refusal) => return refusal,
+    };
     let options = BorrowOptions {
         tenant: caller.tenant_name(),
         idempotency_key: key,
-        replay_only,
+        replay,
     };
     match state.pool.borrow_with(&req.tool, &req.user, options).await {
         Ok(BorrowOutcome::Granted(b)) => {
@@ -245,9 +242,8 @@ pub async fn borrow(
             "This Idempotency-Key was used for a different borrow request in the last 24 hours.",
         )
         .into_response(),
-        Ok(BorrowOutcome::NothingToReplay) => {
-            signature_error(&SignatureError::Replayed).into_response()
-        }
+        Ok(BorrowOutcome::SignatureReplayed) => signed::signature_error(&SignatureError::Replayed),
+        Ok(BorrowOutcome::ReplayMemoryFull) => signed::signature_error(&SignatureError::Busy),
         Ok(BorrowOutcome::Denied(denial)) => {
             tracing::debug!(tool = %req.tool, user = %req.user, reason = denial.code(), "borrow denied");
             let detail = match denial {

@@ -6,12 +6,13 @@
 mod body;
 mod caller;
 mod handlers;
+mod signed;
 
 pub use crate::error::ApiError;
 pub use body::{JsonBody, MAX_BODY_BYTES};
 pub use caller::Caller;
 
-use crate::auth::{ApiKeys, SignatureVerifier};
+use crate::auth::{ApiKeys, RedisReplays, SignatureVerifier};
 use crate::pool::LicensePool;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
@@ -27,6 +28,8 @@ pub struct AppState {
     pub keys: Option<Arc<ApiKeys>>,
     /// Signature checks, when borrows must be signed.
     pub signatures: Option<Arc<SignatureVerifier>>,
+    /// The replay memory shared by a cluster's replicas (cluster mode with signatures).
+    pub replays: Option<Arc<RedisReplays>>,
 }
 
 impl AppState {
@@ -36,6 +39,7 @@ impl AppState {
             pool,
             keys: None,
             signatures: None,
+            replays: None,
         }
     }
 }

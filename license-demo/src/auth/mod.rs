@@ -8,12 +8,17 @@
 pub mod dashboard;
 pub mod guard;
 pub mod keys;
+pub mod replay;
 pub mod signature;
 
 pub use dashboard::DashboardAuth;
 pub use guard::RequestGuard;
 pub use keys::{ApiKeys, Tenant};
-pub use signature::{sign, SignatureError, SignatureVerifier, SIGNATURE_WINDOW};
+pub use replay::RedisReplays;
+pub use signature::{
+    new_nonce, sign, sign_with_nonce, SignatureError, SignatureForm, SignatureVerifier, Signed,
+    SIGNATURE_WINDOW,
+};
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,7 +35,9 @@ pub struct SecurityConfig {
     pub allowed_origins: Vec<String>,
     /// API keys: when set, borrow/return/heartbeat/list need `Authorization: Bearer <key>`.
     pub api_keys: Option<Arc<ApiKeys>>,
-    /// When set, borrows must be signed (`X-Signature`, `X-Timestamp`, `X-Vendor-ID`).
+    /// When set, borrows must be signed (`X-Signature`, `X-Timestamp`, `X-Vendor-ID`, and
+    /// `X-Nonce` in the recommended form); `--strict-replay` is its
+    /// [`SignatureVerifier::strict_replay`].
     pub signatures: Option<Arc<SignatureVerifier>>,
     /// Lease length: borrows not renewed by a heartbeat within it expire.
     pub lease_ttl: Option<Duration>,

@@ -1,29 +1,44 @@
-//! Signed requests, compatible with the original project's client libraries
-//! (`--require-signature`).
+//! Signed requests (`--require-signature`), in two forms.
 //!
-//! A client sends `X-Vendor-ID`, `X-Timestamp` (Unix seconds) and `X-Signature`: the lowercase
-//! hex HMAC-SHA256, keyed with the vendor's secret, of `tool|user|timestamp`, followed by
-//! `|api_key` when the request carries `Authorization: Bearer <api_key>`. See [`sign`].
+//! Every signed borrow sends `X-Vendor-ID`, `X-Timestamp` (Unix seconds) and `X-Signature`: the
+//! lowercase hex HMAC-SHA256, keyed with the vendor's secret, of a *signed text*.
 //!
-//! A signature is accepted when the vendor is known, the timestamp is within
-//! [`SIGNATURE_WINDOW`] of the server's clock, the HMAC matches (compared in constant time) and
-//! the same signature was not accepted before: accepted signatures are remembered until their
-//! timestamp leaves the window, so a captured request cannot be replayed.
+//! - **Nonce form** (recommended): the request also sends `X-Nonce`, 16 to 64 URL-safe
+//!   characters (`A-Z a-z 0-9 - _`) chosen at random for each request, and the signed text has
+//!   every field length-prefixed: `<n>:<tool>|<n>:<user>|<n>:<timestamp>|<n>:<nonce>`, then
+//!   `|<n>:<api_key>` when the request carries `Authorization: Bearer <api_key>`, where `<n>` is
+//!   the field's length in bytes (UTF-8), in decimal ([`nonce_text`], [`sign_with_nonce`]). The
+//!   lengths make the text unambiguous: tool `A|B` with user `u` and tool `A` with user `B|u`
+//!   sign different bytes. A nonce is accepted once within the timestamp window.
+//! - **Nonce-less form**, as the original project's clients sign: `tool|user|timestamp`, then
+//!   `|api_key` with a Bearer key ([`sign`]). Two borrows of one tool by one user within one
+//!   second carry the same signature, so a repeat cannot be told from a replay: by default a
+//!   repeated signature is accepted (and counted); with `--strict-replay`
+//!   ([`SignatureVerifier::strict_replay`]) it is refused, as a replay.
+//!
+//! [`SignatureVerifier::verify`] checks the vendor, the timestamp (within [`SIGNATURE_WINDOW`] of
+//! the server's clock) and the HMAC (in constant time), and answers what the replay memory must
+//! remember ([`Signed`]). The memory itself is the database's (the pool's `signature_replays`
+//! table, so a restart or a second process on the same database refuses a replay too) and, in
+//! cluster mode, Redis's ([`super::replay`]).
 
 use axum::http::HeaderMap;
 use hmac::{Hmac, Mac};
 use realtime_layer::Clock;
-use sha2::Sha256;
+use sha2::{Digest, Sha256};
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// How far `X-Timestamp` may be from the server's clock, either way.
 pub const SIGNATURE_WINDOW: Duration = Duration::from_secs(300);
 
-/// Most signatures remembered for replay detection; beyond it new signed requests are refused
-/// (503) until old ones leave the window, so memory stays bounded.
-pub const MAX_REMEMBERED_SIGNATURES: usize = 1_000_000;
+/// Fewest characters of an `X-Nonce`.
+pub const NONCE_MIN_CHARS: usize = 16;
+
+/// Most characters of an `X-Nonce`.
+pub const NONCE_MAX_CHARS: usize = 64;
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -42,12 +57,18 @@ pub enum SignatureError {
     /// The signature (or the timestamp) is malformed or does not match.
     #[error("the signature does not match the request")]
     Invalid,
-    /// This exact signature was already used.
-    #[error("this signature was already used (replay)")]
+    /// `X-Nonce` is not 16 to 64 URL-safe characters.
+    #[error("X-Nonce must be 16 to 64 characters of A-Z, a-z, 0-9, '-' and '_'")]
+    InvalidNonce,
+    /// This nonce (or, with `--strict-replay`, this nonce-less signature) was already used.
+    #[error("this signature was already used (replay); sign each request with a new X-Nonce")]
     Replayed,
     /// The replay memory is full.
     #[error("too many signed requests in the last 300 s; retry later")]
     Busy,
+    /// The replay memory (Redis, in cluster mode) cannot be reached.
+    #[error("the replay check is unavailable (Redis cannot be reached); retry later")]
+    Unavailable,
 }
 
 impl SignatureError {
@@ -58,14 +79,42 @@ impl SignatureError {
             SignatureError::UnknownVendor => "unknown_vendor",
             SignatureError::Expired => "signature_expired",
             SignatureError::Invalid => "signature_invalid",
+            SignatureError::InvalidNonce => "nonce_invalid",
             SignatureError::Replayed => "signature_replayed",
             SignatureError::Busy => "signature_busy",
+            SignatureError::Unavailable => "replay_check_unavailable",
         }
     }
 }
 
-/// The signature of a request, exactly as the original clients compute it: lowercase hex of
-/// HMAC-SHA256(`secret`, `tool|user|timestamp` + `|api_key` when a Bearer key is sent).
+/// Which form a request was signed in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignatureForm {
+    /// With `X-Nonce`: each signature is used once.
+    Nonce,
+    /// Without a nonce, as the original clients sign.
+    NonceLess,
+}
+
+/// A verified signature: what the replay memory must remember, and until when.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Signed {
+    /// The form it came in.
+    pub form: SignatureForm,
+    /// What identifies a replay: a digest of vendor and nonce (nonce form), or of the signature
+    /// (nonce-less form).
+    pub replay_key: [u8; 16],
+    /// Unix second after which the timestamp is stale (a replay fails the clock check then), so
+    /// the memory may forget it.
+    pub expires_at: i64,
+    /// Whether a repeat of this signature is accepted (nonce-less form without
+    /// `--strict-replay`).
+    pub repeat_allowed: bool,
+}
+
+/// The signature of a request in the nonce-less form, exactly as the original clients compute
+/// it: lowercase hex of HMAC-SHA256(`secret`, `tool|user|timestamp` + `|api_key` when a Bearer
+/// key is sent).
 pub fn sign(
     secret: &[u8],
     tool: &str,
@@ -73,32 +122,97 @@ pub fn sign(
     timestamp: i64,
     api_key: Option<&str>,
 ) -> String {
-    let mac = message_mac(secret, tool, user, &timestamp.to_string(), api_key);
+    let mut mac = new_mac(secret);
+    mac.update(&legacy_text(tool, user, &timestamp.to_string(), api_key));
     hex(&mac.finalize().into_bytes())
 }
 
-fn message_mac(
+/// The signature of a request in the nonce form: lowercase hex of HMAC-SHA256(`secret`,
+/// [`nonce_text`]).
+///
+/// ```
+/// use license_demo::auth::signature::{nonce_text, sign_with_nonce};
+///
+/// let text = nonce_text("CAD", "ann", "1700000000", "q8Zp1c0Xy7LrT2mVd9Wk", None);
+/// assert_eq!(text, b"3:CAD|3:ann|10:1700000000|20:q8Zp1c0Xy7LrT2mVd9Wk");
+/// let signature = sign_with_nonce(b"secret", "CAD", "ann", 1_700_000_000, "q8Zp1c0Xy7LrT2mVd9Wk", None);
+/// assert_eq!(signature.len(), 64);
+/// ```
+pub fn sign_with_nonce(
     secret: &[u8],
     tool: &str,
     user: &str,
-    timestamp: &str,
+    timestamp: i64,
+    nonce: &str,
     api_key: Option<&str>,
-) -> HmacSha256 {
+) -> String {
+    let mut mac = new_mac(secret);
+    mac.update(&nonce_text(
+        tool,
+        user,
+        &timestamp.to_string(),
+        nonce,
+        api_key,
+    ));
+    hex(&mac.finalize().into_bytes())
+}
+
+/// The signed text of the nonce form: each field as `<length in bytes>:<bytes>`, joined by `|`:
+/// tool, user, timestamp (as sent in `X-Timestamp`), nonce, then the Bearer API key if sent.
+pub fn nonce_text(
+    tool: &str,
+    user: &str,
+    timestamp: &str,
+    nonce: &str,
+    api_key: Option<&str>,
+) -> Vec<u8> {
+    let fields = [
+        Some(tool),
+        Some(user),
+        Some(timestamp),
+        Some(nonce),
+        api_key,
+    ];
+    let mut text = Vec::with_capacity(tool.len() + user.len() + nonce.len() + 64);
+    for (i, field) in fields.into_iter().flatten().enumerate() {
+        if i > 0 {
+            text.push(b'|');
+        }
+        text.extend_from_slice(field.len().to_string().as_bytes());
+        text.push(b':');
+        text.extend_from_slice(field.as_bytes());
+    }
+    text
+}
+
+fn legacy_text(tool: &str, user: &str, timestamp: &str, api_key: Option<&str>) -> Vec<u8> {
+    let mut text = format!("{tool}|{user}|{timestamp}").into_bytes();
+    if let Some(key) = api_key {
+        text.push(b'|');
+        text.extend_from_slice(key.as_bytes());
+    }
+    text
+}
+
+/// A fresh nonce: 32 random hex digits (from the operating system's generator).
+pub fn new_nonce() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
+}
+
+/// Whether `nonce` is 16 to 64 URL-safe characters.
+pub fn valid_nonce(nonce: &str) -> bool {
+    (NONCE_MIN_CHARS..=NONCE_MAX_CHARS).contains(&nonce.len())
+        && nonce
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+fn new_mac(secret: &[u8]) -> HmacSha256 {
     // HMAC takes keys of any length; `new_from_slice` cannot fail for it.
-    let mut mac = match HmacSha256::new_from_slice(secret) {
+    match HmacSha256::new_from_slice(secret) {
         Ok(mac) => mac,
         Err(_) => unreachable!("HMAC accepts keys of any length"),
-    };
-    mac.update(tool.as_bytes());
-    mac.update(b"|");
-    mac.update(user.as_bytes());
-    mac.update(b"|");
-    mac.update(timestamp.as_bytes());
-    if let Some(key) = api_key {
-        mac.update(b"|");
-        mac.update(key.as_bytes());
     }
-    mac
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -124,30 +238,39 @@ fn unhex(text: &str) -> Option<Vec<u8>> {
         .collect()
 }
 
-/// Checks request signatures against the vendors' secrets and remembers used ones.
+/// The first 16 bytes of SHA-256 over `parts`, each followed by a NUL.
+fn digest16(parts: &[&[u8]]) -> [u8; 16] {
+    let mut hasher = Sha256::new();
+    for part in parts {
+        hasher.update(part);
+        hasher.update([0]);
+    }
+    let full = hasher.finalize();
+    let mut out = [0u8; 16];
+    out.copy_from_slice(&full[..16]);
+    out
+}
+
+/// Checks request signatures against the vendors' secrets.
 pub struct SignatureVerifier {
     vendors: HashMap<String, Vec<u8>>,
     clock: Arc<dyn Clock>,
-    seen: Mutex<Seen>,
-}
-
-#[derive(Default)]
-struct Seen {
-    /// Accepted MACs -> Unix second after which their timestamp is stale anyway.
-    until: HashMap<[u8; 32], i64>,
-    last_prune: i64,
+    strict_replay: bool,
+    nonceless: AtomicU64,
 }
 
 impl std::fmt::Debug for SignatureVerifier {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SignatureVerifier")
             .field("vendors", &self.vendors.len())
+            .field("strict_replay", &self.strict_replay)
             .finish_non_exhaustive()
     }
 }
 
 impl SignatureVerifier {
-    /// A verifier for `vendors` (`vendor id -> secret`), reading time from `clock`.
+    /// A verifier for `vendors` (`vendor id -> secret`), reading time from `clock`; nonce-less
+    /// repeats are accepted (see [`strict_replay`](Self::strict_replay)).
     pub fn new(vendors: Vec<(String, String)>, clock: Arc<dyn Clock>) -> Self {
         SignatureVerifier {
             vendors: vendors
@@ -155,19 +278,38 @@ impl SignatureVerifier {
                 .map(|(id, secret)| (id, secret.into_bytes()))
                 .collect(),
             clock,
-            seen: Mutex::new(Seen::default()),
+            strict_replay: false,
+            nonceless: AtomicU64::new(0),
         }
     }
 
+    /// `--strict-replay`: a repeated nonce-less signature is refused as a replay (`401
+    /// signature_replayed`). Clients of the nonce-less form then get one borrow per tool, user
+    /// (and API key) per second; the nonce form is unaffected.
+    pub fn strict_replay(mut self, strict: bool) -> Self {
+        self.strict_replay = strict;
+        self
+    }
+
+    /// Whether repeated nonce-less signatures are refused.
+    pub fn is_strict(&self) -> bool {
+        self.strict_replay
+    }
+
+    /// Verified borrows signed in the nonce-less form since start.
+    pub fn nonceless_count(&self) -> u64 {
+        self.nonceless.load(Ordering::Relaxed)
+    }
+
     /// Verifies the signature headers of a request about `tool` and `user`, sent with Bearer
-    /// `api_key` if any; on success the signature cannot be used again.
+    /// `api_key` if any. Replays are not checked here: the answer says what to remember.
     pub fn verify(
         &self,
         headers: &HeaderMap,
         tool: &str,
         user: &str,
         api_key: Option<&str>,
-    ) -> Result<(), SignatureError> {
+    ) -> Result<Signed, SignatureError> {
         let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
         let (Some(signature), Some(timestamp), Some(vendor)) = (
             header("x-signature"),
@@ -176,49 +318,61 @@ impl SignatureVerifier {
         ) else {
             return Err(SignatureError::Missing);
         };
-        let secret = self
+        let nonce = match headers.get("x-nonce") {
+            None => None,
+            Some(value) => match value.to_str() {
+                Ok(n) if valid_nonce(n.trim()) => Some(n.trim()),
+                _ => return Err(SignatureError::InvalidNonce),
+            },
+        };
+        let (secret_vendor, secret) = self
             .vendors
-            .get(vendor)
+            .get_key_value(vendor)
             .ok_or(SignatureError::UnknownVendor)?;
-        let ts: i64 = timestamp
-            .trim()
-            .parse()
-            .map_err(|_| SignatureError::Invalid)?;
+        let timestamp = timestamp.trim();
+        let ts: i64 = timestamp.parse().map_err(|_| SignatureError::Invalid)?;
         let now = i64::try_from(self.clock.now_ms() / 1000).unwrap_or(i64::MAX);
         let window = SIGNATURE_WINDOW.as_secs() as i64;
         if ts.abs_diff(now) > window.unsigned_abs() {
             return Err(SignatureError::Expired);
         }
         let presented = unhex(signature.trim()).ok_or(SignatureError::Invalid)?;
-        let mac = message_mac(secret, tool, user, timestamp.trim(), api_key);
-        let Ok(mac_bytes) = <[u8; 32]>::try_from(presented.as_slice()) else {
+        let Ok(presented) = <[u8; 32]>::try_from(presented.as_slice()) else {
             return Err(SignatureError::Invalid);
         };
-        mac.verify_slice(&mac_bytes)
+        let mut mac = new_mac(secret);
+        match nonce {
+            Some(nonce) => mac.update(&nonce_text(tool, user, timestamp, nonce, api_key)),
+            None => mac.update(&legacy_text(tool, user, timestamp, api_key)),
+        }
+        mac.verify_slice(&presented)
             .map_err(|_| SignatureError::Invalid)?;
-        self.remember(mac_bytes, ts + window, now)
-    }
-
-    fn remember(&self, mac: [u8; 32], until: i64, now: i64) -> Result<(), SignatureError> {
-        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
-        if now != seen.last_prune {
-            seen.until.retain(|_, expires| *expires >= now);
-            seen.last_prune = now;
-        }
-        if seen.until.contains_key(&mac) {
-            return Err(SignatureError::Replayed);
-        }
-        if seen.until.len() >= MAX_REMEMBERED_SIGNATURES {
-            return Err(SignatureError::Busy);
-        }
-        seen.until.insert(mac, until);
-        Ok(())
+        let expires_at = ts.saturating_add(window);
+        Ok(match nonce {
+            Some(nonce) => Signed {
+                form: SignatureForm::Nonce,
+                replay_key: digest16(&[b"nonce", secret_vendor.as_bytes(), nonce.as_bytes()]),
+                expires_at,
+                repeat_allowed: false,
+            },
+            None => {
+                self.nonceless.fetch_add(1, Ordering::Relaxed);
+                Signed {
+                    form: SignatureForm::NonceLess,
+                    replay_key: digest16(&[b"signature", &presented]),
+                    expires_at,
+                    repeat_allowed: !self.strict_replay,
+                }
+            }
+        })
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::http::HeaderValue;
+    use realtime_layer::ManualClock;
 
     #[test]
     fn hex_round_trip_and_known_vector() {
@@ -231,5 +385,83 @@ mod tests {
         );
         assert_eq!(unhex("00ff10").unwrap(), vec![0, 255, 16]);
         assert!(unhex("0g").is_none() && unhex("abc").is_none());
+    }
+
+    #[test]
+    fn the_nonce_text_is_unambiguous() {
+        let a = nonce_text("A|B", "u", "1", "n", None);
+        let b = nonce_text("A", "B|u", "1", "n", None);
+        assert_ne!(a, b);
+        assert_eq!(a, b"3:A|B|1:u|1:1|1:n");
+        // Lengths are bytes, not characters.
+        assert_eq!(
+            nonce_text("é", "u", "1", "n", Some("k")),
+            "2:é|1:u|1:1|1:n|1:k".as_bytes()
+        );
+        assert!(valid_nonce(&new_nonce()));
+        assert!(!valid_nonce("short") && !valid_nonce(&"a".repeat(65)));
+        assert!(!valid_nonce("sixteen chars ok") && valid_nonce("sixteen_chars-ok"));
+    }
+
+    fn headers(vendor: &str, ts: i64, signature: &str, nonce: Option<&str>) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert("x-vendor-id", HeaderValue::from_str(vendor).unwrap());
+        h.insert(
+            "x-timestamp",
+            HeaderValue::from_str(&ts.to_string()).unwrap(),
+        );
+        h.insert("x-signature", HeaderValue::from_str(signature).unwrap());
+        if let Some(n) = nonce {
+            h.insert("x-nonce", HeaderValue::from_str(n).unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn both_forms_verify_and_name_what_to_remember() {
+        let clock = ManualClock::new(1_700_000_000_000);
+        let secret = "vendor-secret-0123456789";
+        let v = SignatureVerifier::new(vec![("v".into(), secret.into())], Arc::new(clock));
+        let ts = 1_700_000_000;
+        let nonce = "0123456789abcdef";
+        let sig = sign_with_nonce(secret.as_bytes(), "T", "u", ts, nonce, Some("key"));
+        let ok = v
+            .verify(&headers("v", ts, &sig, Some(nonce)), "T", "u", Some("key"))
+            .unwrap();
+        assert_eq!((ok.form, ok.repeat_allowed), (SignatureForm::Nonce, false));
+        assert_eq!(ok.expires_at, ts + 300);
+        // The same signature without the key, for another user, or as the nonce-less form.
+        let h = headers("v", ts, &sig, Some(nonce));
+        assert_eq!(v.verify(&h, "T", "u", None), Err(SignatureError::Invalid));
+        assert_eq!(
+            v.verify(&h, "T", "w", Some("key")),
+            Err(SignatureError::Invalid)
+        );
+        let h = headers("v", ts, &sig, None);
+        assert_eq!(
+            v.verify(&h, "T", "u", Some("key")),
+            Err(SignatureError::Invalid)
+        );
+        let h = headers("v", ts, &sig, Some("bad nonce!"));
+        assert_eq!(
+            v.verify(&h, "T", "u", Some("key")),
+            Err(SignatureError::InvalidNonce)
+        );
+        // The nonce-less form: a repeat is allowed unless strict.
+        let legacy = sign(secret.as_bytes(), "T", "u", ts, None);
+        let h = headers("v", ts, &legacy, None);
+        let first = v.verify(&h, "T", "u", None).unwrap();
+        assert_eq!(first.form, SignatureForm::NonceLess);
+        assert!(first.repeat_allowed);
+        assert_ne!(first.replay_key, ok.replay_key);
+        assert_eq!(v.nonceless_count(), 1);
+        let clock = ManualClock::new(1_700_000_000_000);
+        let strict = SignatureVerifier::new(vec![("v".into(), secret.into())], Arc::new(clock))
+            .strict_replay(true);
+        assert!(!strict.verify(&h, "T", "u", None).unwrap().repeat_allowed);
+        // Stale either way.
+        let old = sign_with_nonce(secret.as_bytes(), "T", "u", ts - 301, nonce, None);
+        let h = headers("v", ts - 301, &old, Some(nonce));
+        assert_eq!(v.verify(&h, "T", "u", None), Err(SignatureError::Expired));
     }
 }

@@ -43,10 +43,12 @@
 //! - `jobs`: the messages to the writer thread and their answers;
 //! - `writer`: the writer thread (batching, sweeps, publishing after `COMMIT`);
 //! - `transactions`: the SQL of each operation inside a batch transaction;
+//! - `replays`: the replay memory of signed borrows (checked in the borrow's transaction);
 //! - `schema`: tables, upgrades on open, loading the catalogue;
 //! - `timestamps`: the stored time formats.
 
 mod jobs;
+mod replays;
 mod schema;
 mod state;
 mod timestamps;
@@ -56,15 +58,17 @@ mod writer;
 
 pub use types::{
     Borrow, BorrowOptions, BorrowOutcome, DbLocation, Denial, Durability, Expired, OpenBorrow,
-    OverageCharge, Owned, Owner, PoolError, PoolOptions, Returned, ToolStatus, IDEMPOTENCY_WINDOW,
+    OverageCharge, Owned, Owner, PoolError, PoolOptions, ReplayClaim, Returned, ToolStatus,
+    IDEMPOTENCY_WINDOW, MAX_REMEMBERED_SIGNATURES,
 };
 pub use writer::MAX_BATCH;
 
 use crate::config::ToolSpec;
 use jobs::{Job, Reply};
 use realtime_layer::{Clock, SystemClock};
+use replays::ReplayMemory;
 use rusqlite::Connection;
-use schema::{load_catalogue, prepare_schema};
+use schema::{count_replays, load_catalogue, prepare_schema};
 use state::{lock_mutex, read_lock, tool_status, write_lock, ExpiryListener, ExpirySink, Shared};
 use std::sync::mpsc;
 use std::sync::{Arc, RwLock};
@@ -121,6 +125,7 @@ impl LicensePool {
         };
         prepare_schema(&conn, durability, clock.now_ms())?;
         let counters = load_catalogue(&conn, &tools)?;
+        let replay_rows = count_replays(&conn, clock.now_ms())?;
         let index = tools
             .iter()
             .enumerate()
@@ -136,6 +141,7 @@ impl LicensePool {
             lease_ttl_ms,
             clock,
             expiries: std::sync::Mutex::new(ExpirySink::Pending(Vec::new())),
+            replays: ReplayMemory::new(replay_rows),
         });
         let writer_shared = Arc::clone(&shared);
         let handle = std::thread::Builder::new()
@@ -215,6 +221,12 @@ impl LicensePool {
     /// answers how many expired (0 when leases are off).
     pub async fn expire_due(&self) -> Result<usize, PoolError> {
         self.ask(|reply| Job::Sweep { reply }).await
+    }
+
+    /// Nonce-less signed borrows accepted although their signature was seen before (the default
+    /// without `--strict-replay`), since this pool opened.
+    pub fn signature_repeats(&self) -> u64 {
+        self.shared.replays.repeats()
     }
 
     /// The lease length, when leases are on.

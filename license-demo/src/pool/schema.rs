@@ -65,6 +65,16 @@ CREATE TABLE IF NOT EXISTS idempotency_keys (
     PRIMARY KEY (scope, key)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS idempotency_keys_by_age ON idempotency_keys(created_ms);
+-- Signed borrows seen (--require-signature): the replay key of each (a digest of vendor and
+-- nonce, or of a nonce-less signature) until its timestamp leaves the window (`expires_s`, Unix
+-- seconds; pruned then), with the Idempotency-Key it came with (a retry with it is no replay).
+CREATE TABLE IF NOT EXISTS signature_replays (
+    key BLOB PRIMARY KEY,
+    expires_s INTEGER NOT NULL,
+    scope TEXT NOT NULL,
+    idem_key TEXT
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS signature_replays_by_expiry ON signature_replays(expires_s);
 ";
 
 /// Columns added after the first release: databases created before get them on open.
@@ -111,6 +121,16 @@ pub(super) fn prepare_schema(
         [ms_i64(now_ms)],
     )?;
     Ok(())
+}
+
+/// Rows of the replay memory still inside the timestamp window.
+pub(super) fn count_replays(conn: &Connection, now_ms: u64) -> Result<i64, PoolError> {
+    let now_s = ms_i64(now_ms) / 1000;
+    Ok(conn.query_row(
+        "SELECT COUNT(*) FROM signature_replays WHERE expires_s >= ?1",
+        [now_s],
+        |r| r.get(0),
+    )?)
 }
 
 /// Upserts the catalogue and reads the live counters of each tool.

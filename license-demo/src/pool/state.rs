@@ -2,6 +2,7 @@
 //! SQLite, the job channel and the expiry listener, plus the poison-tolerant lock helpers.
 
 use super::jobs::Job;
+use super::replays::ReplayMemory;
 use super::types::{Expired, ToolStatus};
 use crate::config::ToolSpec;
 use realtime_layer::Clock;
@@ -36,6 +37,8 @@ pub(super) struct Shared {
     pub(super) lease_ttl_ms: Option<u64>,
     pub(super) clock: Arc<dyn Clock>,
     pub(super) expiries: std::sync::Mutex<ExpirySink>,
+    /// The replay memory's bookkeeping (rows, prunes, accepted repeats).
+    pub(super) replays: ReplayMemory,
 }
 
 pub(super) fn tool_status(spec: &ToolSpec, c: &ToolCounters) -> ToolStatus {

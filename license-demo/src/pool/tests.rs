@@ -136,7 +136,7 @@ async fn a_database_from_before_leases_and_keys_is_upgraded_on_open() {
     let options = BorrowOptions {
         tenant: Some("acme".into()),
         idempotency_key: Some("k".into()),
-        replay_only: false,
+        replay: None,
     };
     let BorrowOutcome::Granted(b) = pool.borrow_with("T", "v", options.clone()).await.unwrap()
     else {

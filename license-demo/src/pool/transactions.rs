@@ -47,9 +47,6 @@ pub(super) fn borrow_in_tx(
             return Ok(BorrowOutcome::Replayed(first));
         }
     }
-    if options.replay_only {
-        return Ok(BorrowOutcome::NothingToReplay);
-    }
     let borrowed: u32 = tx
         .prepare_cached("SELECT COUNT(*) FROM open_borrows WHERE tool = ?1")?
         .query_row([&spec.name], |r| r.get(0))?;

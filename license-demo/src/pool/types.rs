@@ -10,6 +10,10 @@ use std::time::Duration;
 /// How long an idempotency key keeps answering with its first borrow.
 pub const IDEMPOTENCY_WINDOW: Duration = Duration::from_secs(24 * 3600);
 
+/// Most signed borrows remembered for replay detection (about: each process counts its own
+/// writes); beyond it new signed borrows are refused until old ones leave the timestamp window.
+pub const MAX_REMEMBERED_SIGNATURES: i64 = 1_000_000;
+
 /// Options of [`LicensePool::open_with`](super::LicensePool::open_with); the default is the
 /// original's semantics (no leases, system clock).
 #[derive(Clone, Default)]
@@ -38,9 +42,28 @@ pub struct BorrowOptions {
     /// Client-chosen key: a second borrow with the same key (and tenant) within
     /// [`IDEMPOTENCY_WINDOW`] answers with the first borrow.
     pub idempotency_key: Option<String>,
-    /// Only answer with the borrow already stored under `idempotency_key`, never borrow anew
-    /// (for a request that may be a replay, e.g. a reused signature).
-    pub replay_only: bool,
+    /// A signed borrow: its replay key, remembered in the same transaction as the borrow (or the
+    /// refusal) it leads to.
+    pub replay: Option<ReplayClaim>,
+}
+
+/// What the replay memory must check and remember of a signed borrow.
+///
+/// A key seen before is a replay (refused, [`BorrowOutcome::SignatureReplayed`]) unless it came
+/// with the same idempotency key (a retry: answered from the stored outcome, or tried afresh
+/// where the first attempt failed) or repeats are allowed (nonce-less signatures by default:
+/// accepted and counted).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReplayClaim {
+    /// The replay key: a digest of the vendor and nonce, or of a nonce-less signature.
+    pub key: [u8; 16],
+    /// Unix second after which the row may be forgotten.
+    pub expires_at: i64,
+    /// Whether a repeat is accepted (and counted) instead of refused.
+    pub repeat_allowed: bool,
+    /// Another memory (Redis, in cluster mode) saw it already: a repeat even if this database
+    /// did not.
+    pub seen_elsewhere: bool,
 }
 
 /// Who asks to return, renew or list borrows: each given field must match the borrow's.
@@ -156,8 +179,10 @@ pub enum BorrowOutcome {
     Replayed(Borrow),
     /// The idempotency key was used before with a different tool or user; nothing was borrowed.
     KeyConflict,
-    /// `replay_only` was asked and nothing is stored under the key; nothing was borrowed.
-    NothingToReplay,
+    /// The signature was used before (see [`ReplayClaim`]); nothing was borrowed.
+    SignatureReplayed,
+    /// The replay memory holds [`MAX_REMEMBERED_SIGNATURES`] rows; nothing was borrowed.
+    ReplayMemoryFull,
 }
 
 /// A return that closed an open borrow.

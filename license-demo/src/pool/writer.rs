@@ -2,6 +2,7 @@
 //! commit), sweeping expired leases, and publishing counters and answers after `COMMIT`.
 
 use super::jobs::{Done, Job};
+use super::replays::{admit, Admission, ReplayDelta};
 use super::state::{lock_mutex, write_lock, ExpirySink, Shared};
 use super::transactions::{
     borrow_in_tx, expire_in_tx, heartbeat_in_tx, list_charges, list_open, return_in_tx,
@@ -60,6 +61,7 @@ fn run_batch(conn: &mut Connection, batch: Vec<Job>, shared: &Shared, sweep: boo
     let mut expired = Vec::new();
     // Per-tool changes, applied to the shared counters only after COMMIT succeeds.
     let mut delta: Vec<(usize, i64, u64, f64)> = Vec::new();
+    let mut replays = ReplayDelta::default();
     let outcome = (|| -> Result<(), PoolError> {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         // Expire first, so a borrow in this batch can take a license that just came back.
@@ -69,7 +71,14 @@ fn run_batch(conn: &mut Connection, batch: Vec<Job>, shared: &Shared, sweep: boo
             Ok(())
         };
         for job in batch {
-            done.push(run_job(&tx, job, shared, &mut delta, &mut expired));
+            done.push(run_job(
+                &tx,
+                job,
+                shared,
+                &mut delta,
+                &mut expired,
+                &mut replays,
+            ));
         }
         let failed = swept
             .err()
@@ -89,6 +98,7 @@ fn run_batch(conn: &mut Connection, batch: Vec<Job>, shared: &Shared, sweep: boo
         }
         return;
     }
+    shared.replays.apply(&replays);
     if !delta.is_empty() {
         let mut counters = write_lock(&shared.counters);
         for (tool, borrowed, charges, amount) in delta {
@@ -117,6 +127,7 @@ fn run_job(
     shared: &Shared,
     delta: &mut Vec<(usize, i64, u64, f64)>,
     expired: &mut Vec<Expired>,
+    replays: &mut ReplayDelta,
 ) -> Done {
     let now_ms = shared.clock.now_ms();
     match job {
@@ -127,7 +138,13 @@ fn run_job(
             reply,
         } => {
             let spec = &shared.tools[tool];
-            let r = borrow_in_tx(tx, spec, &user, &options, now_ms, shared.lease_ttl_ms);
+            // A signed borrow's replay key is checked and remembered first, in this transaction.
+            let r = admit(tx, &shared.replays, &options, now_ms, replays).and_then(|a| match a {
+                Admission::Go => {
+                    borrow_in_tx(tx, spec, &user, &options, now_ms, shared.lease_ttl_ms)
+                }
+                Admission::Refuse(outcome) => Ok(outcome),
+            });
             if let Ok(BorrowOutcome::Granted(b)) = &r {
                 let (n, amount) = if b.overage {
                     (1, spec.overage_price_per_license)

@@ -9,8 +9,73 @@ mod runner;
 
 pub use runner::{list_tools, run};
 
-use serde::Serialize;
+use serde::{Serialize, Serializer};
 use std::time::Duration;
+
+/// A secret given on the command line or in the environment (a vendor secret, an API key): its
+/// `Debug` output and the reports never show it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// The secret itself.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<String> for Secret {
+    fn from(s: String) -> Self {
+        Secret(s)
+    }
+}
+
+impl std::str::FromStr for Secret {
+    type Err = std::convert::Infallible;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Secret(s.to_string()))
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// What the stress tool authenticates with: every borrow signed in the nonce form (with a vendor)
+/// and/or `Authorization: Bearer` on every borrow and return (with an API key).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Credentials {
+    /// `X-Vendor-ID` and that vendor's signing secret.
+    pub vendor: Option<(String, Secret)>,
+    /// The API key.
+    pub api_key: Option<Secret>,
+}
+
+/// Reports name the vendor and whether a key was sent, never the secrets.
+impl Serialize for Credentials {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut st = s.serialize_struct("Credentials", 2)?;
+        st.serialize_field("vendor_id", &self.vendor.as_ref().map(|(id, _)| id))?;
+        st.serialize_field("api_key", &self.api_key.is_some())?;
+        st.end()
+    }
+}
+
+impl Credentials {
+    /// How the report describes them: `none`, `signed (vendor v)`, `API key`, or both.
+    pub fn describe(&self) -> String {
+        match (&self.vendor, &self.api_key) {
+            (None, None) => "none".into(),
+            (Some((id, _)), None) => format!("signed (vendor {id}, nonces)"),
+            (None, Some(_)) => "API key".into(),
+            (Some((id, _)), Some(_)) => format!("signed (vendor {id}, nonces) + API key"),
+        }
+    }
+}
 
 /// A preset load shape.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
@@ -106,6 +171,8 @@ pub struct StressConfig {
     pub user_prefix: String,
     /// Show a progress bar (on stderr).
     pub progress: bool,
+    /// Signing and API key (none by default).
+    pub credentials: Credentials,
 }
 
 impl StressConfig {
@@ -126,6 +193,7 @@ impl StressConfig {
             rate: None,
             user_prefix: "stress".into(),
             progress: false,
+            credentials: Credentials::default(),
         }
     }
 

@@ -107,6 +107,9 @@ pub fn render(r: &StressReport) -> String {
         c.tool.as_deref().unwrap_or("random"),
         c.rate.map_or("none".to_string(), |r| format!("{r} ops/s")),
     );
+    if c.credentials != super::Credentials::default() {
+        let _ = writeln!(out, "  credentials: {}", c.credentials.describe());
+    }
     let _ = writeln!(out);
     let _ = writeln!(out, "  ops (borrow attempts)  {:>10}", r.attempted);
     let _ = writeln!(out, "  successes              {:>10}", r.successes);

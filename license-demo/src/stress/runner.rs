@@ -1,7 +1,8 @@
 //! The load loop: workers, pacing, HTTP calls, and the before/after status snapshots.
 
 use super::report::{Latency, StressReport};
-use super::{Mode, StressConfig, StressError};
+use super::{Credentials, Mode, Secret, StressConfig, StressError};
+use crate::auth::signature::{new_nonce, sign_with_nonce};
 use crate::pool::ToolStatus;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Deserialize;
@@ -275,10 +276,8 @@ async fn worker(index: usize, ctx: Arc<Context>, delay: Duration) -> WorkerStats
         stats.attempted += 1;
         let body = BorrowBody { tool, user: &user };
         let t0 = Instant::now();
-        let answer = ctx
-            .client
-            .post(ctx.borrow_url.clone())
-            .json(&body)
+        let request = ctx.client.post(ctx.borrow_url.clone()).json(&body);
+        let answer = authenticate(request, &c.credentials, tool, &user)
             .send()
             .await;
         let borrowed = match answer {
@@ -315,12 +314,14 @@ async fn worker(index: usize, ctx: Arc<Context>, delay: Duration) -> WorkerStats
                     tokio::time::sleep(c.hold).await;
                 }
                 let t1 = Instant::now();
-                let answer = ctx
+                let mut request = ctx
                     .client
                     .post(ctx.return_url.clone())
-                    .json(&ReturnBody { id: &b.id })
-                    .send()
-                    .await;
+                    .json(&ReturnBody { id: &b.id });
+                if let Some(key) = &c.credentials.api_key {
+                    request = request.bearer_auth(key.expose());
+                }
+                let answer = request.send().await;
                 match answer {
                     Ok(resp) if resp.status().is_success() => {
                         // Drain the body so the connection goes back to the pool.
@@ -339,6 +340,37 @@ async fn worker(index: usize, ctx: Arc<Context>, delay: Duration) -> WorkerStats
         ctx.bar.inc(1);
     }
     stats
+}
+
+/// Adds the API key and, with a vendor, a nonce-form signature to a borrow of `tool` for `user`.
+fn authenticate(
+    mut request: reqwest::RequestBuilder,
+    credentials: &Credentials,
+    tool: &str,
+    user: &str,
+) -> reqwest::RequestBuilder {
+    let api_key = credentials.api_key.as_ref().map(Secret::expose);
+    if let Some(key) = api_key {
+        request = request.bearer_auth(key);
+    }
+    if let Some((vendor, secret)) = &credentials.vendor {
+        let timestamp = time::OffsetDateTime::now_utc().unix_timestamp();
+        let nonce = new_nonce();
+        let signature = sign_with_nonce(
+            secret.expose().as_bytes(),
+            tool,
+            user,
+            timestamp,
+            &nonce,
+            api_key,
+        );
+        request = request
+            .header("x-vendor-id", vendor)
+            .header("x-timestamp", timestamp.to_string())
+            .header("x-nonce", nonce)
+            .header("x-signature", signature);
+    }
+    request
 }
 
 fn micros(since: Instant) -> u64 {

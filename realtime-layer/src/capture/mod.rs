@@ -11,10 +11,12 @@
 
 mod classify;
 mod future;
+mod refusals;
 mod service;
 
 pub use classify::{Classifier, RequestInfo, ResponseInfo};
 pub use future::ResponseFuture;
+pub use refusals::{RefusalFuture, RefusalLayer, RefusalService};
 pub use service::RealtimeService;
 
 use crate::core::{Core, HttpMetrics};

@@ -8,13 +8,19 @@
 
 mod activity;
 pub(crate) mod cluster_state;
+mod counters;
 mod http_metrics;
+mod refusals;
 
 pub(crate) use activity::Activity;
 pub(crate) use cluster_state::{default_instance_id, validate_instance_id, ClusterState};
 pub use cluster_state::{ClusterInfo, InstanceInfo, PoolScope};
+pub use counters::MAX_APP_COUNTERS;
+pub(crate) use counters::{read_all as read_counters, validate as validate_counters, AppCounter};
 pub(crate) use http_metrics::{HttpMetrics, HttpStart};
 pub use http_metrics::{RouteStats, HTTP_DURATION_BUCKETS, MAX_ROUTES};
+pub(crate) use refusals::{is_refusal, Refusals};
+pub use refusals::{RefusalCount, MAX_REFUSAL_SERIES, REFUSAL_STATUSES};
 
 use crate::buffer::EventBuffer;
 use crate::event::Event;
@@ -66,6 +72,10 @@ pub(crate) struct Core {
     pub(crate) slow_stream_disconnects: AtomicU64,
     /// HTTP golden signals, fed by layers built with `http_metrics()` (empty otherwise).
     pub(crate) http: Arc<HttpMetrics>,
+    /// Refused requests by route and reason, fed by refusal layers.
+    pub(crate) refusals: Refusals,
+    /// The app's own counters, read at collection time.
+    pub(crate) counters: Vec<AppCounter>,
     /// This instance's id (host name and pid by default), shown by every route and frame.
     pub(crate) instance_id: Arc<str>,
     /// Cluster mode's state, when on.

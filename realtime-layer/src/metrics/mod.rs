@@ -16,6 +16,11 @@
 //! - `http.server.request.duration` [`http_server_request_duration_seconds`] histogram, attributes
 //!   `http.route`, `http.request.method`, `http.response.status_code` (only for services wrapped
 //!   in a layer built with [`RealtimeLayer::http_metrics`](crate::RealtimeLayer::http_metrics));
+//! - `realtime.refusals` [`realtime_refusals_total`] counter, attributes `http.route`, `reason`,
+//!   `http.response.status_code`: refused requests (only for services wrapped in a
+//!   [`Realtime::refusal_layer`](crate::Realtime::refusal_layer));
+//! - the app's own counters ([`RealtimeBuilder::counter`](crate::RealtimeBuilder::counter)),
+//!   under their names;
 //! - `realtime.buffer.events` gauge, attribute `kind`;
 //! - `realtime.stream.clients` gauge (open SSE and WebSocket streams);
 //! - `realtime.stream.slow_disconnects` [`realtime_stream_slow_disconnects_total`] counter
@@ -126,6 +131,7 @@ impl Metrics {
             register_buffer_instruments(&mut r, reasons.clone());
             register_pool_instruments(&mut r);
             register_stream_instruments(&mut r);
+            register_request_counters(&mut r, &core);
             cluster::register(&mut r);
         }
         Metrics {
@@ -267,6 +273,42 @@ fn register_stream_instruments(r: &mut Registrar<'_>) {
         "Live streams cut because their client accepted no data within the write timeout",
         |core, obs| obs.observe(core.slow_stream_disconnects(), &[]),
     );
+}
+
+/// Refused requests by route and reason, and the app's own counters.
+fn register_request_counters(r: &mut Registrar<'_>, core: &Weak<Core>) {
+    r.u64(
+        Kind::Counter,
+        "realtime.refusals",
+        "Refused requests (401, 403, 409, 413, 415, 421, 422, 429) since start, per route and reason",
+        |core, obs| {
+            for c in core.refusals.snapshot().unwrap_or_default() {
+                obs.observe(
+                    c.count,
+                    &[
+                        KeyValue::new("http.route", c.route.to_string()),
+                        KeyValue::new("reason", c.reason.to_string()),
+                        KeyValue::new("http.response.status_code", i64::from(c.status)),
+                    ],
+                );
+            }
+        },
+    );
+    let Some(strong) = core.upgrade() else {
+        return;
+    };
+    for (index, counter) in strong.counters.iter().enumerate() {
+        r.u64(
+            Kind::Counter,
+            counter.name.clone(),
+            counter.description.clone(),
+            move |core, obs| {
+                if let Some(c) = core.counters.get(index) {
+                    obs.observe((c.read)(), &[]);
+                }
+            },
+        );
+    }
 }
 
 /// Most holds handed to the histogram per collection (more wait for the next one).

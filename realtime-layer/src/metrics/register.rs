@@ -5,6 +5,7 @@
 use crate::core::Core;
 use opentelemetry::metrics::{AsyncInstrument, Meter};
 use std::any::Any;
+use std::borrow::Cow;
 use std::sync::Weak;
 
 /// What an observable instrument reports: a counter (monotonic since start) or a gauge.
@@ -39,11 +40,12 @@ impl<'a> Registrar<'a> {
     pub(super) fn u64(
         &mut self,
         kind: Kind,
-        name: &'static str,
-        description: &'static str,
+        name: impl Into<Cow<'static, str>>,
+        description: impl Into<Cow<'static, str>>,
         observe: impl Fn(&Core, &dyn AsyncInstrument<u64>) + Send + Sync + 'static,
     ) {
         let callback = with_core(self.core.clone(), observe);
+        let (name, description) = (name.into(), description.into());
         let handle: Box<dyn Any + Send + Sync> = match kind {
             Kind::Counter => Box::new(
                 self.meter

@@ -4,7 +4,10 @@
 use super::handle::Realtime;
 use crate::buffer::{BufferConfig, ConfigError, EventBuffer};
 use crate::clock::{Clock, SystemClock};
-use crate::core::{default_instance_id, validate_instance_id, Activity, Core, StreamConfig};
+use crate::core::{
+    default_instance_id, validate_counters, validate_instance_id, Activity, AppCounter, Core,
+    Refusals, StreamConfig,
+};
 use crate::labels::Labels;
 use crate::metrics::{Meters, Metrics};
 use crate::status::StatusSource;
@@ -48,6 +51,7 @@ pub struct RealtimeBuilder {
     cluster: Option<crate::Cluster>,
     failure_reasons: Vec<String>,
     service_name: Option<String>,
+    counters: Vec<AppCounter>,
 }
 
 impl Default for RealtimeBuilder {
@@ -64,6 +68,7 @@ impl Default for RealtimeBuilder {
             cluster: None,
             failure_reasons: Vec::new(),
             service_name: None,
+            counters: Vec::new(),
         }
     }
 }
@@ -192,8 +197,46 @@ impl RealtimeBuilder {
         self
     }
 
+    /// One of the app's own counters: `read` is called at each metrics collection and each
+    /// `/realtime/stats` answer (keep it cheap: an atomic load), exported as the OpenTelemetry
+    /// counter `name` (Prometheus `<name>_total`, dots as underscores) and listed under
+    /// `counters` in `/realtime/stats`. Names are lowercase letters, digits, `_` and `.`
+    /// (outside the `realtime.` and `http.` namespaces), at most
+    /// [`MAX_APP_COUNTERS`](crate::MAX_APP_COUNTERS) of them; [`build`](Self::build) checks them.
+    ///
+    /// ```
+    /// use realtime_layer::Realtime;
+    /// use std::sync::atomic::{AtomicU64, Ordering};
+    /// use std::sync::Arc;
+    ///
+    /// let retries = Arc::new(AtomicU64::new(0));
+    /// let seen = retries.clone();
+    /// let realtime = Realtime::builder()
+    ///     .counter("app.retries", "Client retries answered from the store", move || {
+    ///         seen.load(Ordering::Relaxed)
+    ///     })
+    ///     .build()
+    ///     .unwrap();
+    /// retries.fetch_add(2, Ordering::Relaxed);
+    /// assert_eq!(realtime.counters()["app.retries"], 2);
+    /// ```
+    pub fn counter(
+        mut self,
+        name: impl Into<String>,
+        description: impl Into<String>,
+        read: impl Fn() -> u64 + Send + Sync + 'static,
+    ) -> Self {
+        self.counters.push(AppCounter {
+            name: name.into(),
+            description: description.into(),
+            read: Box::new(read),
+        });
+        self
+    }
+
     /// Builds the instance.
     pub fn build(self) -> Result<Realtime, ConfigError> {
+        validate_counters(&self.counters)?;
         if self.stream.tick.is_zero() || self.stream.push_delay.is_zero() {
             return Err(ConfigError(
                 "stream tick and push delay must be above zero".into(),
@@ -240,6 +283,8 @@ impl RealtimeBuilder {
             stream_clients: AtomicU64::new(0),
             slow_stream_disconnects: AtomicU64::new(0),
             http: Arc::new(meters.http_metrics()),
+            refusals: Refusals::default(),
+            counters: self.counters,
             instance_id,
             cluster,
         });

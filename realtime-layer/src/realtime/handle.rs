@@ -2,8 +2,8 @@
 //! and the exporters beside it.
 
 use crate::buffer::{EventBuffer, EventFilter, Totals};
-use crate::capture::{RealtimeLayer, RealtimeService};
-use crate::core::{ClusterInfo, Core, StreamConfig};
+use crate::capture::{RealtimeLayer, RealtimeService, RefusalLayer};
+use crate::core::{read_counters, ClusterInfo, Core, RefusalCount, StreamConfig};
 use crate::event::Event;
 use crate::labels::Labels;
 use crate::metrics::Metrics;
@@ -88,6 +88,29 @@ impl Realtime {
     /// A tower layer that records the events of the services it wraps.
     pub fn layer(&self) -> RealtimeLayer {
         RealtimeLayer::from_core(self.core.clone())
+    }
+
+    /// A tower layer counting the refused answers (401, 403, 409, 413, 415, 421, 422, 429) of
+    /// the services it wraps, by route template and reason ([`Refusal`](crate::Refusal), which
+    /// [`ApiError`](crate::ApiError) answers carry): exported as `realtime.refusals`
+    /// (`realtime_refusals_total`), listed under `refusals` in `/realtime/stats` and shown on the
+    /// page next to the failures. Apply it with `Router::layer`, after the layers whose refusals
+    /// it should see (see [`RefusalLayer`]). A refusal costs a short lock; other answers a status
+    /// check.
+    pub fn refusal_layer(&self) -> RefusalLayer {
+        RefusalLayer::from_core(self.core.clone())
+    }
+
+    /// The refusals counted so far, most first (`None` until a
+    /// [refusal layer](Realtime::refusal_layer) exists).
+    pub fn refusals(&self) -> Option<Vec<RefusalCount>> {
+        self.core.refusals.snapshot()
+    }
+
+    /// The app's own counters now, by name (see
+    /// [`RealtimeBuilder::counter`](crate::RealtimeBuilder::counter)).
+    pub fn counters(&self) -> std::collections::BTreeMap<String, u64> {
+        read_counters(&self.core.counters)
     }
 
     /// A token cancelled by [`Realtime::shutdown`]; open streams end when it is.

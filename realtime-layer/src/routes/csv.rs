@@ -6,7 +6,7 @@
 //! (starting with `=`, `+`, `-`, `@`, tab or CR) get a leading `'` (OWASP's CSV injection advice);
 //! `raw=true` exports them exactly.
 
-use super::params::{self, QueryMap};
+use super::params::{self, Params};
 use super::RouteState;
 use crate::buffer::{Cursor, EventFilter, EventRecord};
 use crate::core::Core;
@@ -14,7 +14,7 @@ use crate::error::ApiError;
 use crate::event::EventKind;
 use crate::views::{Scope, Source};
 use axum::body::{Body, Bytes};
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use std::convert::Infallible;
@@ -138,7 +138,7 @@ impl Export {
 
 pub(crate) async fn events_csv(
     State(routes): State<RouteState>,
-    Query(q): Query<QueryMap>,
+    Params(q): Params,
 ) -> Result<Response, ApiError> {
     let core = &*routes.core;
     let retention = core.buffer.config().retention.as_secs();

@@ -1,13 +1,13 @@
 //! `GET /realtime/history?window=SECONDS&resource=NAME`: downsampled, zero-filled chart series
 //! from the per-second aggregates (at most [`MAX_BUCKETS`] buckets, whatever the event count).
 
-use super::params::{self, QueryMap};
+use super::params::{self, Params};
 use super::RouteState;
 use crate::buffer::EventFilter;
 use crate::core::Core;
 use crate::error::ApiError;
 use crate::views::Scope;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::Json;
 use serde::Serialize;
 
@@ -144,7 +144,7 @@ pub(crate) fn history(
 
 pub(crate) async fn history_route(
     State(routes): State<RouteState>,
-    Query(q): Query<QueryMap>,
+    Params(q): Params,
 ) -> Result<Json<HistoryResponse>, ApiError> {
     let core = &*routes.core;
     let window = params::window(&q, core, DEFAULT_WINDOW)?;

@@ -1,14 +1,98 @@
 //! Query parameters shared by the routes, validated into clear 400s.
+//!
+//! The query is percent-decoded strictly: a name or value whose bytes are not UTF-8 once decoded
+//! (`?user=%FF`) is a 400 `invalid_query`, never a lossy `\u{FFFD}` that would filter on a name
+//! nobody sent. [`strict_query`] applies the same rule to a whole app.
 
 use crate::buffer::EventFilter;
 use crate::core::Core;
 use crate::error::ApiError;
 use crate::views::Scope;
+use axum::extract::{FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-/// Raw query pairs (`axum::extract::Query<HashMap<..>>` only fails on broken encoding).
+/// Decoded query pairs (the last of repeated names wins).
 pub(crate) type QueryMap = HashMap<String, String>;
+
+/// The request's query pairs, decoded strictly (a 400 `invalid_query` JSON answer otherwise).
+pub(crate) struct Params(pub(crate) QueryMap);
+
+impl<S: Send + Sync> FromRequestParts<S> for Params {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        let mut map = QueryMap::new();
+        for_each_pair(parts.uri.query().unwrap_or(""), |name, value| {
+            map.insert(name.into_owned(), value.into_owned());
+        })?;
+        Ok(Params(map))
+    }
+}
+
+/// Calls `f` with each decoded `name=value` pair of `query` (`+` is a space), or answers the
+/// 400 for the first name or value that is not UTF-8.
+fn for_each_pair(
+    query: &str,
+    mut f: impl FnMut(Cow<'_, str>, Cow<'_, str>),
+) -> Result<(), ApiError> {
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let name = decode(name).map_err(|()| not_utf8(None))?;
+        let value = decode(value).map_err(|()| not_utf8(Some(&name)))?;
+        f(name, value);
+    }
+    Ok(())
+}
+
+fn decode(text: &str) -> Result<Cow<'_, str>, ()> {
+    let spaced: Cow<'_, str> = if text.contains('+') {
+        Cow::Owned(text.replace('+', " "))
+    } else {
+        Cow::Borrowed(text)
+    };
+    let decoded = percent_encoding::percent_decode_str(&spaced)
+        .decode_utf8()
+        .map_err(|_| ())?;
+    Ok(Cow::Owned(decoded.into_owned()))
+}
+
+fn not_utf8(name: Option<&str>) -> ApiError {
+    let what = match name {
+        Some(name) => format!("the value of query parameter {name:?}"),
+        None => "a query parameter name".to_string(),
+    };
+    ApiError::bad_request(
+        "invalid_query",
+        format!("{what} is not valid UTF-8 once percent-decoded"),
+    )
+}
+
+/// Middleware answering 400 `{"error": "invalid_query", ...}` to a request whose query has a
+/// name or value that is not UTF-8 once percent-decoded (`?user=%FF`), for every route of an
+/// app: axum's `Query` decodes such bytes lossily (as U+FFFD) and the handler would answer for a
+/// name nobody sent. The `/realtime` routes check this themselves.
+///
+/// ```
+/// use axum::{middleware::from_fn, routing::get, Router};
+///
+/// let app: Router = Router::new()
+///     .route("/borrows", get(|| async { "[]" }))
+///     .layer(from_fn(realtime_layer::strict_query));
+/// # let _ = app;
+/// ```
+pub async fn strict_query(request: Request, next: Next) -> Response {
+    if let Some(query) = request.uri().query() {
+        if let Err(refusal) = for_each_pair(query, |_, _| {}) {
+            return refusal.into_response();
+        }
+    }
+    next.run(request).await
+}
 
 /// `window`: integer seconds in `1..=retention`, `default` when absent.
 pub(crate) fn window(q: &QueryMap, core: &Core, default: u32) -> Result<u32, ApiError> {

@@ -1,6 +1,6 @@
 //! `GET /realtime/stats?window=SECONDS`: buffer facts, rates, per-resource status, recent events.
 
-use super::params::{self, QueryMap};
+use super::params::{self, Params};
 use super::RouteState;
 use crate::buffer::{BufferStats, EventBuffer, EventRecord, HoldSummary, MemoryBreakdown};
 use crate::core::ClusterInfo;
@@ -9,7 +9,7 @@ use crate::error::ApiError;
 use crate::views::CapacityTime;
 use crate::views::CostSummary;
 use crate::views::{Rates, ResourceView};
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::Json;
 use serde::Serialize;
 use std::sync::Arc;
@@ -87,13 +87,21 @@ pub struct StatsResponse {
     /// [`RealtimeLayer::http_metrics`](crate::RealtimeLayer::http_metrics); absent otherwise).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub http: Vec<crate::core::RouteStats>,
+    /// Refused requests since start per route, reason and status, most first (only with
+    /// [`Realtime::refusal_layer`](crate::Realtime::refusal_layer); absent otherwise).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refusals: Option<Vec<crate::core::RefusalCount>>,
+    /// The app's own counters by name ([`RealtimeBuilder::counter`](crate::RealtimeBuilder::counter);
+    /// absent when there are none).
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub counters: std::collections::BTreeMap<String, u64>,
     /// Newest events in the window, newest first (at most 100).
     pub recent_events: Vec<EventRecord>,
 }
 
 pub(crate) async fn stats(
     State(routes): State<RouteState>,
-    Query(q): Query<QueryMap>,
+    Params(q): Params,
 ) -> Result<Json<StatsResponse>, ApiError> {
     let core = &*routes.core;
     let window = params::window(&q, core, 60)?;
@@ -130,6 +138,8 @@ pub(crate) async fn stats(
         capacity,
         cost: CostSummary::of(&resources, window),
         http: core.http.snapshot(),
+        refusals: core.refusals.snapshot(),
+        counters: crate::core::read_counters(&core.counters),
         resources,
         recent_events,
     }))

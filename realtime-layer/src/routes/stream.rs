@@ -7,14 +7,14 @@
 //! limit and `stream_clients` guard, the channel subscription, snapshot-then-delta (with a
 //! catch-up snapshot after skipped frames), keep-alive timing and the end on shutdown.
 
-use super::params::{self, QueryMap};
+use super::params::{self, Params, QueryMap};
 use super::RouteState;
 use crate::core::Core;
 use crate::error::ApiError;
 use crate::serve::Connection;
 use crate::stream::{Channel, FilterLease, Published, Subscribed, KEEP_ALIVE, RETRY_MS};
 use axum::body::{Body, Bytes};
-use axum::extract::{ConnectInfo, Query, State};
+use axum::extract::{ConnectInfo, State};
 use axum::http::{header, Extensions, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use std::convert::Infallible;
@@ -262,7 +262,7 @@ impl Client {
 
 pub(crate) async fn stream(
     State(routes): State<RouteState>,
-    Query(q): Query<QueryMap>,
+    Params(q): Params,
     headers: HeaderMap,
     extensions: Extensions,
 ) -> Response {

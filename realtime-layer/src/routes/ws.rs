@@ -5,7 +5,7 @@
 //! [`Subscription`]); each frame goes out as one text message holding only its JSON, a slice of
 //! the hub's shared SSE message (no re-serialisation per client).
 
-use super::params::QueryMap;
+use super::params::Params;
 use super::stream::{last_event_id, Next, Subscription};
 use super::RouteState;
 use crate::error::ApiError;
@@ -13,7 +13,7 @@ use crate::stream::frame_json;
 use axum::body::Bytes;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{close_code, CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::{Extensions, HeaderMap};
 use axum::response::{IntoResponse, Response};
 use futures_util::SinkExt as _;
@@ -27,7 +27,7 @@ const CLOSE_WAIT: Duration = Duration::from_secs(1);
 
 pub(crate) async fn ws(
     State(routes): State<RouteState>,
-    Query(q): Query<QueryMap>,
+    Params(q): Params,
     headers: HeaderMap,
     extensions: Extensions,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
