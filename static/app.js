@@ -4,7 +4,7 @@
 //   view.js      what the page looks at (range, resource, user, scope, instance), kept in the URL
 //   live.js      what the stream says now (decoder.js turns frames into it)
 //   timeline.js  the chart series (history + live points)
-//   answers.js   the polled stats (hold times, capacity, cost, HTTP routes)
+//   answers.js   the polled stats (hold times, capacity, cost, HTTP routes, refusals)
 //   render.js    when charts redraw (animation frames, pause)
 //
 // Wire contract: docs/PROTOCOL.md. All URLs are relative (`realtime/...`) so the page works under
@@ -26,6 +26,7 @@ import { pulseBorrows, renderCards, renderCostCard } from './js/cards.js';
 import { addEvents, clearEvents, expiriesWithin, noteOmitted } from './js/event-log.js';
 import { noteResource } from './js/names.js';
 import { renderHttp } from './js/http-table.js';
+import { renderRefusals } from './js/refusals.js';
 import { pollInstances, renderCluster, renderInstances } from './js/cluster.js';
 import { bindControls, fillRanges, showView, updateCsv } from './js/controls.js';
 
@@ -60,6 +61,7 @@ function onFrame(f) {
 function onAnswers(st) {
   renderCostCard(st);
   renderHttp(st);
+  renderRefusals(st);
   markResourcesDirty();
   scheduleRender(); // the answer charts pause with the others
 }

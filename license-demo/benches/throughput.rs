@@ -1,21 +1,36 @@
-//! Borrow+return throughput over real HTTP on loopback.
+//! Borrow+return throughput over real HTTP on loopback, unsigned and signed + keyed.
 //!
 //! Starts the full app (SQLite temp file, realtime layer, metrics) in-process on 127.0.0.1:0 and
 //! drives it with the stress runner: N workers each doing borrow -> return with no hold, for a
 //! fixed number of operations. Client and server share this machine's cores, as they would with
 //! `license-demo stress` against a local server.
 //!
+//! Each configuration runs twice per round: `unsigned` (no credentials, the default server) and
+//! `signed+keyed` (a server with `--api-keys` and `--require-signature`; every borrow signed in
+//! the nonce form and every request sent with its API key, so each signed borrow also writes its
+//! nonce to the replay memory). The two alternate in order from round to round, so drift in the
+//! machine's load hits both alike; the summary gives the median of each and their ratio (target:
+//! signed+keyed at least 80% of unsigned).
+//!
 //! Run: `cargo bench -p license-demo --bench throughput`
 //! Columns: cycles/s counts completed borrow+return pairs, requests/s both requests; latencies are
 //! borrow/return (b/r).
 //! Tune: `BENCH_OPS` (total borrow+return cycles per row, default 40000),
-//!       `BENCH_WORKERS` (comma list, default `16,64`).
+//!       `BENCH_WORKERS` (comma list, default `16,64`),
+//!       `BENCH_ROUNDS` (default 3), `BENCH_DURABILITY` (`normal`, `full` or `both`, default both).
 
-use license_demo::config::ToolSpec;
+use license_demo::auth::{ApiKeys, SecurityConfig, SignatureVerifier};
+use license_demo::config::{parse_api_keys_toml, ToolSpec};
 use license_demo::pool::{DbLocation, Durability};
 use license_demo::server::{self, ServerConfig};
-use license_demo::stress::{self, Mode, Profile, StressConfig};
+use license_demo::stress::{self, Credentials, Mode, Profile, StressConfig};
+use realtime_layer::SystemClock;
+use std::sync::Arc;
 use std::time::Duration;
+
+const API_KEY: &str = "bench-key-0123456789abcdef";
+const VENDOR: &str = "bench-vendor";
+const VENDOR_SECRET: &str = "bench-vendor-secret-0123456789";
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
     std::env::var(name)
@@ -24,27 +39,50 @@ fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
         .unwrap_or(default)
 }
 
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Auth {
+    Unsigned,
+    SignedKeyed,
+}
+
+impl Auth {
+    fn name(self) -> &'static str {
+        match self {
+            Auth::Unsigned => "unsigned",
+            Auth::SignedKeyed => "signed+keyed",
+        }
+    }
+}
+
 fn main() {
     // `cargo bench` passes `--bench`; a filter argument, if any, is ignored.
     let total_ops: usize = env_or("BENCH_OPS", 40_000);
+    let rounds: usize = env_or("BENCH_ROUNDS", 3).max(1);
     let workers: Vec<usize> = std::env::var("BENCH_WORKERS")
         .unwrap_or_else(|_| "16,64".into())
         .split(',')
         .filter_map(|w| w.trim().parse().ok())
         .collect();
+    let durabilities = match std::env::var("BENCH_DURABILITY").as_deref() {
+        Ok("normal") => vec![Durability::Normal],
+        Ok("full") => vec![Durability::Full],
+        _ => vec![Durability::Normal, Durability::Full],
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .expect("runtime");
     println!(
-        "license-demo throughput: borrow+return cycles over HTTP/1.1 loopback, {} cores, {} cycles per row",
+        "license-demo throughput: borrow+return cycles over HTTP/1.1 loopback, {} cores, {} cycles per row, {rounds} rounds",
         std::thread::available_parallelism().map_or(0, |n| n.get()),
         total_ops
     );
     println!(
-        "{:<10} {:>8} {:>10} {:>10} {:>11} {:>14} {:>14} {:>7}",
+        "{:<6} {:<10} {:>8} {:<13} {:>10} {:>10} {:>11} {:>14} {:>14} {:>7}",
+        "round",
         "durability",
         "workers",
+        "auth",
         "elapsed s",
         "cycles/s",
         "requests/s",
@@ -52,15 +90,86 @@ fn main() {
         "p99 ms b/r",
         "failed"
     );
-    for durability in [Durability::Normal, Durability::Full] {
-        for &w in &workers {
-            let row = runtime.block_on(one_row(durability, w, total_ops));
-            println!("{row}");
+    // (durability, workers) -> cycles/s of each round, unsigned and signed.
+    let mut results: Vec<((Durability, usize), Vec<f64>, Vec<f64>)> = durabilities
+        .iter()
+        .flat_map(|&d| workers.iter().map(move |&w| ((d, w), Vec::new(), Vec::new())))
+        .collect();
+    for round in 1..=rounds {
+        for (config, unsigned, signed) in results.iter_mut() {
+            let order = if round % 2 == 1 {
+                [Auth::Unsigned, Auth::SignedKeyed]
+            } else {
+                [Auth::SignedKeyed, Auth::Unsigned]
+            };
+            for auth in order {
+                let (row, cycles) = runtime.block_on(one_row(config.0, config.1, total_ops, auth));
+                println!("{round:<6} {row}");
+                match auth {
+                    Auth::Unsigned => unsigned.push(cycles),
+                    Auth::SignedKeyed => signed.push(cycles),
+                }
+            }
+        }
+    }
+    println!();
+    println!(
+        "{:<10} {:>8} {:>18} {:>22} {:>7}",
+        "durability", "workers", "unsigned cycles/s", "signed+keyed cycles/s", "ratio"
+    );
+    for ((durability, workers), unsigned, signed) in &results {
+        let (u, s) = (median(unsigned), median(signed));
+        println!(
+            "{:<10} {:>8} {:>18.0} {:>22.0} {:>6.0}%",
+            format!("{durability:?}").to_lowercase(),
+            workers,
+            u,
+            s,
+            100.0 * s / u
+        );
+    }
+    println!("(medians over {rounds} rounds; target: signed+keyed >= 80% of unsigned)");
+}
+
+fn median(values: &[f64]) -> f64 {
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n == 0 {
+        0.0
+    } else if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+fn security(auth: Auth) -> SecurityConfig {
+    match auth {
+        Auth::Unsigned => SecurityConfig::default(),
+        Auth::SignedKeyed => {
+            let keys = format!("[keys.\"{API_KEY}\"]\ntenant = \"bench\"\nusers = [\"*\"]\n");
+            let vendors = vec![(VENDOR.to_string(), VENDOR_SECRET.to_string())];
+            SecurityConfig {
+                api_keys: Some(Arc::new(ApiKeys::new(
+                    parse_api_keys_toml(&keys).expect("keys"),
+                ))),
+                signatures: Some(Arc::new(SignatureVerifier::new(
+                    vendors,
+                    Arc::new(SystemClock::new()),
+                ))),
+                ..SecurityConfig::default()
+            }
         }
     }
 }
 
-async fn one_row(durability: Durability, workers: usize, total_ops: usize) -> String {
+async fn one_row(
+    durability: Durability,
+    workers: usize,
+    total_ops: usize,
+    auth: Auth,
+) -> (String, f64) {
     let dir = tempfile::tempdir().expect("temp dir");
     // One roomy tool so every borrow succeeds and the row measures borrow+return, not refusals.
     let tools = vec![ToolSpec {
@@ -77,7 +186,7 @@ async fn one_row(durability: Durability, workers: usize, total_ops: usize) -> St
         tools,
         durability,
         cluster: None,
-        security: Default::default(),
+        security: security(auth),
         serve: Default::default(),
         stream: Default::default(),
     })
@@ -90,19 +199,28 @@ async fn one_row(durability: Durability, workers: usize, total_ops: usize) -> St
     config.hold = Duration::ZERO;
     config.tool = Some("Bench Tool".into());
     config.user_prefix = "bench".into();
+    if auth == Auth::SignedKeyed {
+        config.credentials = Credentials {
+            vendor: Some((VENDOR.into(), VENDOR_SECRET.to_string().into())),
+            api_key: Some(API_KEY.to_string().into()),
+        };
+    }
     let report = stress::run(config).await.expect("stress run");
     server.shutdown().await.expect("shutdown");
     let both = |b: f64, r: f64| format!("{b:.2}/{r:.2}");
     let ret = report.return_latency_ms.unwrap_or_default();
-    format!(
-        "{:<10} {:>8} {:>10.2} {:>10.0} {:>11.0} {:>14} {:>14} {:>7}",
+    let cycles = report.returns_ok as f64 / report.elapsed_secs;
+    let row = format!(
+        "{:<10} {:>8} {:<13} {:>10.2} {:>10.0} {:>11.0} {:>14} {:>14} {:>7}",
         format!("{durability:?}").to_lowercase(),
         workers,
+        auth.name(),
         report.elapsed_secs,
-        report.returns_ok as f64 / report.elapsed_secs,
+        cycles,
         report.requests_per_sec,
         both(report.borrow_latency_ms.p50, ret.p50),
         both(report.borrow_latency_ms.p99, ret.p99),
         report.failed() + report.returns_failed,
-    )
+    );
+    (row, cycles)
 }

@@ -172,3 +172,70 @@ async fn state_survives_reopen() {
     assert_eq!(pool.open_borrows(of("a")).await.unwrap().len(), 7);
     assert!(pool.open_borrows(of("b")).await.unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn signed_borrows_are_remembered_in_the_database_until_their_window_ends() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = DbLocation::File(dir.path().join("replays.db"));
+    let clock = realtime_layer::ManualClock::new(1_700_000_000_000);
+    let open = || {
+        LicensePool::open_with(
+            &db,
+            vec![spec("T", 1, 1, 0)],
+            Durability::Normal,
+            PoolOptions {
+                lease_ttl: None,
+                clock: Some(Arc::new(clock.clone())),
+            },
+        )
+        .unwrap()
+    };
+    let claim = |key: u8, repeat_allowed: bool| ReplayClaim {
+        key: [key; 16],
+        expires_at: 1_700_000_300,
+        repeat_allowed,
+        seen_elsewhere: false,
+    };
+    let signed = |key: u8, repeat_allowed: bool, idem: Option<&str>| BorrowOptions {
+        tenant: None,
+        idempotency_key: idem.map(str::to_string),
+        replay: Some(claim(key, repeat_allowed)),
+    };
+    let pool = open();
+    let BorrowOutcome::Granted(b) = pool.borrow_with("T", "u", signed(1, false, None)).await.unwrap()
+    else {
+        panic!("not granted")
+    };
+    let again = pool.borrow_with("T", "u", signed(1, false, None)).await.unwrap();
+    assert!(matches!(again, BorrowOutcome::SignatureReplayed), "{again:?}");
+    // A key first refused for capacity is spent too; its retry with the same idempotency key
+    // is a fresh attempt.
+    let full = pool.borrow_with("T", "v", signed(2, false, Some("k"))).await.unwrap();
+    assert!(matches!(full, BorrowOutcome::Denied(Denial::Exhausted)), "{full:?}");
+    assert!(pool.return_license(&b.id).await.unwrap().is_some());
+    let retried = pool.borrow_with("T", "v", signed(2, false, Some("k"))).await.unwrap();
+    assert!(matches!(retried, BorrowOutcome::Granted(_)), "{retried:?}");
+    let other_key = pool.borrow_with("T", "v", signed(2, false, Some("j"))).await.unwrap();
+    assert!(matches!(other_key, BorrowOutcome::SignatureReplayed), "{other_key:?}");
+    // Repeats allowed: answered by the pool (here: exhausted) and counted.
+    let repeat = pool.borrow_with("T", "u", signed(1, true, None)).await.unwrap();
+    assert!(matches!(repeat, BorrowOutcome::Denied(Denial::Exhausted)), "{repeat:?}");
+    assert_eq!(pool.signature_repeats(), 1);
+    pool.close();
+
+    // Reopened: still remembered (and the repeat count starts again).
+    let pool = open();
+    let again = pool.borrow_with("T", "u", signed(1, false, None)).await.unwrap();
+    assert!(matches!(again, BorrowOutcome::SignatureReplayed), "{again:?}");
+    assert_eq!(pool.signature_repeats(), 0);
+    // Past the window the row is pruned (a replay fails the clock check by then anyway).
+    clock.advance(Duration::from_secs(301));
+    let fresh = pool.borrow_with("T", "w", signed(1, false, None)).await.unwrap();
+    assert!(!matches!(fresh, BorrowOutcome::SignatureReplayed), "{fresh:?}");
+    pool.close();
+    let conn = rusqlite::Connection::open(dir.path().join("replays.db")).unwrap();
+    let rows: i64 = conn
+        .query_row("SELECT COUNT(*) FROM signature_replays", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(rows, 1, "the expired rows are gone, the new one is kept");
+}

@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests: a real server on 127.0.0.1:0 over a temp SQLite file.
 #![allow(dead_code)]
 
+pub mod binary;
+
 use license_demo::auth::SecurityConfig;
 use license_demo::config::{default_tools, ToolSpec};
 use license_demo::pool::{DbLocation, Durability};
