@@ -93,7 +93,11 @@ fn main() {
     // (durability, workers) -> cycles/s of each round, unsigned and signed.
     let mut results: Vec<((Durability, usize), Vec<f64>, Vec<f64>)> = durabilities
         .iter()
-        .flat_map(|&d| workers.iter().map(move |&w| ((d, w), Vec::new(), Vec::new())))
+        .flat_map(|&d| {
+            workers
+                .iter()
+                .map(move |&w| ((d, w), Vec::new(), Vec::new()))
+        })
         .collect();
     for round in 1..=rounds {
         for (config, unsigned, signed) in results.iter_mut() {

@@ -38,11 +38,18 @@ async fn the_readme_python_client_borrows_twice_a_second() {
     };
     let example = readme_example();
     let code_lines = example.lines().filter(|l| !l.trim().is_empty()).count();
-    assert!(code_lines <= 10, "the example grew to {code_lines} lines:\n{example}");
+    assert!(
+        code_lines <= 10,
+        "the example grew to {code_lines} lines:\n{example}"
+    );
 
     let dir = tempfile::tempdir().unwrap();
     let vendors = dir.path().join("vendors.toml");
-    std::fs::write(&vendors, format!("[vendors]\n\"{VENDOR}\" = \"{SECRET}\"\n")).unwrap();
+    std::fs::write(
+        &vendors,
+        format!("[vendors]\n\"{VENDOR}\" = \"{SECRET}\"\n"),
+    )
+    .unwrap();
     let keys = dir.path().join("keys.toml");
     std::fs::write(
         &keys,

@@ -50,16 +50,16 @@ async fn every_refusal_is_counted_by_route_and_reason() {
     let (code, b) = send(borrow().body("{}").header("content-type", "text/plain")).await;
     assert_error(code, &b, 415, "unsupported_media_type");
     let big = format!("{{\"tool\": \"{}\"}}", "x".repeat(20_000));
-    let (code, b) = send(borrow().body(big).header("content-type", "application/json")).await;
+    let (code, b) = send(
+        borrow()
+            .body(big)
+            .header("content-type", "application/json"),
+    )
+    .await;
     assert_error(code, &b, 413, "payload_too_large");
     let (code, b) = send(borrow().json(&json!({"tool": "", "user": "ann"}))).await;
     assert_error(code, &b, 422, "invalid_field");
-    let (code, b) = send(
-        borrow()
-            .json(&body)
-            .header("origin", "http://evil.example"),
-    )
-    .await;
+    let (code, b) = send(borrow().json(&body).header("origin", "http://evil.example")).await;
     assert_error(code, &b, 403, "forbidden_origin");
     let (code, b) = send(
         s.client
@@ -106,7 +106,10 @@ async fn every_refusal_is_counted_by_route_and_reason() {
         "{series:?}"
     );
     // No user name or raw value ever becomes a label.
-    assert!(!text.contains("ann") && !text.contains("evil.example"), "{text}");
+    assert!(
+        !text.contains("ann") && !text.contains("evil.example"),
+        "{text}"
+    );
 }
 
 #[tokio::test]

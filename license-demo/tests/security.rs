@@ -502,7 +502,11 @@ async fn signed_requests_as_the_original_clients_send_them() {
     let fresh = documented_signature(VENDOR_SECRET, ECU, "sam", ts - 1, None);
     let (code, body) = send(signed(&s, "other", &fresh, ts - 1, "sam")).await;
     assert_error(code, &body, 401, "signature_invalid");
-    assert_eq!(s.status_of(ECU).await["borrowed"], 2, "only the good one (twice)");
+    assert_eq!(
+        s.status_of(ECU).await["borrowed"],
+        2,
+        "only the good one (twice)"
+    );
     // Reads are not signed.
     assert_eq!(s.get("/licenses/status").await.0, 200);
 }

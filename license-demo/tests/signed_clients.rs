@@ -214,7 +214,11 @@ async fn metrics(url: &str) -> String {
 fn sample(text: &str, metric: &str, labels: &[(&str, &str)]) -> f64 {
     text.lines()
         .filter(|l| l.starts_with(metric) && l[metric.len()..].starts_with([' ', '{']))
-        .find(|l| labels.iter().all(|(k, v)| l.contains(&format!("{k}=\"{v}\""))))
+        .find(|l| {
+            labels
+                .iter()
+                .all(|(k, v)| l.contains(&format!("{k}=\"{v}\"")))
+        })
         .and_then(|l| l.rsplit(' ').next())
         .and_then(|v| v.parse().ok())
         .unwrap_or(0.0)
@@ -244,8 +248,14 @@ async fn nonceless_repeats_are_granted_up_to_capacity_then_409_and_counted() {
         }
     }
     let text = metrics(&server.url).await;
-    assert_eq!(sample(&text, "license_demo_signature_repeats_total", &[]), 19.0);
-    assert_eq!(sample(&text, "license_demo_signature_nonceless_total", &[]), 20.0);
+    assert_eq!(
+        sample(&text, "license_demo_signature_repeats_total", &[]),
+        19.0
+    );
+    assert_eq!(
+        sample(&text, "license_demo_signature_nonceless_total", &[]),
+        20.0
+    );
     let refused = [("http_route", "/licenses/borrow"), ("reason", "exhausted")];
     assert_eq!(sample(&text, "realtime_refusals_total", &refused), 15.0);
     let stats = test_support::http::get_ok(format!("{}/realtime/stats", server.url)).await;
@@ -256,7 +266,10 @@ async fn nonceless_repeats_are_granted_up_to_capacity_then_409_and_counted() {
         .iter()
         .find(|r| r["reason"] == "exhausted")
         .unwrap_or_else(|| panic!("no exhausted refusals in {stats}"));
-    assert_eq!((row["status"].as_u64(), row["count"].as_u64()), (Some(409), Some(15)));
+    assert_eq!(
+        (row["status"].as_u64(), row["count"].as_u64()),
+        (Some(409), Some(15))
+    );
 }
 
 #[tokio::test]
@@ -280,8 +293,14 @@ async fn strict_replay_refuses_nonceless_repeats_but_not_nonces() {
         }
     }
     let text = metrics(&server.url).await;
-    assert_eq!(sample(&text, "license_demo_signature_repeats_total", &[]), 0.0);
-    let replays = [("reason", "signature_replayed"), ("http_response_status_code", "401")];
+    assert_eq!(
+        sample(&text, "license_demo_signature_repeats_total", &[]),
+        0.0
+    );
+    let replays = [
+        ("reason", "signature_replayed"),
+        ("http_response_status_code", "401"),
+    ];
     assert_eq!(sample(&text, "realtime_refusals_total", &replays), 19.0);
 }
 
@@ -367,9 +386,19 @@ async fn wrong_or_stale_signatures_are_refused_in_both_forms() {
     let real = Signed::with_nonce(SMALL, "eve", nonce);
     assert_eq!(real.send(url).await.0, 200);
     let text = metrics(url).await;
-    let invalid = [("reason", "signature_invalid"), ("http_route", "/licenses/borrow")];
+    let invalid = [
+        ("reason", "signature_invalid"),
+        ("http_route", "/licenses/borrow"),
+    ];
     assert_eq!(sample(&text, "realtime_refusals_total", &invalid), 7.0);
-    assert_eq!(sample(&text, "realtime_refusals_total", &[("reason", "signature_expired")]), 4.0);
+    assert_eq!(
+        sample(
+            &text,
+            "realtime_refusals_total",
+            &[("reason", "signature_expired")]
+        ),
+        4.0
+    );
 }
 
 #[tokio::test]
@@ -381,7 +410,11 @@ async fn a_nonce_replayed_after_a_restart_or_to_a_second_process_is_refused() {
     first.kill(); // SIGKILL: nothing is flushed on the way out
 
     let restarted = setup.server(&[]);
-    assert_refused(&request.send(&restarted.url).await, 401, "signature_replayed");
+    assert_refused(
+        &request.send(&restarted.url).await,
+        401,
+        "signature_replayed",
+    );
     // Two processes on one database: a nonce used on one is spent on the other.
     let second = setup.server(&[]);
     let fresh = Signed::with_nonce(SMALL, "gus", "nonce-0005-twoprocs-z");
@@ -405,7 +438,8 @@ async fn a_signed_retry_with_the_same_idempotency_key_is_answered_not_refused() 
         assert_eq!(answer.0, 200);
         held.push(answer.1["id"].clone());
     }
-    let retry = Signed::with_nonce(SMALL, "ida", "nonce-0007-retry-xyzw").idempotency_key("order-1");
+    let retry =
+        Signed::with_nonce(SMALL, "ida", "nonce-0007-retry-xyzw").idempotency_key("order-1");
     assert_refused(&retry.send(url).await, 409, "exhausted");
     // The client retries the very same request: the pool answers again (still exhausted) ...
     assert_refused(&retry.send(url).await, 409, "exhausted");
@@ -417,16 +451,21 @@ async fn a_signed_retry_with_the_same_idempotency_key_is_answered_not_refused() 
     // From then on the stored outcome answers, without a second license.
     give_back(url, &held[1]).await;
     let again = retry.send(url).await;
-    assert_eq!((again.0, &again.1["id"], again.2), (200, &granted.1["id"], true));
+    assert_eq!(
+        (again.0, &again.1["id"], again.2),
+        (200, &granted.1["id"], true)
+    );
     // A retry signed afresh (new nonce, same key) gets the stored outcome too.
-    let resigned = Signed::with_nonce(SMALL, "ida", "nonce-0008-retry-xyzw").idempotency_key("order-1");
+    let resigned =
+        Signed::with_nonce(SMALL, "ida", "nonce-0008-retry-xyzw").idempotency_key("order-1");
     let answer = resigned.send(url).await;
     assert_eq!((answer.0, &answer.1["id"]), (200, &granted.1["id"]));
     // The same signed request under another key is a replay.
     let other_key = retry.clone().idempotency_key("order-2");
     assert_refused(&other_key.send(url).await, 401, "signature_replayed");
     // An unknown tool answers 404 on the retry as on the first try.
-    let unknown = Signed::with_nonce("No Such Tool", "ida", "nonce-0009-unknown-x").idempotency_key("order-3");
+    let unknown = Signed::with_nonce("No Such Tool", "ida", "nonce-0009-unknown-x")
+        .idempotency_key("order-3");
     assert_refused(&unknown.send(url).await, 404, "unknown_tool");
     assert_refused(&unknown.send(url).await, 404, "unknown_tool");
 }
@@ -438,27 +477,57 @@ async fn the_stress_tool_signs_and_authenticates_with_zero_401s() {
     let server = setup.server(&["--api-keys", &keys]);
     let out = Command::new(env!("CARGO_BIN_EXE_license-demo"))
         .args(["stress", "--target", &server.url, "--profile", "custom"])
-        .args(["--workers", "8", "--ops", "40", "--hold-ms", "0", "--tool", ROOMY])
-        .args(["--vendor-id", VENDOR, "--api-key", API_KEY, "--json", "--no-progress"])
+        .args([
+            "--workers",
+            "8",
+            "--ops",
+            "40",
+            "--hold-ms",
+            "0",
+            "--tool",
+            ROOMY,
+        ])
+        .args([
+            "--vendor-id",
+            VENDOR,
+            "--api-key",
+            API_KEY,
+            "--json",
+            "--no-progress",
+        ])
         .env("LICENSE_DEMO_STRESS_VENDOR_SECRET", SECRET)
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let report: Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(report["attempted"], 320, "{report}");
     assert_eq!(report["successes"], 320, "{report}");
     assert_eq!(report["returns_ok"], 320, "{report}");
     assert_eq!(report["failures"], json!({}), "{report}");
     assert_eq!(report["config"]["credentials"]["vendor_id"], VENDOR);
-    assert!(!stdout.contains(SECRET) && !stdout.contains(API_KEY), "{stdout}");
+    assert!(
+        !stdout.contains(SECRET) && !stdout.contains(API_KEY),
+        "{stdout}"
+    );
     let text = metrics(&server.url).await;
     assert_eq!(
-        sample(&text, "realtime_refusals_total", &[("http_response_status_code", "401")]),
+        sample(
+            &text,
+            "realtime_refusals_total",
+            &[("http_response_status_code", "401")]
+        ),
         0.0,
         "{text}"
     );
-    assert_eq!(sample(&text, "license_demo_signature_nonceless_total", &[]), 0.0);
+    assert_eq!(
+        sample(&text, "license_demo_signature_nonceless_total", &[]),
+        0.0
+    );
     // Without the key the same run is refused, and counted so.
     let out = Command::new(env!("CARGO_BIN_EXE_license-demo"))
         .args(["stress", "--target", &server.url, "--profile", "custom"])
@@ -470,6 +539,9 @@ async fn the_stress_tool_signs_and_authenticates_with_zero_401s() {
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["failures"]["unauthorized"], 6, "{report}");
     let text = metrics(&server.url).await;
-    let unauthorized = [("reason", "unauthorized"), ("http_response_status_code", "401")];
+    let unauthorized = [
+        ("reason", "unauthorized"),
+        ("http_response_status_code", "401"),
+    ];
     assert_eq!(sample(&text, "realtime_refusals_total", &unauthorized), 6.0);
 }

@@ -24,7 +24,11 @@ fn now() -> i64 {
 
 fn replica(redis: &str, id: &str, dir: &tempfile::TempDir) -> Binary {
     let vendors = dir.path().join("vendors.toml");
-    std::fs::write(&vendors, format!("[vendors]\n\"{VENDOR}\" = \"{SECRET}\"\n")).unwrap();
+    std::fs::write(
+        &vendors,
+        format!("[vendors]\n\"{VENDOR}\" = \"{SECRET}\"\n"),
+    )
+    .unwrap();
     let db = dir.path().join(format!("{id}.db"));
     spawn(
         &[
@@ -45,7 +49,12 @@ fn replica(redis: &str, id: &str, dir: &tempfile::TempDir) -> Binary {
 }
 
 /// A signed borrow of `TOOL` for `user`: nonce form with `nonce`, else nonce-less at `ts`.
-async fn borrow(url: &str, user: &str, ts: i64, nonce: Option<&str>) -> (u16, Value, Option<String>) {
+async fn borrow(
+    url: &str,
+    user: &str,
+    ts: i64,
+    nonce: Option<&str>,
+) -> (u16, Value, Option<String>) {
     let signature = match nonce {
         Some(n) => sign_with_nonce(SECRET.as_bytes(), TOOL, user, ts, n, None),
         None => sign(SECRET.as_bytes(), TOOL, user, ts, None),
@@ -82,7 +91,11 @@ async fn replicas_share_the_replay_memory_in_redis() {
     let (code, body, _) = borrow(&a.url, "uma", ts, Some(nonce)).await;
     assert_eq!(code, 200, "{body}");
     let (code, body, _) = borrow(&b.url, "uma", ts, Some(nonce)).await;
-    assert_eq!((code, &body["error"]), (401, &json!("signature_replayed")), "{body}");
+    assert_eq!(
+        (code, &body["error"]),
+        (401, &json!("signature_replayed")),
+        "{body}"
+    );
     // Replayed to the first replica, the database refuses it too.
     let (code, _, _) = borrow(&a.url, "uma", ts, Some(nonce)).await;
     assert_eq!(code, 401);
@@ -107,8 +120,13 @@ async fn replicas_share_the_replay_memory_in_redis() {
     // Redis down: the replay check cannot be made, so signed borrows are refused (503 with
     // Retry-After), not let through.
     redis.kill();
-    let (code, body, retry_after) = borrow(&a.url, "wes", now(), Some("cluster-nonce-0002-abc")).await;
-    assert_eq!((code, &body["error"]), (503, &json!("replay_check_unavailable")), "{body}");
+    let (code, body, retry_after) =
+        borrow(&a.url, "wes", now(), Some("cluster-nonce-0002-abc")).await;
+    assert_eq!(
+        (code, &body["error"]),
+        (503, &json!("replay_check_unavailable")),
+        "{body}"
+    );
     assert_eq!(retry_after.as_deref(), Some("1"));
     // Back up: signed borrows work again.
     redis.restart();
@@ -121,7 +139,10 @@ async fn replicas_share_the_replay_memory_in_redis() {
         if code == 200 {
             break;
         }
-        assert!(Instant::now() < deadline, "still refused after Redis came back: {code} {body}");
+        assert!(
+            Instant::now() < deadline,
+            "still refused after Redis came back: {code} {body}"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }

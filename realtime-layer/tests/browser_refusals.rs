@@ -18,7 +18,10 @@ use common::serve;
 
 async fn text(browser: &Session, id: &str) -> String {
     browser
-        .execute(&format!("return document.getElementById('{id}').textContent"), vec![])
+        .execute(
+            &format!("return document.getElementById('{id}').textContent"),
+            vec![],
+        )
         .await
         .unwrap()
         .as_str()
@@ -40,12 +43,19 @@ async fn refusals_show_next_to_the_failures() {
                     StatusCode::CONFLICT,
                     Refusal::new("exhausted"),
                     Event::failure("GPU", "ann", "exhausted"),
+                    "all out",
                 )
             }),
         )
         .route(
             "/signed",
-            post(|| async { (StatusCode::UNAUTHORIZED, Refusal::new("signature_invalid")) }),
+            post(|| async {
+                (
+                    StatusCode::UNAUTHORIZED,
+                    Refusal::new("signature_invalid"),
+                    "no",
+                )
+            }),
         )
         .layer(rt.layer())
         .layer(rt.refusal_layer())
@@ -54,7 +64,10 @@ async fn refusals_show_next_to_the_failures() {
     let http = reqwest::Client::new();
     for (path, n) in [("/borrow", 3), ("/signed", 2)] {
         for _ in 0..n {
-            http.post(format!("http://{addr}{path}")).send().await.unwrap();
+            http.post(format!("http://{addr}{path}"))
+                .send()
+                .await
+                .unwrap();
         }
     }
     // A page without a refusal layer, for the hidden case.
@@ -63,7 +76,10 @@ async fn refusals_show_next_to_the_failures() {
 
     let (driver, browser, profile) = start_session(&bins, "refusals", 1280, 900).await;
     let wait = Duration::from_secs(15);
-    browser.goto(&format!("http://{addr}/realtime")).await.unwrap();
+    browser
+        .goto(&format!("http://{addr}/realtime"))
+        .await
+        .unwrap();
     browser
         .wait_for(
             "the refusal card and table",
@@ -101,7 +117,10 @@ async fn refusals_show_next_to_the_failures() {
     );
     // The next poll (every 5 s) gives a rate: 2 more refusals in about 5 s.
     for _ in 0..2 {
-        http.post(format!("http://{addr}/signed")).send().await.unwrap();
+        http.post(format!("http://{addr}/signed"))
+            .send()
+            .await
+            .unwrap();
     }
     browser
         .wait_for(

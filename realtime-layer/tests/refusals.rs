@@ -3,8 +3,8 @@
 //! `counters`) and `/metrics` (`realtime_refusals_total`, the counters' `_total`).
 
 use axum::http::StatusCode;
-use axum::response::IntoResponse;
 use axum::middleware::from_fn;
+use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::Router;
 use realtime_layer::{ApiError, Realtime, Refusal, MAX_REFUSAL_SERIES};
@@ -66,14 +66,25 @@ async fn refusals_are_counted_by_route_template_and_reason() {
         .unwrap();
     let addr = serve(app(&realtime)).await;
     let before = get_json(addr, "/realtime/stats").await.1;
-    assert_eq!(before["refusals"], serde_json::json!([]), "a layer exists: listed, empty");
+    assert_eq!(
+        before["refusals"],
+        serde_json::json!([]),
+        "a layer exists: listed, empty"
+    );
     let http = reqwest::Client::new();
     for tool in ["a", "b", "c"] {
-        let r = http.post(format!("http://{addr}/borrow/{tool}")).send().await.unwrap();
+        let r = http
+            .post(format!("http://{addr}/borrow/{tool}"))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 409);
     }
     for path in ["/keys", "/plain", "/missing", "/nowhere"] {
-        http.get(format!("http://{addr}{path}")).send().await.unwrap();
+        http.get(format!("http://{addr}{path}"))
+            .send()
+            .await
+            .unwrap();
     }
     let r = http
         .get(format!("http://{addr}/keys"))
@@ -107,7 +118,8 @@ async fn refusals_are_counted_by_route_template_and_reason() {
     assert!(line.contains("http_response_status_code=\"409\""), "{line}");
     assert!(line.ends_with(" 3"), "{line}");
     assert!(
-        text.lines().any(|l| l.starts_with("app_signature_repeats_total") && l.ends_with(" 4")),
+        text.lines()
+            .any(|l| l.starts_with("app_signature_repeats_total") && l.ends_with(" 4")),
         "{text}"
     );
     assert!(realtime.refusals().unwrap().len() <= MAX_REFUSAL_SERIES);
@@ -120,7 +132,9 @@ async fn without_a_refusal_layer_nothing_is_listed_and_bad_counter_names_fail() 
     assert!(stats.get("refusals").is_none(), "{stats}");
     assert!(stats.get("counters").is_none(), "{stats}");
     assert!(realtime.refusals().is_none());
-    let bad = Realtime::builder().counter("realtime.mine", "", || 0).build();
+    let bad = Realtime::builder()
+        .counter("realtime.mine", "", || 0)
+        .build();
     assert!(bad.is_err());
 }
 

@@ -202,36 +202,78 @@ async fn signed_borrows_are_remembered_in_the_database_until_their_window_ends()
         replay: Some(claim(key, repeat_allowed)),
     };
     let pool = open();
-    let BorrowOutcome::Granted(b) = pool.borrow_with("T", "u", signed(1, false, None)).await.unwrap()
+    let BorrowOutcome::Granted(b) = pool
+        .borrow_with("T", "u", signed(1, false, None))
+        .await
+        .unwrap()
     else {
         panic!("not granted")
     };
-    let again = pool.borrow_with("T", "u", signed(1, false, None)).await.unwrap();
-    assert!(matches!(again, BorrowOutcome::SignatureReplayed), "{again:?}");
+    let again = pool
+        .borrow_with("T", "u", signed(1, false, None))
+        .await
+        .unwrap();
+    assert!(
+        matches!(again, BorrowOutcome::SignatureReplayed),
+        "{again:?}"
+    );
     // A key first refused for capacity is spent too; its retry with the same idempotency key
     // is a fresh attempt.
-    let full = pool.borrow_with("T", "v", signed(2, false, Some("k"))).await.unwrap();
-    assert!(matches!(full, BorrowOutcome::Denied(Denial::Exhausted)), "{full:?}");
+    let full = pool
+        .borrow_with("T", "v", signed(2, false, Some("k")))
+        .await
+        .unwrap();
+    assert!(
+        matches!(full, BorrowOutcome::Denied(Denial::Exhausted)),
+        "{full:?}"
+    );
     assert!(pool.return_license(&b.id).await.unwrap().is_some());
-    let retried = pool.borrow_with("T", "v", signed(2, false, Some("k"))).await.unwrap();
+    let retried = pool
+        .borrow_with("T", "v", signed(2, false, Some("k")))
+        .await
+        .unwrap();
     assert!(matches!(retried, BorrowOutcome::Granted(_)), "{retried:?}");
-    let other_key = pool.borrow_with("T", "v", signed(2, false, Some("j"))).await.unwrap();
-    assert!(matches!(other_key, BorrowOutcome::SignatureReplayed), "{other_key:?}");
+    let other_key = pool
+        .borrow_with("T", "v", signed(2, false, Some("j")))
+        .await
+        .unwrap();
+    assert!(
+        matches!(other_key, BorrowOutcome::SignatureReplayed),
+        "{other_key:?}"
+    );
     // Repeats allowed: answered by the pool (here: exhausted) and counted.
-    let repeat = pool.borrow_with("T", "u", signed(1, true, None)).await.unwrap();
-    assert!(matches!(repeat, BorrowOutcome::Denied(Denial::Exhausted)), "{repeat:?}");
+    let repeat = pool
+        .borrow_with("T", "u", signed(1, true, None))
+        .await
+        .unwrap();
+    assert!(
+        matches!(repeat, BorrowOutcome::Denied(Denial::Exhausted)),
+        "{repeat:?}"
+    );
     assert_eq!(pool.signature_repeats(), 1);
     pool.close();
 
     // Reopened: still remembered (and the repeat count starts again).
     let pool = open();
-    let again = pool.borrow_with("T", "u", signed(1, false, None)).await.unwrap();
-    assert!(matches!(again, BorrowOutcome::SignatureReplayed), "{again:?}");
+    let again = pool
+        .borrow_with("T", "u", signed(1, false, None))
+        .await
+        .unwrap();
+    assert!(
+        matches!(again, BorrowOutcome::SignatureReplayed),
+        "{again:?}"
+    );
     assert_eq!(pool.signature_repeats(), 0);
     // Past the window the row is pruned (a replay fails the clock check by then anyway).
     clock.advance(Duration::from_secs(301));
-    let fresh = pool.borrow_with("T", "w", signed(1, false, None)).await.unwrap();
-    assert!(!matches!(fresh, BorrowOutcome::SignatureReplayed), "{fresh:?}");
+    let fresh = pool
+        .borrow_with("T", "w", signed(1, false, None))
+        .await
+        .unwrap();
+    assert!(
+        !matches!(fresh, BorrowOutcome::SignatureReplayed),
+        "{fresh:?}"
+    );
     pool.close();
     let conn = rusqlite::Connection::open(dir.path().join("replays.db")).unwrap();
     let rows: i64 = conn

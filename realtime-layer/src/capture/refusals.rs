@@ -25,7 +25,7 @@ use tower_service::Service;
 ///
 /// let realtime = Realtime::builder().build().unwrap();
 /// let app: Router = Router::new()
-///     .route("/borrow", post(|| async { (StatusCode::CONFLICT, Refusal::new("exhausted")) }))
+///     .route("/borrow", post(|| async { (StatusCode::CONFLICT, Refusal::new("exhausted"), "all out") }))
 ///     .layer(realtime.refusal_layer());
 /// # let _ = app;
 /// ```
