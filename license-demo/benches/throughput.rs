@@ -90,17 +90,23 @@ fn main() {
         "p99 ms b/r",
         "failed"
     );
-    // (durability, workers) -> cycles/s of each round, unsigned and signed.
-    let mut results: Vec<((Durability, usize), Vec<f64>, Vec<f64>)> = durabilities
+    let mut results: Vec<Measured> = durabilities
         .iter()
         .flat_map(|&d| {
-            workers
-                .iter()
-                .map(move |&w| ((d, w), Vec::new(), Vec::new()))
+            workers.iter().map(move |&w| Measured {
+                config: (d, w),
+                unsigned: Vec::new(),
+                signed: Vec::new(),
+            })
         })
         .collect();
     for round in 1..=rounds {
-        for (config, unsigned, signed) in results.iter_mut() {
+        for Measured {
+            config,
+            unsigned,
+            signed,
+        } in results.iter_mut()
+        {
             let order = if round % 2 == 1 {
                 [Auth::Unsigned, Auth::SignedKeyed]
             } else {
@@ -121,7 +127,12 @@ fn main() {
         "{:<10} {:>8} {:>18} {:>22} {:>7}",
         "durability", "workers", "unsigned cycles/s", "signed+keyed cycles/s", "ratio"
     );
-    for ((durability, workers), unsigned, signed) in &results {
+    for Measured {
+        config: (durability, workers),
+        unsigned,
+        signed,
+    } in &results
+    {
         let (u, s) = (median(unsigned), median(signed));
         println!(
             "{:<10} {:>8} {:>18.0} {:>22.0} {:>6.0}%",
@@ -133,6 +144,13 @@ fn main() {
         );
     }
     println!("(medians over {rounds} rounds; target: signed+keyed >= 80% of unsigned)");
+}
+
+/// One configuration (durability, workers) and its cycles/s per round, unsigned and signed.
+struct Measured {
+    config: (Durability, usize),
+    unsigned: Vec<f64>,
+    signed: Vec<f64>,
 }
 
 fn median(values: &[f64]) -> f64 {

@@ -41,13 +41,16 @@ pub struct RefusalCount {
     pub count: u64,
 }
 
+/// A series: route, reason, status.
+type SeriesKey = (Arc<str>, Arc<str>, u16);
+
 /// The refusal counters of one instance.
 #[derive(Default)]
 pub(crate) struct Refusals {
     /// Set once a refusal layer exists: `/realtime/stats` lists refusals (an empty list means
     /// "none yet", not "not measured").
     enabled: AtomicBool,
-    series: Mutex<HashMap<(Arc<str>, Arc<str>, u16), u64>>,
+    series: Mutex<HashMap<SeriesKey, u64>>,
 }
 
 /// Whether `status` is a refusal.
