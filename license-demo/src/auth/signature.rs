@@ -123,7 +123,9 @@ pub fn sign(
     api_key: Option<&str>,
 ) -> String {
     let mut mac = new_mac(secret);
-    mac.update(&legacy_text(tool, user, &timestamp.to_string(), api_key));
+    write_legacy_text(tool, user, &timestamp.to_string(), api_key, |p| {
+        mac.update(p)
+    });
     hex(&mac.finalize().into_bytes())
 }
 
@@ -147,13 +149,9 @@ pub fn sign_with_nonce(
     api_key: Option<&str>,
 ) -> String {
     let mut mac = new_mac(secret);
-    mac.update(&nonce_text(
-        tool,
-        user,
-        &timestamp.to_string(),
-        nonce,
-        api_key,
-    ));
+    write_nonce_text(tool, user, &timestamp.to_string(), nonce, api_key, |p| {
+        mac.update(p)
+    });
     hex(&mac.finalize().into_bytes())
 }
 
@@ -166,6 +164,23 @@ pub fn nonce_text(
     nonce: &str,
     api_key: Option<&str>,
 ) -> Vec<u8> {
+    let mut text = Vec::with_capacity(tool.len() + user.len() + nonce.len() + 64);
+    write_nonce_text(tool, user, timestamp, nonce, api_key, |part| {
+        text.extend_from_slice(part)
+    });
+    text
+}
+
+/// Hands the pieces of [`nonce_text`] to `out`, in order (no allocation: the verifier feeds them
+/// straight into the HMAC).
+fn write_nonce_text(
+    tool: &str,
+    user: &str,
+    timestamp: &str,
+    nonce: &str,
+    api_key: Option<&str>,
+    mut out: impl FnMut(&[u8]),
+) {
     let fields = [
         Some(tool),
         Some(user),
@@ -173,25 +188,46 @@ pub fn nonce_text(
         Some(nonce),
         api_key,
     ];
-    let mut text = Vec::with_capacity(tool.len() + user.len() + nonce.len() + 64);
     for (i, field) in fields.into_iter().flatten().enumerate() {
         if i > 0 {
-            text.push(b'|');
+            out(b"|");
         }
-        text.extend_from_slice(field.len().to_string().as_bytes());
-        text.push(b':');
-        text.extend_from_slice(field.as_bytes());
+        // The length in decimal, from a stack buffer.
+        let mut digits = [0u8; 20];
+        let mut at = digits.len();
+        let mut n = field.len();
+        loop {
+            at -= 1;
+            digits[at] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        out(&digits[at..]);
+        out(b":");
+        out(field.as_bytes());
     }
-    text
 }
 
-fn legacy_text(tool: &str, user: &str, timestamp: &str, api_key: Option<&str>) -> Vec<u8> {
-    let mut text = format!("{tool}|{user}|{timestamp}").into_bytes();
-    if let Some(key) = api_key {
-        text.push(b'|');
-        text.extend_from_slice(key.as_bytes());
+/// Hands the pieces of the nonce-less signed text (`tool|user|timestamp[|api_key]`) to `out`.
+fn write_legacy_text(
+    tool: &str,
+    user: &str,
+    timestamp: &str,
+    api_key: Option<&str>,
+    mut out: impl FnMut(&[u8]),
+) {
+    for (i, field) in [Some(tool), Some(user), Some(timestamp), api_key]
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
+        if i > 0 {
+            out(b"|");
+        }
+        out(field.as_bytes());
     }
-    text
 }
 
 /// A fresh nonce: 32 random hex digits (from the operating system's generator).
@@ -225,17 +261,18 @@ fn hex(bytes: &[u8]) -> String {
     out
 }
 
-fn unhex(text: &str) -> Option<Vec<u8>> {
-    if !text.len().is_multiple_of(2) {
+/// 64 hex digits (either case) as 32 bytes.
+fn unhex32(text: &str) -> Option<[u8; 32]> {
+    let bytes = text.as_bytes();
+    if bytes.len() != 64 {
         return None;
     }
-    text.as_bytes()
-        .chunks(2)
-        .map(|pair| {
-            let digit = |c: u8| (c as char).to_digit(16);
-            Some((digit(pair[0])? * 16 + digit(pair[1])?) as u8)
-        })
-        .collect()
+    let digit = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
+    let mut out = [0u8; 32];
+    for (i, pair) in bytes.chunks_exact(2).enumerate() {
+        out[i] = (digit(pair[0])? << 4) | digit(pair[1])?;
+    }
+    Some(out)
 }
 
 /// The first 16 bytes of SHA-256 over `parts`, each followed by a NUL.
@@ -253,7 +290,9 @@ fn digest16(parts: &[&[u8]]) -> [u8; 16] {
 
 /// Checks request signatures against the vendors' secrets.
 pub struct SignatureVerifier {
-    vendors: HashMap<String, Vec<u8>>,
+    /// Each vendor's HMAC state keyed with its secret (cloned per request: the key schedule is
+    /// computed once, not per signature).
+    vendors: HashMap<String, HmacSha256>,
     clock: Arc<dyn Clock>,
     strict_replay: bool,
     nonceless: AtomicU64,
@@ -275,7 +314,7 @@ impl SignatureVerifier {
         SignatureVerifier {
             vendors: vendors
                 .into_iter()
-                .map(|(id, secret)| (id, secret.into_bytes()))
+                .map(|(id, secret)| (id, new_mac(secret.as_bytes())))
                 .collect(),
             clock,
             strict_replay: false,
@@ -325,7 +364,7 @@ impl SignatureVerifier {
                 _ => return Err(SignatureError::InvalidNonce),
             },
         };
-        let (secret_vendor, secret) = self
+        let (secret_vendor, keyed) = self
             .vendors
             .get_key_value(vendor)
             .ok_or(SignatureError::UnknownVendor)?;
@@ -336,14 +375,13 @@ impl SignatureVerifier {
         if ts.abs_diff(now) > window.unsigned_abs() {
             return Err(SignatureError::Expired);
         }
-        let presented = unhex(signature.trim()).ok_or(SignatureError::Invalid)?;
-        let Ok(presented) = <[u8; 32]>::try_from(presented.as_slice()) else {
-            return Err(SignatureError::Invalid);
-        };
-        let mut mac = new_mac(secret);
+        let presented = unhex32(signature.trim()).ok_or(SignatureError::Invalid)?;
+        let mut mac = keyed.clone();
         match nonce {
-            Some(nonce) => mac.update(&nonce_text(tool, user, timestamp, nonce, api_key)),
-            None => mac.update(&legacy_text(tool, user, timestamp, api_key)),
+            Some(nonce) => {
+                write_nonce_text(tool, user, timestamp, nonce, api_key, |p| mac.update(p))
+            }
+            None => write_legacy_text(tool, user, timestamp, api_key, |p| mac.update(p)),
         }
         mac.verify_slice(&presented)
             .map_err(|_| SignatureError::Invalid)?;
@@ -383,8 +421,13 @@ mod tests {
             hex(&mac.finalize().into_bytes()),
             "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
         );
-        assert_eq!(unhex("00ff10").unwrap(), vec![0, 255, 16]);
-        assert!(unhex("0g").is_none() && unhex("abc").is_none());
+        let text = "00ff10".repeat(10) + "abCD";
+        let bytes = unhex32(&text).unwrap();
+        assert_eq!(
+            (bytes[0], bytes[1], bytes[2], bytes[31]),
+            (0, 255, 16, 0xcd)
+        );
+        assert!(unhex32(&"0g".repeat(32)).is_none() && unhex32("abc").is_none());
     }
 
     #[test]
