@@ -77,14 +77,15 @@ fn serve_main(args: &ServeArgs, runtime: &tokio::runtime::Runtime) -> anyhow::Re
             "License server listening on {url} (database {}, {tool_count} tools)",
             args.db
         );
-        println!("Dashboard: {url}/realtime");
-        match &usage {
-            Some(path) => println!(
+        // One write for both lines (a reader that stops after the first line sees both or none).
+        let usage_line = match &usage {
+            Some(path) => format!(
                 "Usage tier: {} (report: {url}/realtime/report, advice: {url}/realtime/advice)",
                 path.display()
             ),
-            None => println!("Usage tier: off"),
-        }
+            None => "Usage tier: off".to_string(),
+        };
+        println!("Dashboard: {url}/realtime\n{usage_line}");
         if let Some(url) = &args.redis {
             println!(
                 "Cluster mode: {} on {} (instance {})",
