@@ -226,6 +226,97 @@ fn decode_body(r: &mut Reader<'_>, period_ms: u64) -> Result<Usage, Corrupt> {
     Ok(u)
 }
 
+/// Adds a record's body into `acc` (a merge of earlier periods): what `acc.merge(&decoded)`
+/// does, without building the decoded record (the report's and the advisor's hot loop).
+fn merge_body(r: &mut Reader<'_>, period_ms: u64, acc: &mut Usage) -> Result<(), Corrupt> {
+    let flags = r.byte()?;
+    let min = r.get32()?;
+    let peak = min.checked_add(r.get32()?).ok_or(Corrupt)?;
+    let end = min.checked_add(r.get32()?).ok_or(Corrupt)?;
+    if end > peak || peak - min > 1 << 24 {
+        return Err(Corrupt);
+    }
+    acc.min = acc.min.min(min);
+    acc.peak = acc.peak.max(peak);
+    acc.end = end;
+    if flags & COUNTS != 0 {
+        acc.borrows += r.get()?;
+        acc.overage += r.get()?;
+        acc.returns += r.get()?;
+    }
+    if flags & FAILURES != 0 {
+        let n = r.get()?;
+        let mut reason = 0u32;
+        for _ in 0..n.min(1 << 16) {
+            reason = reason.checked_add(r.get32()?).ok_or(Corrupt)?;
+            let count = r.get()?;
+            acc.add_failures(reason, count);
+        }
+    }
+    if flags & HIST != 0 {
+        acc.hist.cell(min);
+        acc.hist.cell(peak);
+        let off = (min - acc.hist.base) as usize;
+        for i in 0..=(peak - min) as usize {
+            let c = &mut acc.hist.cells[off + i];
+            c.ms += r.get()?;
+            c.starts += r.get()?;
+            c.refusals += r.get()?;
+        }
+    } else if min == peak {
+        acc.hist.cell(min).ms += period_ms;
+    }
+    if flags & COMMIT != 0 {
+        acc.commit = Some(r.get32()?);
+    }
+    if flags & TOTAL != 0 {
+        acc.total = Some(r.get32()?);
+    }
+    if flags & COST != 0 {
+        acc.overage_cents += r.get()?;
+    }
+    if flags & CAPACITY != 0 {
+        acc.at_commit_ms += r.get()?;
+        acc.exhausted_ms += r.get()?;
+    }
+    Ok(())
+}
+
+/// Merges every record of `blob` into `slots[id]` (in time order: the caller passes periods
+/// oldest first).
+pub(crate) fn decode_merged(
+    blob: &[u8],
+    period_ms: u64,
+    slots: &mut Vec<Option<Usage>>,
+) -> Result<(), Corrupt> {
+    let mut r = Reader { bytes: blob, at: 0 };
+    if r.byte()? != FORMAT {
+        return Err(Corrupt);
+    }
+    let mut id = 0u16;
+    while r.at < blob.len() {
+        let len = r.get()? as usize;
+        let end = r.at.checked_add(len).filter(|e| *e <= blob.len());
+        let end = end.ok_or(Corrupt)?;
+        let delta = u16::try_from(r.get()?).map_err(|_| Corrupt)?;
+        id = id.checked_add(delta).ok_or(Corrupt)?;
+        let i = usize::from(id);
+        if slots.len() <= i {
+            slots.resize(i + 1, None);
+        }
+        let mut body = Reader {
+            bytes: &blob[..end],
+            at: r.at,
+        };
+        match &mut slots[i] {
+            Some(acc) => merge_body(&mut body, period_ms, acc)?,
+            slot @ None => *slot = Some(decode_body(&mut body, period_ms)?),
+        }
+        r.at = end;
+    }
+    Ok(())
+}
+
 /// Calls `f(id, usage)` for every record of `blob` that `want(id)` accepts (others are skipped
 /// without decoding). Stops early when `f` returns false.
 pub(crate) fn decode(
@@ -314,6 +405,26 @@ mod tests {
         })
         .unwrap();
         assert_eq!(only, [4000]);
+    }
+
+    #[test]
+    fn merging_while_decoding_equals_decoding_then_merging() {
+        let a = busy();
+        let mut b = busy();
+        b.min = 0;
+        b.end = 0;
+        b.hist.cell(0).ms = 100;
+        b.commit = Some(9);
+        let blob_a = encode(&[(3, &a)], MINUTE_MS);
+        let blob_b = encode(&[(3, &b), (7, &a)], MINUTE_MS);
+        let mut slots = Vec::new();
+        decode_merged(&blob_a, MINUTE_MS, &mut slots).unwrap();
+        decode_merged(&blob_b, MINUTE_MS, &mut slots).unwrap();
+        let mut want = a.clone();
+        want.merge(&b);
+        assert_eq!(slots[3].as_ref(), Some(&want));
+        assert_eq!(slots[7].as_ref(), Some(&a));
+        assert!(slots[4].is_none());
     }
 
     #[test]

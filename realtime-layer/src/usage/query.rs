@@ -74,30 +74,20 @@ pub(crate) fn merged(
     end: u64,
     cov: &Coverage,
 ) -> Result<BTreeMap<u16, Usage>, UsageError> {
-    let mut out: BTreeMap<u16, Usage> = BTreeMap::new();
+    let mut slots: Vec<Option<Usage>> = Vec::new();
     for (tier, from, to) in pieces(start, end, cov, Tier::Day) {
-        store::for_each_row(conn, tier, from, to, None, |_, blob| {
-            codec::decode(
-                blob,
-                tier.ms(),
-                |_| true,
-                |id, u| {
-                    match out.get_mut(&id) {
-                        Some(m) => m.merge(&u),
-                        None => {
-                            out.insert(id, u);
-                        }
-                    }
-                    true
-                },
-            )
-            .map_err(store::corrupt(path))
+        store::for_each_row(conn, path, tier, from, to, None, |_, blob| {
+            codec::decode_merged(blob, tier.ms(), &mut slots).map_err(store::corrupt(path))
         })?;
     }
     let window = (end - start) * MINUTE_MS;
-    for (id, u) in out.iter_mut() {
-        if *id != 0 {
-            u.fill_to(window);
+    let mut out = BTreeMap::new();
+    for (id, slot) in slots.into_iter().enumerate() {
+        if let Some(mut u) = slot {
+            if id != 0 {
+                u.fill_to(window);
+            }
+            out.insert(id as u16, u);
         }
     }
     Ok(out)
@@ -116,7 +106,7 @@ pub(crate) fn series(
 ) -> Result<Vec<(u64, u64, Usage)>, UsageError> {
     let mut out = Vec::new();
     for (tier, from, to) in pieces(start, end, cov, max_tier) {
-        store::for_each_row(conn, tier, from, to, Some(id / SHARD), |period, blob| {
+        store::for_each_row(conn, path, tier, from, to, Some(id / SHARD), |period, blob| {
             codec::decode(
                 blob,
                 tier.ms(),

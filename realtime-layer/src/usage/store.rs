@@ -190,9 +190,10 @@ pub(crate) fn write_period(
 }
 
 /// Calls `f(period, blob)` for the rows of `tier` with periods in `from..to`, in time order;
-/// `shard`: only that shard's rows.
+/// `shard`: only that shard's rows. Blobs are borrowed from SQLite's row, never copied.
 pub(crate) fn for_each_row(
     conn: &Connection,
+    path: &Path,
     tier: Tier,
     from: u64,
     to: u64,
@@ -202,31 +203,29 @@ pub(crate) fn for_each_row(
     if from >= to {
         return Ok(());
     }
+    let err = sql_error(path);
     let sql = format!(
         "SELECT key, data FROM {} WHERE key >= ?1 AND key < ?2 ORDER BY key",
         tier.table()
     );
     let s = u64::from(SHARD);
-    let run = || -> rusqlite::Result<Vec<(u64, Vec<u8>)>> {
-        let mut stmt = conn.prepare_cached(&sql)?;
-        let mut rows = stmt.query(params![(from * s) as i64, (to * s) as i64])?;
-        let mut out = Vec::new();
-        while let Some(row) = rows.next()? {
-            let key = row.get::<_, i64>(0)? as u64;
-            if shard.is_some_and(|want| key % s != u64::from(want)) {
-                continue;
-            }
-            out.push((key / s, row.get::<_, Vec<u8>>(1)?));
+    let mut stmt = conn.prepare_cached(&sql).map_err(&err)?;
+    let mut rows = stmt
+        .query(params![(from * s) as i64, (to * s) as i64])
+        .map_err(&err)?;
+    while let Some(row) = rows.next().map_err(&err)? {
+        let key = row.get::<_, i64>(0).map_err(&err)? as u64;
+        if shard.is_some_and(|want| key % s != u64::from(want)) {
+            continue;
         }
-        Ok(out)
-    };
-    // Rows are read first, then decoded, so no statement stays open while `f` runs.
-    let rows = run().map_err(|e| UsageError::Store {
-        path: String::from("(reader)"),
-        detail: e.to_string(),
-    })?;
-    for (period, blob) in rows {
-        f(period, &blob)?;
+        let blob = row
+            .get_ref(1)
+            .map_err(&err)?
+            .as_blob()
+            .map_err(|_| UsageError::Corrupt {
+                path: path.display().to_string(),
+            })?;
+        f(key / s, blob)?;
     }
     Ok(())
 }
@@ -243,36 +242,25 @@ pub(crate) fn roll_up(
     let Some((below, n)) = tier.below() else {
         return Ok(());
     };
-    let mut merged: BTreeMap<u16, Usage> = BTreeMap::new();
-    for_each_row(tx, below, period * n, (period + 1) * n, None, |_, blob| {
-        codec::decode(
-            blob,
-            below.ms(),
-            |_| true,
-            |id, u| {
-                match merged.get_mut(&id) {
-                    Some(m) => m.merge(&u),
-                    None => {
-                        merged.insert(id, u);
-                    }
-                }
-                true
-            },
-        )
-        .map_err(corrupt(path))
+    let mut slots: Vec<Option<Usage>> = Vec::new();
+    for_each_row(tx, path, below, period * n, (period + 1) * n, None, |_, blob| {
+        codec::decode_merged(blob, below.ms(), &mut slots).map_err(corrupt(path))
     })?;
-    if merged.is_empty() {
-        return Ok(());
-    }
-    let records: Vec<(u16, Usage)> = merged
+    let records: Vec<(u16, Usage)> = slots
         .into_iter()
-        .map(|(id, mut u)| {
-            if id != 0 {
-                u.fill_to(tier.ms());
-            }
-            (id, u)
+        .enumerate()
+        .filter_map(|(id, slot)| {
+            slot.map(|mut u| {
+                if id != 0 {
+                    u.fill_to(tier.ms());
+                }
+                (id as u16, u)
+            })
         })
         .collect();
+    if records.is_empty() {
+        return Ok(());
+    }
     write_period(tx, tier, period, &records).map_err(sql_error(path))?;
     Ok(())
 }
