@@ -27,10 +27,24 @@ export function normalizeConfig(raw) {
     resources: (raw && Array.isArray(raw.resources) && raw.resources) || [],
     instance: (raw && raw.instance) || null,
     cluster: (raw && raw.cluster) || null,
+    usage: normalizeUsage(raw && raw.usage),
   };
 }
 
 export function setConfig(raw) {
   current = normalizeConfig(raw);
   return current;
+}
+
+/** The usage tier's facts (`null` without a tier): report windows, billing period. */
+export function normalizeUsage(u) {
+  if (!u || typeof u !== 'object') return null;
+  const windows = (Array.isArray(u.report_windows) ? u.report_windows : [])
+    .filter((w) => Number.isInteger(w) && w > 0);
+  if (!windows.length) return null;
+  return {
+    windows,
+    defaultWindow: windows[windows.length - 1],
+    billingPeriod: +u.billing_period_seconds || 2592000,
+  };
 }
