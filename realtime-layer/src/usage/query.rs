@@ -65,20 +65,54 @@ pub(crate) fn pieces(start: u64, end: u64, cov: &Coverage, max_tier: Tier) -> Ve
     out
 }
 
+/// Per id, the merge of every record of a run of periods.
+pub(crate) type Slots = Vec<Option<Usage>>;
+
+/// The records of one run of periods merged per id.
+pub(crate) fn piece(
+    conn: &Connection,
+    path: &Path,
+    tier: Tier,
+    from: u64,
+    to: u64,
+) -> Result<Slots, UsageError> {
+    let mut slots: Slots = Vec::new();
+    store::for_each_row(conn, path, tier, from, to, None, |_, blob| {
+        codec::decode_merged(blob, tier.ms(), &mut slots).map_err(store::corrupt(path))
+    })?;
+    Ok(slots)
+}
+
 /// Every record of the minutes `start..end`, merged per id; resources (not the total) filled to
-/// the whole window at level 0 where they have no record.
+/// the whole window at level 0 where they have no record. Runs of hours and days (final once
+/// rolled up) come through `rolled`, which may answer from a cache.
 pub(crate) fn merged(
     conn: &Connection,
     path: &Path,
     start: u64,
     end: u64,
     cov: &Coverage,
+    mut rolled: impl FnMut(Tier, u64, u64) -> Result<std::sync::Arc<Slots>, UsageError>,
 ) -> Result<BTreeMap<u16, Usage>, UsageError> {
-    let mut slots: Vec<Option<Usage>> = Vec::new();
+    let mut slots: Slots = Vec::new();
     for (tier, from, to) in pieces(start, end, cov, Tier::Day) {
-        store::for_each_row(conn, path, tier, from, to, None, |_, blob| {
-            codec::decode_merged(blob, tier.ms(), &mut slots).map_err(store::corrupt(path))
-        })?;
+        if tier == Tier::Minute {
+            store::for_each_row(conn, path, tier, from, to, None, |_, blob| {
+                codec::decode_merged(blob, tier.ms(), &mut slots).map_err(store::corrupt(path))
+            })?;
+            continue;
+        }
+        let part = rolled(tier, from, to)?;
+        if slots.len() < part.len() {
+            slots.resize(part.len(), None);
+        }
+        for (slot, u) in slots.iter_mut().zip(part.iter()) {
+            let Some(u) = u else { continue };
+            match slot {
+                Some(acc) => acc.merge(u),
+                None => *slot = Some(u.clone()),
+            }
+        }
     }
     let window = (end - start) * MINUTE_MS;
     let mut out = BTreeMap::new();

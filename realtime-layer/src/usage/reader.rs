@@ -16,10 +16,16 @@ use std::time::Duration;
 const MAX_READERS: usize = 4;
 const READ_WAIT: Duration = Duration::from_secs(5);
 
+/// Merged runs of hours and days kept (they never change once rolled up, and a window that
+/// slides by a minute keeps reading the same runs): a few MB at 1,000 resources.
+const CACHED_RUNS: usize = 8;
+
 struct Shared {
     config: UsageConfig,
     idle: Mutex<(Vec<Connection>, usize)>,
     freed: Condvar,
+    /// Merged runs of rolled-up periods, newest use last.
+    runs: Mutex<Vec<((Tier, u64, u64), Arc<query::Slots>)>>,
 }
 
 /// A usage store on disk (feature `usage`): open it, then ask for reports and advice; write it
@@ -71,6 +77,7 @@ impl UsageStore {
                 config,
                 idle: Mutex::new((Vec::new(), 0)),
                 freed: Condvar::new(),
+                runs: Mutex::new(Vec::new()),
             }),
         })
     }
@@ -146,6 +153,33 @@ impl UsageStore {
         Ok(((pages - free).max(0) * size) as u64)
     }
 
+    /// A run of rolled-up periods merged per id, from the cache when it is there.
+    fn run(
+        &self,
+        conn: &Connection,
+        tier: Tier,
+        from: u64,
+        to: u64,
+    ) -> Result<Arc<query::Slots>, UsageError> {
+        let key = (tier, from, to);
+        {
+            let mut runs = self.shared.runs.lock();
+            if let Some(i) = runs.iter().position(|(k, _)| *k == key) {
+                let hit = runs.remove(i);
+                let slots = hit.1.clone();
+                runs.push(hit);
+                return Ok(slots);
+            }
+        }
+        let slots = Arc::new(query::piece(conn, &self.shared.config.path, tier, from, to)?);
+        let mut runs = self.shared.runs.lock();
+        if runs.len() >= CACHED_RUNS {
+            runs.remove(0);
+        }
+        runs.push((key, slots.clone()));
+        Ok(slots)
+    }
+
     /// Per resource id, its records of `start_ms..end_ms` merged, and the names.
     fn merged(&self, start_ms: u64, end_ms: u64) -> Result<Merged, UsageError> {
         let conn = self.reader()?;
@@ -154,7 +188,9 @@ impl UsageStore {
         let cov = self.coverage(&conn)?;
         let (start, end) = (start_ms / MINUTE_MS, end_ms / MINUTE_MS);
         let usage = if end > start {
-            query::merged(&conn, path, start, end, &cov)?
+            query::merged(&conn, path, start, end, &cov, |tier, from, to| {
+                self.run(&conn, tier, from, to)
+            })?
         } else {
             BTreeMap::new()
         };

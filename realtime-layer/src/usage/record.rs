@@ -23,7 +23,6 @@ pub(crate) struct Cell {
 }
 
 impl Cell {
-    #[cfg(test)]
     fn add(&mut self, other: &Cell) {
         self.ms += other.ms;
         self.starts += other.starts;
@@ -70,8 +69,7 @@ impl LevelHist {
         (!self.cells.is_empty()).then(|| self.base + self.cells.len() as u32 - 1)
     }
 
-    /// Adds `other` cell by cell (the reference for `codec::decode_merged`).
-    #[cfg(test)]
+    /// Adds `other` cell by cell.
     pub(crate) fn add(&mut self, other: &LevelHist) {
         let Some(top) = other.top() else { return };
         self.cell(other.base);
@@ -152,8 +150,7 @@ impl Usage {
 
     /// Adds a period that follows this one (or any period, when only sums matter): counts and
     /// money add, levels take the lowest and highest, the end and the settings are the later's.
-    /// (The reference for `codec::decode_merged`, which merges while decoding.)
-    #[cfg(test)]
+    /// (`codec::decode_merged` does the same while decoding.)
     pub(crate) fn merge(&mut self, later: &Usage) {
         self.borrows += later.borrows;
         self.overage += later.overage;
