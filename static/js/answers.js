@@ -3,6 +3,7 @@
 // every view change. An answer for an older view is dropped; a failed poll keeps the last one.
 
 import { getJson } from './dom.js';
+import { config } from './config.js';
 import { dataUrl } from './url-state.js';
 
 const POLL_MS = 5000;
@@ -39,7 +40,7 @@ export async function loadAnswers() {
   timer = setTimeout(loadAnswers, POLL_MS);
   let st;
   try {
-    st = await getJson(dataUrl('stats', getView()));
+    st = await getJson(dataUrl('stats', getView(), null, config().liveRetention));
   } catch (err) {
     return; // keep the last answers; the next poll tries again
   }

@@ -42,7 +42,7 @@ export function fmtDayClock(ms) {
 
 /** An x-axis label for a bucket starting at `t` (Unix s): with the day when the range spans days. */
 export function fmtBucketTime(t, bucket, range) {
-  if (range > 86400) return fmtDayClock(t * 1000);
+  if (range >= 86400) return fmtDayClock(t * 1000);
   return fmtClock(t * 1000, bucket < 60);
 }
 

@@ -18,6 +18,8 @@ pub const RANGES: [u32; 10] = [
 pub(crate) struct ConfigResponse {
     labels: Labels,
     retention_seconds: u64,
+    /// The live buffer's retention: stats and CSV windows stop there.
+    live_retention_seconds: u64,
     tick_ms: u64,
     ranges: Vec<u32>,
     default_range: u32,
@@ -95,6 +97,7 @@ pub(crate) async fn config(State(routes): State<RouteState>) -> Json<ConfigRespo
     Json(ConfigResponse {
         labels: core.labels.clone(),
         retention_seconds: retention,
+        live_retention_seconds: live,
         tick_ms: core.stream_config.tick.as_millis() as u64,
         ranges,
         default_range,
