@@ -195,8 +195,13 @@ pub struct ServeArgs {
     #[arg(long, env = "LICENSE_DEMO_USAGE", value_name = "PATH|off")]
     pub usage: Option<String>,
     /// Milliseconds added to the dashboard's clock (for tests of minute boundaries).
-    #[arg(long, env = "LICENSE_DEMO_CLOCK_OFFSET_MS", hide = true, default_value_t = 0,
-          allow_negative_numbers = true)]
+    #[arg(
+        long,
+        env = "LICENSE_DEMO_CLOCK_OFFSET_MS",
+        hide = true,
+        default_value_t = 0,
+        allow_negative_numbers = true
+    )]
     pub clock_offset_ms: i64,
     /// Connection limits, timeouts and the shutdown deadline.
     #[command(flatten)]
@@ -407,12 +412,20 @@ mod tests {
 
     #[test]
     fn usage_sits_beside_the_database() {
-        assert_eq!(default_usage_path("./license-demo.db"), Some(PathBuf::from("./license-demo.usage.db")));
-        assert_eq!(default_usage_path("/var/lib/x"), Some(PathBuf::from("/var/lib/x.usage.db")));
+        assert_eq!(
+            default_usage_path("./license-demo.db"),
+            Some(PathBuf::from("./license-demo.usage.db"))
+        );
+        assert_eq!(
+            default_usage_path("/var/lib/x"),
+            Some(PathBuf::from("/var/lib/x.usage.db"))
+        );
         assert_eq!(default_usage_path(":memory:"), None);
         let cli = Cli::try_parse_from(["license-demo", "--usage", "off"]).unwrap();
         assert_eq!(cli.serve.usage_path(), None);
-        let cli = Cli::try_parse_from(["license-demo", "seed-usage", "--db", "a.db", "--days", "7"]).unwrap();
+        let cli =
+            Cli::try_parse_from(["license-demo", "seed-usage", "--db", "a.db", "--days", "7"])
+                .unwrap();
         let Some(Command::SeedUsage(args)) = cli.command else {
             panic!("no seed-usage")
         };

@@ -2,7 +2,9 @@
 
 use clap::Parser;
 use license_demo::auth::SecurityConfig;
-use license_demo::cli::{default_usage_path, Cli, Command, SeedArgs, ServeArgs, StressArgs, DEFAULT_BIND};
+use license_demo::cli::{
+    default_usage_path, Cli, Command, SeedArgs, ServeArgs, StressArgs, DEFAULT_BIND,
+};
 use license_demo::config::{default_tools, load_tools_file};
 use license_demo::pool::DbLocation;
 use license_demo::server::{self, ClusterOptions, ServerConfig};
@@ -166,7 +168,8 @@ fn seed_main(args: &SeedArgs) -> anyhow::Result<ExitCode> {
     let Some(path) = args.usage.clone().or_else(|| default_usage_path(&args.db)) else {
         anyhow::bail!("--db :memory: keeps no usage tier: give --usage PATH");
     };
-    let summary = license_demo::seed::seed_usage(&path, &tools, args.days, args.seed, args.replace)?;
+    let summary =
+        license_demo::seed::seed_usage(&path, &tools, args.days, args.seed, args.replace)?;
     println!("{summary}");
     Ok(ExitCode::SUCCESS)
 }

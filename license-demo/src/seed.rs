@@ -234,8 +234,14 @@ pub fn seed_usage(
                 a.currency.as_deref().unwrap_or(""),
                 days
             ),
-            (Some(_), _) => format!("{}: commit {} is right for this demand", a.resource, a.commit),
-            _ => format!("{}: smallest size refusing at most 1 %: {}", a.resource, a.recommended_size),
+            (Some(_), _) => format!(
+                "{}: commit {} is right for this demand",
+                a.resource, a.commit
+            ),
+            _ => format!(
+                "{}: smallest size refusing at most 1 %: {}",
+                a.resource, a.recommended_size
+            ),
         })
         .collect();
     Ok(SeedSummary {
@@ -262,16 +268,37 @@ mod tests {
         assert!(summary.events > 1_000, "{summary}");
         let store = UsageStore::open(UsageConfig::new(&path)).unwrap();
         let (from, to) = store.window(7 * 86_400).unwrap();
-        let rows = status_rows(&tools, tools.iter().map(|t| (t.name.clone(), t.total, t.commit, 0)).collect());
+        let rows = status_rows(
+            &tools,
+            tools
+                .iter()
+                .map(|t| (t.name.clone(), t.total, t.commit, 0))
+                .collect(),
+        );
         let report = store.report(from, to, &rows).unwrap();
-        let by = |name: &str| report.resources.iter().find(|r| r.resource == name).unwrap();
+        let by = |name: &str| {
+            report
+                .resources
+                .iter()
+                .find(|r| r.resource == name)
+                .unwrap()
+        };
         assert!(by("ECU Development Suite").overage_borrows > 0);
-        assert!(by("GreenHills Multi IDE").refusals_by_reason.contains_key("max_overage"));
+        assert!(by("GreenHills Multi IDE")
+            .refusals_by_reason
+            .contains_key("max_overage"));
         let autosar = by("AUTOSAR Configuration Tool");
         assert!(autosar.peak_borrowed <= 5, "{autosar:?}");
         let advice = store.advice(from, to, &rows).unwrap();
-        let a = advice.resources.iter().find(|a| a.resource == "AUTOSAR Configuration Tool").unwrap();
-        assert!(a.recommended_commit.unwrap() < 8 && a.saving.unwrap() > 0.0, "{a:?}");
+        let a = advice
+            .resources
+            .iter()
+            .find(|a| a.resource == "AUTOSAR Configuration Tool")
+            .unwrap();
+        assert!(
+            a.recommended_commit.unwrap() < 8 && a.saving.unwrap() > 0.0,
+            "{a:?}"
+        );
         // A second seeding without --replace is refused; with it, it starts over.
         assert!(seed_usage(&path, &tools, 7, 20, false).is_err());
         assert!(seed_usage(&path, &tools, 2, 21, true).is_ok());

@@ -151,7 +151,10 @@ pub fn build_app_with(
 
 /// The status rows the dashboard and the usage tier read: sizes, commit, max overage and prices
 /// from the catalogue, borrowed from the pool's in-memory counters.
-pub fn status_rows(tools: &[ToolSpec], occupancy: Vec<(String, u32, u32, u32)>) -> Vec<ResourceStatus> {
+pub fn status_rows(
+    tools: &[ToolSpec],
+    occupancy: Vec<(String, u32, u32, u32)>,
+) -> Vec<ResourceStatus> {
     let terms: HashMap<&str, &ToolSpec> = tools.iter().map(|t| (t.name.as_str(), t)).collect();
     occupancy
         .into_iter()
@@ -159,11 +162,13 @@ pub fn status_rows(tools: &[ToolSpec], occupancy: Vec<(String, u32, u32, u32)>) 
             let spec = terms.get(name.as_str()).copied();
             let status = ResourceStatus::new(name, total, commit, borrowed);
             match spec {
-                Some(t) => status.with_max_overage(t.max_overage).with_pricing(Pricing::new(
-                    CURRENCY,
-                    t.commit_price,
-                    t.overage_price_per_license,
-                )),
+                Some(t) => status
+                    .with_max_overage(t.max_overage)
+                    .with_pricing(Pricing::new(
+                        CURRENCY,
+                        t.commit_price,
+                        t.overage_price_per_license,
+                    )),
                 None => status,
             }
         })

@@ -14,12 +14,21 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 const TOOL: &str = "CAN Bus Analyzer Pro";
 
 fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as i64
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
 }
 
 fn spawn(db: &Path, offset_ms: i64) -> (Child, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_license-demo"))
-        .args(["--bind", "127.0.0.1:0", "--log", "warn", "--clock-offset-ms"])
+        .args([
+            "--bind",
+            "127.0.0.1:0",
+            "--log",
+            "warn",
+            "--clock-offset-ms",
+        ])
         .arg(offset_ms.to_string())
         .arg("--db")
         .arg(db)
@@ -83,7 +92,10 @@ async fn a_seeded_month_survives_restarts_and_kill_dash_nine_loses_at_most_the_o
         .unwrap();
     let text = String::from_utf8_lossy(&seeded.stdout);
     assert!(seeded.status.success(), "{text}");
-    assert!(text.contains("AUTOSAR Configuration Tool: commit 8 -> 5 would have saved"), "{text}");
+    assert!(
+        text.contains("AUTOSAR Configuration Tool: commit 8 -> 5 would have saved"),
+        "{text}"
+    );
     assert!(dir.path().join("licenses.usage.db").exists());
 
     // Six seconds before a minute boundary on the server's clock.

@@ -48,7 +48,13 @@ fn status(names: &[String]) -> Vec<ResourceStatus> {
 }
 
 /// One minute of traffic: every resource borrows or returns about twice, refusals at capacity.
-fn minute(rec: &mut UsageRecorder, names: &[String], levels: &mut [u32], rng: &mut Rng, start: u64) {
+fn minute(
+    rec: &mut UsageRecorder,
+    names: &[String],
+    levels: &mut [u32],
+    rng: &mut Rng,
+    start: u64,
+) {
     for (i, name) in names.iter().enumerate() {
         for k in 0..2 {
             let t = start + (i as u64 * 37 + k * 29_000) % MIN;
@@ -162,7 +168,10 @@ fn main() {
     }
 
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    println!("usage tier, {RESOURCES} resources (load average: {})", load.trim());
+    println!(
+        "usage tier, {RESOURCES} resources (load average: {})",
+        load.trim()
+    );
     println!("| measure | median | target |");
     println!("|---|---|---|");
     println!(

@@ -47,15 +47,19 @@ fn seed(path: &std::path::Path) {
             rng ^= rng << 17;
             let want = if busy { *team } else { 1 };
             let ts = t + rng % MIN;
-            if levels[i] < want && rng % 3 != 0 {
+            if levels[i] < want && !rng.is_multiple_of(3) {
                 if i == 2 && levels[i] >= 6 {
-                    rec.record_at(ts, &Event::failure(*name, "u", "exhausted")).unwrap();
+                    rec.record_at(ts, &Event::failure(*name, "u", "exhausted"))
+                        .unwrap();
                     continue;
                 }
                 levels[i] += 1;
-                rec.record_at(ts, &Event::borrow(*name, "u").overage(i == 1 && levels[i] > 4))
-                    .unwrap();
-            } else if levels[i] > 0 && (levels[i] > want || rng % 4 == 0) {
+                rec.record_at(
+                    ts,
+                    &Event::borrow(*name, "u").overage(i == 1 && levels[i] > 4),
+                )
+                .unwrap();
+            } else if levels[i] > 0 && (levels[i] > want || rng.is_multiple_of(4)) {
                 levels[i] -= 1;
                 rec.record_at(ts, &Event::returned(*name, "u")).unwrap();
             }
@@ -118,12 +122,24 @@ async fn checks(browser: &Session, base: &str) -> Result<(), String> {
     for want in ["24 h", "7 d", "30 d"] {
         assert!(options.to_string().contains(want), "{options}");
     }
-    for (range, name) in [(86_400u64, "usage-24h.png"), (604_800, "usage-7d.png"), (2_592_000, "usage-30d.png")] {
+    for (range, name) in [
+        (86_400u64, "usage-24h.png"),
+        (604_800, "usage-7d.png"),
+        (2_592_000, "usage-30d.png"),
+    ] {
         let drawn = show_range(browser, range).await?;
         // Dated labels (`MM-DD HH:MM`) and buckets with borrows over the whole range.
         assert!(drawn[0].as_str().unwrap().contains('-'), "{drawn}");
         assert!(drawn[2].as_u64().unwrap() > 10, "{drawn}");
-        assert!(browser.execute(&format!("return location.search.indexOf('range={range}') >= 0;"), vec![]).await? == json!(true));
+        assert!(
+            browser
+                .execute(
+                    &format!("return location.search.indexOf('range={range}') >= 0;"),
+                    vec![]
+                )
+                .await?
+                == json!(true)
+        );
         shot(browser, name).await?;
     }
     let card = browser
@@ -192,8 +208,18 @@ async fn long_ranges_and_the_advisor_card_in_headless_chromium() {
     result.unwrap();
     let bad: Vec<String> = log
         .iter()
-        .filter(|e| e["level"] == "SEVERE" || e["message"].as_str().unwrap_or("").contains("Content Security Policy"))
+        .filter(|e| {
+            e["level"] == "SEVERE"
+                || e["message"]
+                    .as_str()
+                    .unwrap_or("")
+                    .contains("Content Security Policy")
+        })
         .map(|e| e.to_string())
         .collect();
-    assert!(bad.is_empty(), "browser console errors:\n{}", bad.join("\n"));
+    assert!(
+        bad.is_empty(),
+        "browser console errors:\n{}",
+        bad.join("\n")
+    );
 }

@@ -43,10 +43,18 @@ async fn each_tier_follows_the_cluster_view_with_merged_peaks() {
     let clock = ManualClock::new(SystemClock::new().now_ms() / 60_000 * 60_000 + 1_000);
     let alpha = instance(&redis.url, "alpha", &clock, dir.path());
     let beta = instance(&redis.url, "beta", &clock, dir.path());
-    let (a_addr, b_addr) = (common::serve(alpha.routes()).await, common::serve(beta.routes()).await);
+    let (a_addr, b_addr) = (
+        common::serve(alpha.routes()).await,
+        common::serve(beta.routes()).await,
+    );
     for addr in [a_addr, b_addr] {
-        test_support::wait::cluster_ready(&format!("http://{addr}"), 2, Duration::from_secs(15), |_| true)
-            .await;
+        test_support::wait::cluster_ready(
+            &format!("http://{addr}"),
+            2,
+            Duration::from_secs(15),
+            |_| true,
+        )
+        .await;
     }
 
     // GPU: alpha uses one license and gives it back, then beta does: never two at once.
@@ -55,9 +63,12 @@ async fn each_tier_follows_the_cluster_view_with_merged_peaks() {
     alpha.record(Event::returned("GPU", "ann"));
     clock.advance(Duration::from_secs(1));
     // Let alpha's events reach beta before beta's own (the merged order is then the real one).
-    test_support::wait::until("alpha's GPU events at beta", Duration::from_secs(10), Duration::from_millis(50), || {
-        async move { (cluster_borrows(b_addr).await == 1).then_some(()) }
-    })
+    test_support::wait::until(
+        "alpha's GPU events at beta",
+        Duration::from_secs(10),
+        Duration::from_millis(50),
+        || async move { (cluster_borrows(b_addr).await == 1).then_some(()) },
+    )
     .await;
     beta.record(Event::borrow("GPU", "bob"));
     clock.advance(Duration::from_secs(1));
@@ -66,9 +77,12 @@ async fn each_tier_follows_the_cluster_view_with_merged_peaks() {
     alpha.record(Event::borrow("CAD", "ann"));
     beta.record(Event::borrow("CAD", "bob"));
     for addr in [a_addr, b_addr] {
-        test_support::wait::until("every borrow in the cluster view", Duration::from_secs(10), Duration::from_millis(100), || {
-            async move { (cluster_borrows(addr).await == 4).then_some(()) }
-        })
+        test_support::wait::until(
+            "every borrow in the cluster view",
+            Duration::from_secs(10),
+            Duration::from_millis(100),
+            || async move { (cluster_borrows(addr).await == 4).then_some(()) },
+        )
         .await;
     }
 
@@ -77,14 +91,36 @@ async fn each_tier_follows_the_cluster_view_with_merged_peaks() {
         let usage = rt.usage().unwrap();
         usage.flush().unwrap();
         let report = usage.report(Duration::from_secs(3600)).unwrap();
-        let get = |n: &str| report.resources.iter().find(|r| r.resource == n).cloned().unwrap();
+        let get = |n: &str| {
+            report
+                .resources
+                .iter()
+                .find(|r| r.resource == n)
+                .cloned()
+                .unwrap()
+        };
         let (gpu, cad) = (get("GPU"), get("CAD"));
-        assert_eq!((gpu.borrows, gpu.returns), (2, 2), "{name}: both instances' GPU borrows");
-        assert_eq!(gpu.peak_borrowed, 1, "{name}: the merged level, not a sum of peaks");
+        assert_eq!(
+            (gpu.borrows, gpu.returns),
+            (2, 2),
+            "{name}: both instances' GPU borrows"
+        );
+        assert_eq!(
+            gpu.peak_borrowed, 1,
+            "{name}: the merged level, not a sum of peaks"
+        );
         assert_eq!((cad.borrows, cad.peak_borrowed), (2, 2), "{name}: {cad:?}");
         let advice = usage.advice(Duration::from_secs(3600)).unwrap();
-        let gpu = advice.resources.iter().find(|a| a.resource == "GPU").unwrap();
-        assert_eq!((gpu.attempts, gpu.recommended_size), (2, 1), "{name}: {gpu:?}");
+        let gpu = advice
+            .resources
+            .iter()
+            .find(|a| a.resource == "GPU")
+            .unwrap();
+        assert_eq!(
+            (gpu.attempts, gpu.recommended_size),
+            (2, 1),
+            "{name}: {gpu:?}"
+        );
     }
     for rt in [alpha, beta] {
         rt.usage().unwrap().close().unwrap();

@@ -178,11 +178,21 @@ fn check(ops: Vec<Op>, window: (u64, u64)) -> Result<(), TestCaseError> {
         let got = got.unwrap();
         let total_ms: u64 = want.time.values().sum();
         prop_assert_eq!(total_ms, e - s);
-        prop_assert_eq!((got.borrows, got.overage_borrows, got.returns), (want.borrows, want.overage, want.returns), "{}", name);
+        prop_assert_eq!(
+            (got.borrows, got.overage_borrows, got.returns),
+            (want.borrows, want.overage, want.returns),
+            "{}",
+            name
+        );
         prop_assert_eq!(&got.refusals_by_reason, &want.refusals, "{}", name);
         prop_assert_eq!(got.peak_borrowed, want.peak, "peak of {}", name);
         let seat_ms: u64 = want.time.iter().map(|(l, ms)| u64::from(*l) * ms).sum();
-        prop_assert_eq!((got.seat_seconds * 1000.0).round() as u64, seat_ms, "seat-ms of {}", name);
+        prop_assert_eq!(
+            (got.seat_seconds * 1000.0).round() as u64,
+            seat_ms,
+            "seat-ms of {}",
+            name
+        );
         let mut cum = 0u64;
         let p95 = want
             .time
@@ -195,8 +205,14 @@ fn check(ops: Vec<Op>, window: (u64, u64)) -> Result<(), TestCaseError> {
         prop_assert_eq!(got.p95_borrowed, p95, "p95 of {}", name);
         if let Some(row) = row {
             let at = |level: u32| -> u64 { want.time.range(level..).map(|(_, ms)| ms).sum() };
-            prop_assert_eq!((got.seconds_at_commit * 1000.0).round() as u64, at(row.commit.max(1)));
-            prop_assert_eq!((got.seconds_exhausted * 1000.0).round() as u64, at(row.total.max(1)));
+            prop_assert_eq!(
+                (got.seconds_at_commit * 1000.0).round() as u64,
+                at(row.commit.max(1))
+            );
+            prop_assert_eq!(
+                (got.seconds_exhausted * 1000.0).round() as u64,
+                at(row.total.max(1))
+            );
             let p = row.pricing.as_ref().unwrap();
             let overage = cents(p.overage_unit_price) * u128::from(want.overage);
             let commit = div_round(cents(p.commit_price) * u128::from(e - s), period);
@@ -205,25 +221,45 @@ fn check(ops: Vec<Op>, window: (u64, u64)) -> Result<(), TestCaseError> {
             prop_assert_eq!(got.total_cost, Some(money(commit + overage)));
         }
         // The advice, by brute force: every commit level, every attempt.
-        let a = advice.resources.iter().find(|x| x.resource == *name).unwrap();
+        let a = advice
+            .resources
+            .iter()
+            .find(|x| x.resource == *name)
+            .unwrap();
         let attempts: Vec<(u32, u64)> = want.attempts.iter().map(|(l, n)| (*l, *n)).collect();
-        let refused_at = |k: u32| -> u64 { attempts.iter().filter(|(l, _)| *l >= k).map(|(_, n)| n).sum() };
+        let refused_at = |k: u32| -> u64 {
+            attempts
+                .iter()
+                .filter(|(l, _)| *l >= k)
+                .map(|(_, n)| n)
+                .sum()
+        };
         let n_attempts: u64 = attempts.iter().map(|(_, n)| n).sum();
         prop_assert_eq!(a.attempts, n_attempts);
         let top = (want.peak + 1).max(attempts.iter().map(|(l, _)| l + 1).max().unwrap_or(0));
         let total = row.map_or(top, |x| x.total);
         prop_assert_eq!(a.total, total);
         for k in 0..=total {
-            prop_assert_eq!(a.refusals_at_capacity[k as usize], refused_at(k), "capacity {} of {}", k, name);
+            prop_assert_eq!(
+                a.refusals_at_capacity[k as usize],
+                refused_at(k),
+                "capacity {} of {}",
+                k,
+                name
+            );
         }
-        let size = (0u32..).find(|&k| refused_at(k) * 100 <= n_attempts).unwrap();
+        let size = (0u32..)
+            .find(|&k| refused_at(k) * 100 <= n_attempts)
+            .unwrap();
         prop_assert_eq!(a.recommended_size, size);
         let Some(row) = row else {
             prop_assert!(!a.priced && a.recommended_commit.is_none());
             continue;
         };
         let p = row.pricing.as_ref().unwrap();
-        let capacity = row.max_overage.map_or(row.total, |m| (row.commit + m).min(row.total));
+        let capacity = row
+            .max_overage
+            .map_or(row.total, |m| (row.commit + m).min(row.total));
         let allowed = capacity > row.commit;
         let cap = |c: u32| if allowed { c.max(capacity) } else { c }.min(total);
         let cost = |c: u32| -> u128 {
@@ -238,7 +274,13 @@ fn check(ops: Vec<Op>, window: (u64, u64)) -> Result<(), TestCaseError> {
             ) + cents(p.overage_unit_price) * u128::from(over)
         };
         for level in &a.levels {
-            prop_assert_eq!(level.cost, Some(money(cost(level.commit))), "cost at {} of {}", level.commit, name);
+            prop_assert_eq!(
+                level.cost,
+                Some(money(cost(level.commit))),
+                "cost at {} of {}",
+                level.commit,
+                name
+            );
             prop_assert_eq!(level.refusals, refused_at(cap(level.commit)));
         }
         let today = refused_at(cap(row.commit));
@@ -246,7 +288,12 @@ fn check(ops: Vec<Op>, window: (u64, u64)) -> Result<(), TestCaseError> {
             .filter(|&c| refused_at(cap(c)) <= today)
             .min_by_key(|&c| (cost(c), c.abs_diff(row.commit), c))
             .unwrap();
-        prop_assert_eq!(a.recommended_commit, Some(best), "recommendation for {}", name);
+        prop_assert_eq!(
+            a.recommended_commit,
+            Some(best),
+            "recommendation for {}",
+            name
+        );
         prop_assert_eq!(a.saving, Some(money(cost(row.commit) - cost(best))));
         prop_assert_eq!(a.current_cost, Some(money(cost(row.commit))));
     }
@@ -271,7 +318,11 @@ fn whole_days_answer_from_rollups_exactly() {
     let mut ops = Vec::new();
     for i in 0..400u64 {
         ops.push(Op {
-            gap_ms: if i % 50 == 0 { 3_000_000 } else { 17_000 + i * 37 % 5_000 },
+            gap_ms: if i % 50 == 0 {
+                3_000_000
+            } else {
+                17_000 + i * 37 % 5_000
+            },
             kind: (i * 7 % 3) as u8,
             resource: (i % 3) as usize,
             overage: i % 5 == 0,

@@ -80,7 +80,11 @@ fn traffic(rt: &Realtime, clock: &ManualClock, levels: &Arc<Mutex<[u32; 2]>>) ->
 }
 
 fn nums(v: &Value) -> Vec<u64> {
-    v.as_array().unwrap().iter().map(|x| x.as_u64().unwrap()).collect()
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_u64().unwrap())
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -97,25 +101,41 @@ async fn history_has_no_seam_and_the_tier_answers_reports() {
     // 24 h: 4-minute buckets; tier minutes up to the seam, live seconds after it.
     let (status, h) = common::get_json(addr, "/realtime/history?window=24h").await;
     assert_eq!(status, 200, "{h}");
-    assert_eq!((h["bucket_seconds"].as_u64(), h["window_seconds"].as_u64()), (Some(240), Some(86_400)));
+    assert_eq!(
+        (h["bucket_seconds"].as_u64(), h["window_seconds"].as_u64()),
+        (Some(240), Some(86_400))
+    );
     let seam = h["seam"].as_u64().unwrap();
     assert!(seam > now - 120 && seam <= now, "seam {seam} now {now}");
     let t = nums(&h["t"]);
     let sums = nums(&h["borrows"]["sum"]);
-    assert_eq!(sums.iter().sum::<u64>(), borrows.len() as u64, "every borrow once");
+    assert_eq!(
+        sums.iter().sum::<u64>(),
+        borrows.len() as u64,
+        "every borrow once"
+    );
     // Any run of buckets counts exactly the borrows in it, across the seam and across the
     // live buffer's start (six hours ago), wherever it starts.
     for from in [0, t.len() / 2, t.len() - 100, t.len() - 3, t.len() - 1] {
         let since = t[from];
         let want = borrows.iter().filter(|b| **b >= since).count() as u64;
-        assert_eq!(sums[from..].iter().sum::<u64>(), want, "buckets from {since}");
+        assert_eq!(
+            sums[from..].iter().sum::<u64>(),
+            want,
+            "buckets from {since}"
+        );
     }
     // Inside the live buffer the sum of the buckets equals the buffer's own count.
     let (_, stats) = common::get_json(addr, "/realtime/stats?window=6h").await;
     let in_buffer = borrows.iter().filter(|b| **b > now - 21_600).count() as u64;
     assert_eq!(stats["rates"]["window_seconds"], 21_600);
     assert_eq!(
-        stats["resources"].as_array().unwrap().iter().map(|r| r["borrows"].as_u64().unwrap()).sum::<u64>(),
+        stats["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["borrows"].as_u64().unwrap())
+            .sum::<u64>(),
         // `lic` has no status row: the stats list the status source's pools only.
         in_buffer - 3
     );
@@ -128,13 +148,19 @@ async fn history_has_no_seam_and_the_tier_answers_reports() {
     let (_, cad) = common::get_json(addr, "/realtime/history?window=7d&resource=cad").await;
     assert_eq!(cad["bucket_seconds"], 1680);
     assert_eq!(nums(&cad["peak_borrowed"]["max"]).iter().max(), Some(&2));
-    assert_eq!(nums(&cad["borrows"]["sum"]).iter().sum::<u64>(), cad_borrows);
+    assert_eq!(
+        nums(&cad["borrows"]["sum"]).iter().sum::<u64>(),
+        cad_borrows
+    );
 
     // The report: 8 hours of whole minutes, both tools.
     let (status, r) = common::get_json(addr, "/realtime/report?window=30d").await;
     assert_eq!(status, 200, "{r}");
     let cad = &r["resources"][0];
-    assert_eq!((cad["resource"].as_str(), cad["peak_borrowed"].as_u64()), (Some("cad"), Some(2)));
+    assert_eq!(
+        (cad["resource"].as_str(), cad["peak_borrowed"].as_u64()),
+        (Some("cad"), Some(2))
+    );
     assert_eq!(cad["borrows"].as_u64(), Some(cad_borrows));
     // Over 30 days the pool sat empty most of the time; over the 8 busy hours it was at 2 half
     // the time.
@@ -144,7 +170,12 @@ async fn history_has_no_seam_and_the_tier_answers_reports() {
     // 90 s held per borrow, one borrow a minute: 1.5 seats on average over 8 hours.
     let seat_hours = cad["seat_hours"].as_f64().unwrap();
     assert!((seat_hours - 12.0).abs() < 0.1, "{seat_hours}");
-    assert_eq!(cad["commit_cost"].as_f64(), Some(6000.0 * (r["window_seconds"].as_f64().unwrap() / 2_592_000.0 * 100.0).round() / 100.0));
+    assert_eq!(
+        cad["commit_cost"].as_f64(),
+        Some(
+            6000.0 * (r["window_seconds"].as_f64().unwrap() / 2_592_000.0 * 100.0).round() / 100.0
+        )
+    );
     // Commit 6 of cad is far above its peak of 2: the advisor says so.
     let (_, a) = common::get_json(addr, "/realtime/advice?window=30d").await;
     let cad = &a["resources"][0];
@@ -155,11 +186,18 @@ async fn history_has_no_seam_and_the_tier_answers_reports() {
     assert_eq!(a["resources"][1]["censored"], false);
 
     // CSV: a header and one row per tool.
-    let csv = reqwest::get(format!("http://{addr}/realtime/report?window=7d&format=csv")).await.unwrap();
+    let csv = reqwest::get(format!(
+        "http://{addr}/realtime/report?window=7d&format=csv"
+    ))
+    .await
+    .unwrap();
     assert_eq!(csv.headers()["content-type"], "text/csv; charset=utf-8");
     let text = csv.text().await.unwrap();
     let lines: Vec<&str> = text.lines().collect();
-    assert!(lines[0].starts_with("resource,start,end,commit,total,peak_borrowed"), "{text}");
+    assert!(
+        lines[0].starts_with("resource,start,end,commit,total,peak_borrowed"),
+        "{text}"
+    );
     // lic only has the open minute so far: not in the tier yet.
     assert_eq!(lines.len(), 3, "{text}");
 
@@ -170,27 +208,59 @@ async fn history_has_no_seam_and_the_tier_answers_reports() {
         ("/realtime/report?format=xml", "invalid_format", 400),
         ("/realtime/advice?scope=local", "invalid_scope", 400),
         ("/realtime/stats?window=7d", "invalid_window", 400),
-        ("/realtime/history?window=7d&scope=local", "invalid_scope", 400),
+        (
+            "/realtime/history?window=7d&scope=local",
+            "invalid_scope",
+            400,
+        ),
     ] {
         let (got, body) = common::get_json(addr, path).await;
-        assert_eq!((got, body["error"].as_str()), (status, Some(code)), "{path}: {body}");
+        assert_eq!(
+            (got, body["error"].as_str()),
+            (status, Some(code)),
+            "{path}: {body}"
+        );
     }
     let (_, cfg) = common::get_json(addr, "/realtime/config").await;
     assert_eq!(cfg["ranges"].as_array().unwrap().last().unwrap(), 2_592_000);
-    assert_eq!(cfg["usage"]["report_windows"], serde_json::json!([86400, 604800, 2592000]));
+    assert_eq!(
+        cfg["usage"]["report_windows"],
+        serde_json::json!([86400, 604800, 2592000])
+    );
 
     // A restart on the same file keeps every closed minute, and the open one when closed
     // gracefully.
-    let before = rt.usage().unwrap().report(Duration::from_secs(86_400)).unwrap();
+    let before = rt
+        .usage()
+        .unwrap()
+        .report(Duration::from_secs(86_400))
+        .unwrap();
     rt.usage().unwrap().close().unwrap();
     drop(rt);
     clock.advance(Duration::from_secs(30));
     let again = build(&clock, &path, levels.clone());
-    let after = again.usage().unwrap().report(Duration::from_secs(86_400)).unwrap();
-    assert_eq!(after.end_ms, before.end_ms + 60_000, "the open minute was written at close");
+    let after = again
+        .usage()
+        .unwrap()
+        .report(Duration::from_secs(86_400))
+        .unwrap();
+    assert_eq!(
+        after.end_ms,
+        before.end_ms + 60_000,
+        "the open minute was written at close"
+    );
     assert_eq!(after.resources[0].borrows, before.resources[0].borrows);
-    let lic = |r: &realtime_layer::UsageReport| r.resources.iter().find(|x| x.resource == "lic").map_or(0, |x| x.borrows);
-    assert_eq!((lic(&before), lic(&after)), (0, 3), "the open minute's borrows survive");
+    let lic = |r: &realtime_layer::UsageReport| {
+        r.resources
+            .iter()
+            .find(|x| x.resource == "lic")
+            .map_or(0, |x| x.borrows)
+    };
+    assert_eq!(
+        (lic(&before), lic(&after)),
+        (0, 3),
+        "the open minute's borrows survive"
+    );
     again.usage().unwrap().close().unwrap();
 }
 
@@ -199,9 +269,17 @@ async fn without_a_tier_the_report_says_how_to_get_one() {
     let rt = Realtime::builder().build().unwrap();
     let addr = common::serve(rt.routes()).await;
     let (status, body) = common::get_json(addr, "/realtime/report?window=30d").await;
-    assert_eq!((status, body["error"].as_str()), (404, Some("usage_disabled")), "{body}");
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (404, Some("usage_disabled")),
+        "{body}"
+    );
     let (status, body) = common::get_json(addr, "/realtime/history?window=24h").await;
-    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_window")), "{body}");
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_window")),
+        "{body}"
+    );
     let (status, _) = common::get_json(addr, "/realtime/history?window=6h").await;
     assert_eq!(status, 200);
 }

@@ -137,7 +137,10 @@ mod tests {
         assert!(first.events[0].overage);
         let names: Vec<&str> = first.new_resources.iter().map(|n| &**n).collect();
         assert_eq!(names, ["(other)", "a", "b"]);
-        assert_eq!(&*first.new_reasons[first.events[1].reason as usize], "exhausted");
+        assert_eq!(
+            &*first.new_reasons[first.events[1].reason as usize],
+            "exhausted"
+        );
         let rest = buf.feed_batch(first.cursor, 10, 3, first.new_reasons.len());
         assert_eq!(rest.events.len(), 1);
         assert!(rest.complete && rest.new_resources.is_empty());

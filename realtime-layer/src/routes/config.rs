@@ -58,7 +58,7 @@ pub(crate) async fn config(State(routes): State<RouteState>) -> Json<ConfigRespo
     let live = core.buffer.config().retention.as_secs();
     #[cfg(feature = "usage")]
     let usage = routes.usage.as_ref().map(|u| {
-        let c = u.store().config();
+        let c = u.storage().config();
         UsageInfo {
             minute_retention_seconds: c.minute_retention.as_secs(),
             hour_retention_seconds: c.hour_retention.as_secs(),

@@ -5,21 +5,16 @@
 //! tier up to its newest closed minute (the seam) and seconds from the live buffer after it, in
 //! buckets of whole minutes or hours: no period is counted twice or missed (`history_tiers.rs`).
 
-use super::params::{self, QueryMap};
-use super::RouteState;
 use crate::buffer::EventFilter;
 use crate::core::Core;
-use crate::error::ApiError;
 use crate::views::Scope;
-use axum::extract::{Query, State};
-use axum::Json;
 use serde::Serialize;
 
 /// Most buckets per series.
 pub(crate) const MAX_BUCKETS: u64 = 360;
 
 /// Window used when none is given (the page's default range).
-const DEFAULT_WINDOW: u32 = 1800;
+pub(super) const DEFAULT_WINDOW: u32 = 1800;
 
 #[derive(Debug, Default, Serialize)]
 pub(crate) struct SumMax {
@@ -176,35 +171,4 @@ pub(super) fn seconds_history(
         b += bucket;
     }
     out
-}
-
-pub(crate) async fn history_route(
-    State(routes): State<RouteState>,
-    Query(q): Query<QueryMap>,
-) -> Result<Json<HistoryResponse>, ApiError> {
-    let core = &*routes.core;
-    #[cfg(feature = "usage")]
-    if let Some(usage) = &routes.usage {
-        let retention = core.buffer.config().retention.as_secs();
-        let max = super::history_tiers::retention(usage).max(retention);
-        let window = params::window_up_to(&q, max, "the usage tier's retention", 1800)?;
-        if window > retention {
-            let scope = params::scope(&q, core)?;
-            let filter = params::filter(&q, core, &scope)?;
-            return super::history_tiers::route(routes.clone(), usage.clone(), scope, window, filter.resource)
-                .await
-                .map(Json);
-        }
-    }
-    let window = params::window(&q, core, DEFAULT_WINDOW)?;
-    let scope = params::scope(&q, core)?;
-    let filter = params::filter(&q, core, &scope)?;
-    let end = core.buffer.clock().now_ms() / 1000;
-    Ok(Json(history(
-        core,
-        &scope,
-        window,
-        end,
-        filter.resource.as_deref(),
-    )))
 }

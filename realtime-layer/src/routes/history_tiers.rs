@@ -12,7 +12,7 @@ use axum::http::StatusCode;
 
 /// The longest window the tier answers: what its hourly rollups keep.
 pub(super) fn retention(usage: &UsageTier) -> u64 {
-    usage.store().config().hour_retention.as_secs()
+    usage.storage().config().hour_retention.as_secs()
 }
 
 /// Buckets for a window: whole minutes up to an hour, whole hours beyond.
@@ -27,7 +27,9 @@ pub(super) fn bucket_for(window_s: u64) -> u64 {
 
 pub(super) fn usage_error(e: UsageError) -> ApiError {
     match e {
-        UsageError::Busy => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "usage_busy", e.to_string()),
+        UsageError::Busy => {
+            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "usage_busy", e.to_string())
+        }
         other => ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "usage_unavailable",
@@ -69,17 +71,21 @@ pub(super) fn build(
 ) -> Result<HistoryResponse, UsageError> {
     let bucket = bucket_for(window);
     let seam = usage
-        .store()
+        .storage()
         .closed_until_ms()?
         .map_or(0, |ms| ms / 1000)
         .min(end);
     let mut out = seconds_history(core, &Scope::Default, window, bucket, end, resource, seam);
-    let max_tier = if bucket % 3600 == 0 { Tier::Hour } else { Tier::Minute };
+    let max_tier = if bucket.is_multiple_of(3600) {
+        Tier::Hour
+    } else {
+        Tier::Minute
+    };
     out.max_period_seconds = if max_tier == Tier::Hour { 3600 } else { 60 };
     out.seam = Some(seam);
     if seam > out.start {
         let records = usage
-            .store()
+            .storage()
             .series(out.start * 1000, seam * 1000, resource, max_tier)?;
         for (start_ms, period_ms, u) in records {
             let i = ((start_ms / 1000).saturating_sub(out.start) / bucket) as usize;

@@ -3,6 +3,7 @@
 mod config;
 mod csv;
 mod history;
+mod history_route;
 #[cfg(feature = "usage")]
 mod history_tiers;
 mod json_errors;
@@ -41,7 +42,7 @@ pub(crate) fn dashboard<S: Clone + Send + Sync + 'static>(state: RouteState) -> 
         .route("/realtime/config", get(config::config))
         .route("/realtime/stream", get(stream::stream))
         .route("/realtime/ws", get(ws::ws))
-        .route("/realtime/history", get(history::history_route))
+        .route("/realtime/history", get(history_route::history_route))
         .route("/realtime/events.csv", get(csv::events_csv))
         .route("/realtime/report", get(report::report))
         .route("/realtime/advice", get(report::advice))

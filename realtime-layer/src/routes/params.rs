@@ -35,7 +35,7 @@ pub(crate) fn parse_window(raw: &str) -> Option<u64> {
 /// A window length for people: `45 s`, `15m`, `6h`, `7d` (the largest unit that divides it).
 pub(crate) fn window_text(secs: u64) -> String {
     for (unit, len) in [("d", 86_400), ("h", 3600), ("m", 60)] {
-        if secs >= len && secs % len == 0 {
+        if secs >= len && secs.is_multiple_of(len) {
             return format!("{}{unit}", secs / len);
         }
     }
@@ -67,7 +67,12 @@ pub(crate) fn window_up_to(
 /// `window` within the live buffer's retention, `default` when absent.
 pub(crate) fn window(q: &QueryMap, core: &Core, default: u32) -> Result<u32, ApiError> {
     let retention = core.buffer.config().retention.as_secs();
-    let v = window_up_to(q, retention, "the live buffer's retention", u64::from(default))?;
+    let v = window_up_to(
+        q,
+        retention,
+        "the live buffer's retention",
+        u64::from(default),
+    )?;
     Ok(v as u32)
 }
 
@@ -181,7 +186,16 @@ mod tests {
         ] {
             assert_eq!(parse_window(raw), Some(secs), "{raw}");
         }
-        for bad in ["", "d", "-5", "1.5h", "5w", "h5", "99999999999999999d", "5 m"] {
+        for bad in [
+            "",
+            "d",
+            "-5",
+            "1.5h",
+            "5w",
+            "h5",
+            "99999999999999999d",
+            "5 m",
+        ] {
             assert_eq!(parse_window(bad), None, "{bad:?}");
         }
         assert_eq!(window_text(2_592_000), "30d");

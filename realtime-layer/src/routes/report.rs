@@ -79,7 +79,7 @@ mod with_tier {
                 "the usage tier follows the instance's default view (the cluster in cluster mode): drop scope and instance",
             ));
         }
-        let max = usage.store().config().hour_retention.as_secs();
+        let max = usage.storage().config().hour_retention.as_secs();
         let secs = params::window_up_to(q, max, "the usage tier's retention", DEFAULT_WINDOW)?;
         Ok(Duration::from_secs(secs))
     }
@@ -175,7 +175,11 @@ mod with_tier {
         let header: Vec<String> = COLUMNS
             .iter()
             .map(|c| c.to_string())
-            .chain(reasons.iter().map(|r| neutralise(&format!("refused_{r}")).into_owned()))
+            .chain(
+                reasons
+                    .iter()
+                    .map(|r| neutralise(&format!("refused_{r}")).into_owned()),
+            )
             .collect();
         let _ = w.write_record(&header);
         let opt = |v: Option<String>| v.unwrap_or_default();

@@ -66,9 +66,13 @@ impl Open {
 /// The event kinds the accumulator counts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Step {
-    Borrow { overage: bool },
+    Borrow {
+        overage: bool,
+    },
     Return,
-    Refusal { reason: u32 },
+    Refusal {
+        reason: u32,
+    },
     /// The level is now this (a correction).
     Level(u32),
 }
@@ -178,7 +182,10 @@ impl Accumulator {
     /// True when nothing is open: no resource out, nothing happened this minute. Then any number
     /// of empty minutes can be skipped at once ([`jump`](Self::jump)).
     pub(crate) fn is_idle(&self) -> bool {
-        self.open.iter().flatten().all(|o| o.level == 0 && !o.active)
+        self.open
+            .iter()
+            .flatten()
+            .all(|o| o.level == 0 && !o.active)
     }
 
     /// Moves an idle accumulator to minute `minute` (later than the open one).
@@ -210,9 +217,7 @@ impl Accumulator {
             u.total = s.total;
             u.overage_cents = s.overage_cents.map_or(0, |p| p.saturating_mul(u.overage));
             // Like the live capacity answer: a commit or pool of 0 counts only time with use.
-            u.at_commit_ms = s
-                .commit
-                .map_or(0, |c| u.hist.ms_at_or_above(c.max(1)));
+            u.at_commit_ms = s.commit.map_or(0, |c| u.hist.ms_at_or_above(c.max(1)));
             u.exhausted_ms = s.total.map_or(0, |t| u.hist.ms_at_or_above(t.max(1)));
             out.push((i as u16, u));
             o.active = false;
@@ -257,14 +262,20 @@ mod tests {
         let ids: Vec<u16> = recs.iter().map(|(id, _)| *id).collect();
         assert_eq!(ids, [0, 1, 2]);
         let a = &recs[1].1;
-        assert_eq!((a.borrows, a.overage, a.returns, a.refusals()), (2, 1, 1, 1));
+        assert_eq!(
+            (a.borrows, a.overage, a.returns, a.refusals()),
+            (2, 1, 1, 1)
+        );
         assert_eq!((a.min, a.peak, a.end), (0, 2, 1));
         assert_eq!(a.hist.get(0).ms, 10_000);
         assert_eq!(a.hist.get(1).ms, 10_000 + 30_000);
         assert_eq!(a.hist.get(2).ms, 10_000);
         assert_eq!((a.hist.get(0).starts, a.hist.get(1).starts), (1, 1));
         assert_eq!(a.hist.get(2).refusals, 1);
-        assert_eq!((a.at_commit_ms, a.exhausted_ms, a.overage_cents), (50_000, 10_000, 500));
+        assert_eq!(
+            (a.at_commit_ms, a.exhausted_ms, a.overage_cents),
+            (50_000, 10_000, 500)
+        );
         // The total: 1 + 1 at most at once (resource 2 borrows after resource 1's return).
         let total = &recs[0].1;
         assert_eq!((total.peak, total.end, total.borrows), (2, 2, 3));

@@ -19,7 +19,7 @@
 //! get the smallest size that would have refused at most 1 % of the attempts.
 
 use super::money::{div_round, to_cents, units};
-use super::reader::Merged;
+use super::query::Merged;
 use super::record::LevelHist;
 use super::report::rows;
 use super::UsageConfig;
@@ -209,7 +209,14 @@ impl Terms {
     }
 }
 
-fn advise(name: String, hist: &LevelHist, refusals: u64, row: Option<&ResourceStatus>, window_ms: u64, period_ms: u64) -> ResourceAdvice {
+fn advise(
+    name: String,
+    hist: &LevelHist,
+    refusals: u64,
+    row: Option<&ResourceStatus>,
+    window_ms: u64,
+    period_ms: u64,
+) -> ResourceAdvice {
     let d = Demand::of(hist);
     let seen = hist.top().map_or(0, |t| t.saturating_add(1)).max(d.end());
     let total = row.map_or(seen, |r| r.total);
@@ -220,7 +227,11 @@ fn advise(name: String, hist: &LevelHist, refusals: u64, row: Option<&ResourceSt
         let commit_cents = to_cents(p.commit_price);
         // A commit price with nothing committed has no per-license price.
         (commit > 0 || commit_cents == 0).then(|| {
-            (commit_cents, to_cents(p.overage_unit_price), p.currency.clone())
+            (
+                commit_cents,
+                to_cents(p.overage_unit_price),
+                p.currency.clone(),
+            )
         })
     });
     let terms = Terms {
@@ -346,9 +357,16 @@ mod tests {
     fn an_over_committed_pool_is_told_to_commit_less() {
         // Commit 8 of 12, capacity 12; attempts never found more than 5 out.
         let h = hist(&[(0, 30, 0), (3, 20, 0), (5, 4, 0)]);
-        let row = ResourceStatus::new("cad", 12, 8, 0)
-            .with_pricing(Pricing::new("EUR", 8000.0, 500.0));
-        let a = advise("cad".into(), &h, 0, Some(&row), 30 * 86_400_000, 30 * 86_400_000);
+        let row =
+            ResourceStatus::new("cad", 12, 8, 0).with_pricing(Pricing::new("EUR", 8000.0, 500.0));
+        let a = advise(
+            "cad".into(),
+            &h,
+            0,
+            Some(&row),
+            30 * 86_400_000,
+            30 * 86_400_000,
+        );
         // Per license 1,000; commit 4 pays 4,000 + 4 overage (the level-5 attempts) x 500.
         assert_eq!(a.current_cost, Some(8000.0));
         assert_eq!(a.levels[4].cost, Some(6000.0));

@@ -370,7 +370,13 @@ mod tests {
         u.overage_cents = 100_000;
         u.at_commit_ms = 20_000;
         u.exhausted_ms = 1_500;
-        for (level, ms) in [(2, 10_000), (3, 20_000), (4, 18_500), (5, 10_000), (6, 1_500)] {
+        for (level, ms) in [
+            (2, 10_000),
+            (3, 20_000),
+            (4, 18_500),
+            (5, 10_000),
+            (6, 1_500),
+        ] {
             u.hist.cell(level).ms = ms;
         }
         u.hist.cell(6).refusals = 4;
@@ -386,10 +392,15 @@ mod tests {
         let zero = Usage::starting_at(0);
         let blob = encode(&[(1, &zero), (3, &a), (4000, &idle)], MINUTE_MS);
         let mut seen = Vec::new();
-        decode(&blob, MINUTE_MS, |_| true, |id, u| {
-            seen.push((id, u));
-            true
-        })
+        decode(
+            &blob,
+            MINUTE_MS,
+            |_| true,
+            |id, u| {
+                seen.push((id, u));
+                true
+            },
+        )
         .unwrap();
         assert_eq!(seen.len(), 3);
         assert_eq!(seen[1], (3, a.clone()));
@@ -399,10 +410,15 @@ mod tests {
         assert_eq!(one.len(), 1 + 6);
         // Skipping: only id 4000 is decoded.
         let mut only = Vec::new();
-        decode(&blob, MINUTE_MS, |id| id == 4000, |id, _| {
-            only.push(id);
-            true
-        })
+        decode(
+            &blob,
+            MINUTE_MS,
+            |id| id == 4000,
+            |id, _| {
+                only.push(id);
+                true
+            },
+        )
         .unwrap();
         assert_eq!(only, [4000]);
     }
@@ -436,7 +452,10 @@ mod tests {
         }
         let mut other = blob.clone();
         other[0] = 99;
-        assert_eq!(decode(&other, MINUTE_MS, |_| true, |_, _| true), Err(Corrupt));
+        assert_eq!(
+            decode(&other, MINUTE_MS, |_| true, |_, _| true),
+            Err(Corrupt)
+        );
         let mut flipped = blob;
         let last = flipped.len() - 1;
         flipped[3] = 0xff;

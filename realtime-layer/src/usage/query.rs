@@ -27,7 +27,9 @@ pub(crate) fn coverage(conn: &Connection, path: &Path) -> Result<Coverage, Usage
     let err = store::sql_error(path);
     Ok(Coverage {
         closed: store::meta(conn, "closed").map_err(&err)?.unwrap_or(0),
-        rolled_hours: store::meta(conn, "rolled_hours").map_err(&err)?.unwrap_or(0),
+        rolled_hours: store::meta(conn, "rolled_hours")
+            .map_err(&err)?
+            .unwrap_or(0),
         rolled_days: store::meta(conn, "rolled_days").map_err(&err)?.unwrap_or(0),
         first_minute: store::first_period(conn, Tier::Minute).map_err(&err)?,
     })
@@ -36,18 +38,23 @@ pub(crate) fn coverage(conn: &Connection, path: &Path) -> Result<Coverage, Usage
 /// Runs of periods `(tier, from, to)` covering the minutes `start..end`, in time order: a day
 /// where a whole rolled-up day fits, else an hour where a whole rolled-up hour fits, else a
 /// minute. `max_tier` caps the coarsest tier used (history buckets shorter than a day).
-pub(crate) fn pieces(start: u64, end: u64, cov: &Coverage, max_tier: Tier) -> Vec<(Tier, u64, u64)> {
+pub(crate) fn pieces(
+    start: u64,
+    end: u64,
+    cov: &Coverage,
+    max_tier: Tier,
+) -> Vec<(Tier, u64, u64)> {
     let mut out: Vec<(Tier, u64, u64)> = Vec::new();
     let mut t = start;
     while t < end {
         let (tier, len) = if max_tier == Tier::Day
-            && t % 1440 == 0
+            && t.is_multiple_of(1440)
             && t + 1440 <= end
             && t / 1440 < cov.rolled_days
         {
             (Tier::Day, 1440)
         } else if max_tier != Tier::Minute
-            && t % 60 == 0
+            && t.is_multiple_of(60)
             && t + 60 <= end
             && t / 60 < cov.rolled_hours
         {
@@ -140,20 +147,37 @@ pub(crate) fn series(
 ) -> Result<Vec<(u64, u64, Usage)>, UsageError> {
     let mut out = Vec::new();
     for (tier, from, to) in pieces(start, end, cov, max_tier) {
-        store::for_each_row(conn, path, tier, from, to, Some(id / SHARD), |period, blob| {
-            codec::decode(
-                blob,
-                tier.ms(),
-                |i| i == id,
-                |_, u| {
-                    out.push((period * tier.ms(), tier.ms(), u));
-                    false
-                },
-            )
-            .map_err(store::corrupt(path))
-        })?;
+        store::for_each_row(
+            conn,
+            path,
+            tier,
+            from,
+            to,
+            Some(id / SHARD),
+            |period, blob| {
+                codec::decode(
+                    blob,
+                    tier.ms(),
+                    |i| i == id,
+                    |_, u| {
+                        out.push((period * tier.ms(), tier.ms(), u));
+                        false
+                    },
+                )
+                .map_err(store::corrupt(path))
+            },
+        )?;
     }
     Ok(out)
+}
+
+/// What the report and the advisor start from.
+pub(crate) struct Merged {
+    pub(crate) usage: BTreeMap<u16, Usage>,
+    pub(crate) resources: BTreeMap<u32, String>,
+    pub(crate) reasons: BTreeMap<u32, String>,
+    pub(crate) start_ms: u64,
+    pub(crate) end_ms: u64,
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! [`UsageStore`]: the read side. A handle on the file with a small pool of read connections
 //! (WAL readers never block the writer), and the answers: report, advice, history series.
 
-use super::query::{self, Coverage};
+use super::query::{self, Coverage, Merged};
 use super::record::{Usage, MINUTE_MS};
 use super::store::{self, Tier};
 use super::{AdviceReport, UsageConfig, UsageError, UsageReport};
@@ -20,12 +20,15 @@ const READ_WAIT: Duration = Duration::from_secs(5);
 /// slides by a minute keeps reading the same runs): a few MB at 1,000 resources.
 const CACHED_RUNS: usize = 8;
 
+/// A run of rolled-up periods (tier, first, end) and its records merged per id.
+type CachedRun = ((Tier, u64, u64), Arc<query::Slots>);
+
 struct Shared {
     config: UsageConfig,
     idle: Mutex<(Vec<Connection>, usize)>,
     freed: Condvar,
     /// Merged runs of rolled-up periods, newest use last.
-    runs: Mutex<Vec<((Tier, u64, u64), Arc<query::Slots>)>>,
+    runs: Mutex<Vec<CachedRun>>,
 }
 
 /// A usage store on disk (feature `usage`): open it, then ask for reports and advice; write it
@@ -62,7 +65,9 @@ impl Drop for Reader<'_> {
 impl std::ops::Deref for Reader<'_> {
     type Target = Connection;
     fn deref(&self) -> &Connection {
-        self.conn.as_ref().expect("a reader holds its connection until dropped")
+        self.conn
+            .as_ref()
+            .expect("a reader holds its connection until dropped")
     }
 }
 
@@ -171,7 +176,13 @@ impl UsageStore {
                 return Ok(slots);
             }
         }
-        let slots = Arc::new(query::piece(conn, &self.shared.config.path, tier, from, to)?);
+        let slots = Arc::new(query::piece(
+            conn,
+            &self.shared.config.path,
+            tier,
+            from,
+            to,
+        )?);
         let mut runs = self.shared.runs.lock();
         if runs.len() >= CACHED_RUNS {
             runs.remove(0);
@@ -252,15 +263,6 @@ impl UsageStore {
         let (start, end) = (start_ms / MINUTE_MS, end_ms / MINUTE_MS);
         query::series(&conn, path, start, end.max(start), &cov, max_tier, id)
     }
-}
-
-/// What the report and the advisor start from.
-pub(crate) struct Merged {
-    pub(crate) usage: BTreeMap<u16, Usage>,
-    pub(crate) resources: BTreeMap<u32, String>,
-    pub(crate) reasons: BTreeMap<u32, String>,
-    pub(crate) start_ms: u64,
-    pub(crate) end_ms: u64,
 }
 
 /// See [`UsageStore::window`].

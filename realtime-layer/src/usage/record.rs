@@ -225,6 +225,9 @@ mod tests {
         assert_eq!(a.failures, vec![(1, 1), (4, 3)]);
         assert_eq!((a.refusals(), a.commit), (4, Some(3)));
         a.fill_to(180_000);
-        assert_eq!((a.min, a.hist.get(0).ms, a.hist.total_ms()), (0, 60_000, 180_000));
+        assert_eq!(
+            (a.min, a.hist.get(0).ms, a.hist.total_ms()),
+            (0, 60_000, 180_000)
+        );
     }
 }

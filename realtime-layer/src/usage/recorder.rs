@@ -272,7 +272,10 @@ impl UsageRecorder {
 
     /// One transaction: new names, the closed minute's records, `closed`, then the rollups of
     /// hours and days that ended and the expiry of rows past retention.
-    fn write(&mut self, minute: Option<(u64, Vec<(u16, super::record::Usage)>)>) -> Result<(), UsageError> {
+    fn write(
+        &mut self,
+        minute: Option<(u64, Vec<(u16, super::record::Usage)>)>,
+    ) -> Result<(), UsageError> {
         let path = self.path.clone();
         let err = store::sql_error(&path);
         let closed = self.acc.minute();
@@ -285,7 +288,8 @@ impl UsageRecorder {
                 let bytes = store::write_period(&tx, Tier::Minute, *m, records).map_err(&err)?;
                 self.stats.blob_bytes += bytes as u64;
                 // The total (id 0) is not a resource.
-                self.stats.records_written += records.iter().filter(|(id, _)| *id != 0).count() as u64;
+                self.stats.records_written +=
+                    records.iter().filter(|(id, _)| *id != 0).count() as u64;
             }
         }
         store::set_meta(&tx, "closed", closed).map_err(&err)?;
@@ -307,10 +311,13 @@ impl UsageRecorder {
             store::set_meta(&tx, "rolled_hours", hours_done).map_err(&err)?;
             store::set_meta(&tx, "rolled_days", days_done).map_err(&err)?;
             let hours_kept = self.config.hours_kept();
-            store::expire(&tx, Tier::Minute, closed.saturating_sub(self.config.minutes_kept()))
-                .map_err(&err)?;
-            store::expire(&tx, Tier::Hour, hours_done.saturating_sub(hours_kept))
-                .map_err(&err)?;
+            store::expire(
+                &tx,
+                Tier::Minute,
+                closed.saturating_sub(self.config.minutes_kept()),
+            )
+            .map_err(&err)?;
+            store::expire(&tx, Tier::Hour, hours_done.saturating_sub(hours_kept)).map_err(&err)?;
             store::expire(&tx, Tier::Day, days_done.saturating_sub(hours_kept / 24))
                 .map_err(&err)?;
             self.rolled_hours = hours_done;
@@ -336,16 +343,11 @@ fn periods_with_rows(
         Tier::Day => "days",
     };
     let s = u64::from(store::SHARD);
-    let sql = format!(
-        "SELECT DISTINCT key / ?3 FROM {table} WHERE key >= ?1 AND key < ?2 ORDER BY 1"
-    );
+    let sql =
+        format!("SELECT DISTINCT key / ?3 FROM {table} WHERE key >= ?1 AND key < ?2 ORDER BY 1");
     let mut stmt = conn.prepare_cached(&sql)?;
     let rows = stmt.query_map(
-        [
-            (from * n * s) as i64,
-            (to * n * s) as i64,
-            (n * s) as i64,
-        ],
+        [(from * n * s) as i64, (to * n * s) as i64, (n * s) as i64],
         |r| r.get::<_, i64>(0),
     )?;
     rows.map(|r| r.map(|v| v as u64)).collect()

@@ -1,7 +1,7 @@
 //! The usage report: per resource over a window, what was used, refused and paid.
 
 use super::money::{div_round, to_cents, units};
-use super::reader::Merged;
+use super::query::Merged;
 use super::record::{LevelHist, Usage};
 use super::UsageConfig;
 use crate::status::ResourceStatus;

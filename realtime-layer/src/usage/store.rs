@@ -243,9 +243,15 @@ pub(crate) fn roll_up(
         return Ok(());
     };
     let mut slots: Vec<Option<Usage>> = Vec::new();
-    for_each_row(tx, path, below, period * n, (period + 1) * n, None, |_, blob| {
-        codec::decode_merged(blob, below.ms(), &mut slots).map_err(corrupt(path))
-    })?;
+    for_each_row(
+        tx,
+        path,
+        below,
+        period * n,
+        (period + 1) * n,
+        None,
+        |_, blob| codec::decode_merged(blob, below.ms(), &mut slots).map_err(corrupt(path)),
+    )?;
     let records: Vec<(u16, Usage)> = slots
         .into_iter()
         .enumerate()

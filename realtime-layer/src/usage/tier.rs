@@ -101,7 +101,7 @@ impl UsageTier {
     }
 
     /// The store it writes.
-    pub fn store(&self) -> &UsageStore {
+    pub fn storage(&self) -> &UsageStore {
         &self.shared.store
     }
 
@@ -187,7 +187,10 @@ fn pass(shared: &Shared, core: &Core) -> Result<(), UsageError> {
     let buffer = source(core);
     let now = buffer.clock().now_ms();
     let (rows, sync) = match core.cluster.as_deref() {
-        Some(cluster) => (cluster.status_rows(core.own_status(), now), cluster.healthy()),
+        Some(cluster) => (
+            cluster.status_rows(core.own_status(), now),
+            cluster.healthy(),
+        ),
         None => (core.own_status(), true),
     };
     if let (Some(rows), true) = (&rows, sync) {
