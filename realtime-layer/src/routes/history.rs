@@ -36,6 +36,7 @@ impl SumMax {
     }
 
     /// Adds `v` (one period's count) to bucket `i`.
+    #[cfg(feature = "usage")]
     pub(super) fn add_at(&mut self, i: usize, v: u64) {
         if let (Some(s), Some(m)) = (self.sum.get_mut(i), self.max.get_mut(i)) {
             *s += v;

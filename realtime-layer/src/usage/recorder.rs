@@ -32,8 +32,8 @@ pub struct RecorderStats {
     pub skipped_events: u64,
 }
 
-/// Writes usage into a store: give it events in time order with [`record`](Self::record) (or
-/// [`record_at`](Self::record_at)), the pools' sizes and prices with
+/// Writes usage into a store: give it events in time order with
+/// [`record_at`](Self::record_at), the pools' sizes and prices with
 /// [`set_status`](Self::set_status), and let time pass with [`advance`](Self::advance).
 ///
 /// One recorder writes a store at a time (the instance's tier holds one while it runs).
