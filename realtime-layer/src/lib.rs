@@ -54,6 +54,9 @@
 //!   `Realtime::builder().cluster(Cluster::redis(url).name("my-service"))`; every route then
 //!   serves the whole cluster (`?scope=local`, `?instance=ID` for one process). See
 //!   `docs/OPERATIONS.md` ("Cluster mode on Redis").
+//! - `usage`: the usage tier ([`usage`]): thirty days of per-minute usage in SQLite beside the
+//!   live buffer (`Realtime::builder().usage(path)`), `/realtime/report` and the pool-sizing
+//!   advisor `/realtime/advice`; `/realtime/history` then reaches back as far as the tier keeps.
 
 #![warn(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
@@ -79,6 +82,8 @@ mod capture;
 mod cluster;
 mod metrics;
 mod stream;
+#[cfg(feature = "usage")]
+pub mod usage;
 
 mod routes;
 
@@ -108,4 +113,9 @@ pub use routes::{
     RECENT_EVENTS_LIMIT,
 };
 pub use status::{Pricing, ResourceStatus, StatusSource};
+#[cfg(feature = "usage")]
+pub use usage::{
+    AdviceReport, ResourceAdvice, ResourceUsage, UsageConfig, UsageError, UsageRecorder,
+    UsageReport, UsageStore, UsageTier,
+};
 pub use views::{CapacityTime, CostSummary, CurrencyCost, Rates, ResourceCost, ResourceView};
