@@ -2,6 +2,7 @@
 //! SQLite, the job channel and the expiry listener, plus the poison-tolerant lock helpers.
 
 use super::jobs::Job;
+use super::live::Live;
 use super::types::{Expired, ToolStatus};
 use crate::config::ToolSpec;
 use realtime_layer::Clock;
@@ -18,7 +19,7 @@ pub(super) enum ExpirySink {
     Listener(ExpiryListener),
 }
 
-/// Live counters for one tool, mirrored from SQLite after each commit.
+/// Live counters for one tool, mirrored from SQLite (see [`Live`]).
 #[derive(Debug, Clone, Copy, Default)]
 pub(super) struct ToolCounters {
     pub(super) borrowed: u32,
@@ -30,7 +31,7 @@ pub(super) struct ToolCounters {
 pub(super) struct Shared {
     pub(super) tools: Vec<ToolSpec>,
     pub(super) index: HashMap<String, usize>,
-    pub(super) counters: RwLock<Vec<ToolCounters>>,
+    pub(super) live: Live,
     pub(super) sender: RwLock<Option<mpsc::Sender<Job>>>,
     pub(super) writer: std::sync::Mutex<Option<JoinHandle<()>>>,
     pub(super) lease_ttl_ms: Option<u64>,
