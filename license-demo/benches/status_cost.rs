@@ -13,16 +13,22 @@
 //! Each case times `LicensePool::status()` (6 tools) in-process, then `GET /licenses/status`
 //! over HTTP against a release `license-demo` process (client on this machine, keep-alive).
 //!
+//! The writer's side of the check (a process alone pays it once per write batch: one `PRAGMA
+//! data_version` in the batch transaction, two after `COMMIT`): case `cycles` runs borrow ->
+//! return one at a time on a file database nobody else writes to and prints ns per cycle; under
+//! callgrind, `--toggle-collect='*Live*settle*' --toggle-collect='*Live*mark_batch*'` counts
+//! the check's instructions, `--toggle-collect='*run_batch*'` the whole batches'.
+//!
 //! Run: `cargo bench -p license-demo --bench status_cost`
-//! Tune: `BENCH_ITERS` (reads per case, default 20000), `BENCH_CASES` (comma list of cases,
-//! default all), `BENCH_HTTP=0` (skip the HTTP column).
+//! Tune: `BENCH_ITERS` (reads or cycles per case, default 20000), `BENCH_CASES` (comma list
+//! of cases, default `memory,alone,other-writer,cycles`), `BENCH_HTTP=0` (skip the HTTP column).
 //! Instruction counts (run the built bench binary, path printed by `cargo bench --no-run`):
 //! `BENCH_HTTP=0 BENCH_CASES=alone BENCH_ITERS=1000 valgrind --tool=callgrind
 //! --toggle-collect='*LicensePool*status*' target/release/deps/status_cost-HASH`, then
 //! instructions per read = the total `Ir` / 1000.
 
 use license_demo::config::default_tools;
-use license_demo::pool::{DbLocation, Durability, LicensePool};
+use license_demo::pool::{BorrowOutcome, DbLocation, Durability, LicensePool};
 use rusqlite::Connection;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -69,7 +75,7 @@ fn main() {
     let iters: u32 = env_or("BENCH_ITERS", 20_000);
     let http = std::env::var("BENCH_HTTP").map_or(true, |v| v != "0");
     let cases: Vec<String> = std::env::var("BENCH_CASES")
-        .unwrap_or_else(|_| "memory,alone,other-writer".into())
+        .unwrap_or_else(|_| "memory,alone,other-writer,cycles".into())
         .split(',')
         .map(|c| c.trim().to_string())
         .collect();
@@ -83,6 +89,14 @@ fn main() {
         "case", "status() ns", "re-reads", "GET status us"
     );
     for case in &cases {
+        if case == "cycles" {
+            let ns = runtime.block_on(cycle_cost(iters));
+            println!(
+                "{:<14} {:>16.0} {:>10} {:>18}",
+                "cycles", ns, "-", "(ns per borrow+return)"
+            );
+            continue;
+        }
         let dir = tempfile::tempdir().expect("temp dir");
         let db = dir.path().join("status.db");
         let location = match case.as_str() {
@@ -122,6 +136,28 @@ fn main() {
             over_http
         );
     }
+}
+
+/// Mean ns of one borrow -> return through the pool (one batch each), alone on a file database.
+async fn cycle_cost(iters: u32) -> f64 {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let location = DbLocation::File(dir.path().join("cycles.db"));
+    let pool = LicensePool::open(&location, default_tools(), Durability::Normal).expect("pool");
+    let start = Instant::now();
+    for _ in 0..iters {
+        let outcome = pool
+            .borrow("ECU Development Suite", "u")
+            .await
+            .expect("borrow");
+        let BorrowOutcome::Granted(b) = outcome else {
+            panic!("not granted: {outcome:?}")
+        };
+        pool.return_license(&b.id).await.expect("return");
+    }
+    let ns = start.elapsed().as_nanos() as f64 / f64::from(iters);
+    assert_eq!(pool.resyncs(), 0, "alone: never re-read");
+    pool.close();
+    ns
 }
 
 /// Mean µs of `GET /licenses/status` against a `license-demo` process on `db`, with another

@@ -113,12 +113,12 @@ fn row(durability: Durability, procs: &str, workers: usize, reports: &[StressRep
     let p50 = format!(
         "{:.2}/{:.2}",
         worst(&|r| r.borrow_latency_ms.p50),
-        worst(&|r| r.return_latency_ms.clone().unwrap_or_default().p50)
+        worst(&|r| r.return_latency_ms.unwrap_or_default().p50)
     );
     let p99 = format!(
         "{:.2}/{:.2}",
         worst(&|r| r.borrow_latency_ms.p99),
-        worst(&|r| r.return_latency_ms.clone().unwrap_or_default().p99)
+        worst(&|r| r.return_latency_ms.unwrap_or_default().p99)
     );
     let failed: u64 = reports.iter().map(|r| r.failed() + r.returns_failed).sum();
     format!(

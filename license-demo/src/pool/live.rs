@@ -28,7 +28,6 @@
 //!
 //! An in-memory database has no other connection: nothing is checked.
 
-use super::state::{lock_mutex, ToolCounters};
 use rusqlite::Connection;
 use std::collections::HashMap;
 use std::path::Path;
@@ -39,6 +38,20 @@ use std::time::Duration;
 /// Longest a status read waits for a lock on the database (readers of a WAL database almost
 /// never wait; past this the last counters are answered and the next read tries again).
 const READER_BUSY_TIMEOUT: Duration = Duration::from_millis(50);
+
+/// Live counters for one tool, mirrored from SQLite.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct ToolCounters {
+    pub(super) borrowed: u32,
+    pub(super) overage_borrows: u64,
+    pub(super) overage_charged: f64,
+}
+
+/// Poisoning only happens if a thread panicked while holding the lock; plain counters and a
+/// connection are still usable.
+fn lock_mutex<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
 
 /// Per-tool open borrows, overage charges and their sum: one query, one snapshot.
 const COUNTS_SQL: &str = "

@@ -1,8 +1,7 @@
 //! The database layout (`SCHEMA`), its upgrades on open, and loading the catalogue and live
 //! counters at start-up.
 
-use super::live::read_counts;
-use super::state::ToolCounters;
+use super::live::{read_counts, ToolCounters};
 use super::timestamps::ms_i64;
 use super::types::{Durability, PoolError};
 use crate::config::ToolSpec;

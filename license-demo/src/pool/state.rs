@@ -2,7 +2,7 @@
 //! SQLite, the job channel and the expiry listener, plus the poison-tolerant lock helpers.
 
 use super::jobs::Job;
-use super::live::Live;
+use super::live::{Live, ToolCounters};
 use super::types::{Expired, ToolStatus};
 use crate::config::ToolSpec;
 use realtime_layer::Clock;
@@ -17,14 +17,6 @@ pub(super) type ExpiryListener = Arc<dyn Fn(&[Expired]) + Send + Sync>;
 pub(super) enum ExpirySink {
     Pending(Vec<Expired>),
     Listener(ExpiryListener),
-}
-
-/// Live counters for one tool, mirrored from SQLite (see [`Live`]).
-#[derive(Debug, Clone, Copy, Default)]
-pub(super) struct ToolCounters {
-    pub(super) borrowed: u32,
-    pub(super) overage_borrows: u64,
-    pub(super) overage_charged: f64,
 }
 
 /// What every clone of a [`LicensePool`](super::LicensePool) and the writer thread share.
