@@ -46,8 +46,10 @@ use std::time::Duration;
 /// # Ok(()) }
 /// # }
 /// ```
+///
+/// Its `Debug` output shows the URL with credentials redacted ([`Cluster::redacted_url`]).
 #[cfg(feature = "redis")]
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Cluster {
     pub(crate) url: String,
     pub(crate) name: String,
@@ -60,6 +62,66 @@ pub struct Cluster {
     pub(crate) replay_window: Duration,
     pub(crate) max_stream_entries: usize,
     pub(crate) capacity_factor: usize,
+}
+
+#[cfg(feature = "redis")]
+impl std::fmt::Debug for Cluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cluster")
+            .field("url", &self.redacted_url())
+            .field("name", &self.name)
+            .field("pool_scope", &self.pool_scope)
+            .field("heartbeat", &self.heartbeat)
+            .field("instance_ttl", &self.instance_ttl)
+            .field("flush_interval", &self.flush_interval)
+            .field("max_batch", &self.max_batch)
+            .field("max_pending", &self.max_pending)
+            .field("replay_window", &self.replay_window)
+            .field("max_stream_entries", &self.max_stream_entries)
+            .field("capacity_factor", &self.capacity_factor)
+            .finish()
+    }
+}
+
+/// `url` with its credentials replaced by `***`, for logs and banners: the user name and password
+/// of a TCP URL (`redis://user:password@host`, `rediss://`, `valkey://`, `valkeys://`) and every
+/// query value but `db` and `protocol` (the `user` and `pass` of a Unix socket URL,
+/// `redis+unix:///path?pass=...`, `unix://`, `valkey+unix://`). An unparseable URL is not shown
+/// at all (it might be a password pasted in the wrong place).
+///
+/// ```
+/// # #[cfg(feature = "redis")] {
+/// use realtime_layer::redact_redis_url;
+///
+/// assert_eq!(redact_redis_url("redis://app:s3cret@db:6379/2"), "redis://***@db:6379/2");
+/// assert_eq!(
+///     redact_redis_url("redis+unix:///run/redis.sock?pass=s3cret&db=1"),
+///     "redis+unix:///run/redis.sock?pass=***&db=1"
+/// );
+/// # }
+/// ```
+#[cfg(feature = "redis")]
+pub fn redact_redis_url(url: &str) -> String {
+    let Ok(mut parsed) = url::Url::parse(url.trim()) else {
+        return "<unparseable Redis URL>".into();
+    };
+    let credentials = !parsed.username().is_empty() || parsed.password().is_some();
+    if credentials && (parsed.set_password(None).is_err() || parsed.set_username("***").is_err()) {
+        return format!("{}://***", parsed.scheme());
+    }
+    if parsed.query().is_some() {
+        let pairs: Vec<(String, String)> = parsed
+            .query_pairs()
+            .map(|(k, v)| match &*k {
+                "db" | "protocol" => (k.into_owned(), v.into_owned()),
+                "user" | "pass" => (k.into_owned(), "***".into()),
+                _ => ("***".into(), "***".into()),
+            })
+            .collect();
+        parsed.query_pairs_mut().clear().extend_pairs(pairs);
+    }
+    parsed.set_fragment(None);
+    String::from(parsed)
 }
 
 #[cfg(feature = "redis")]
@@ -80,6 +142,12 @@ impl Cluster {
             max_stream_entries: 1_000_000,
             capacity_factor: 4,
         }
+    }
+
+    /// The Redis URL with its credentials replaced by `***` (see [`redact_redis_url`]): what to
+    /// print instead of the URL.
+    pub fn redacted_url(&self) -> String {
+        redact_redis_url(&self.url)
     }
 
     /// The cluster's name (default `realtime`): instances with the same name and Redis share one
@@ -114,7 +182,8 @@ impl Cluster {
         self
     }
 
-    /// Most events per stream entry (default 1,000).
+    /// Most events per stream entry (default 1,000; at most 10,000, the bound every instance
+    /// applies to the entries it reads). Entries are also split to stay under 1 MiB.
     pub fn max_batch(mut self, n: usize) -> Self {
         self.max_batch = n;
         self
@@ -175,6 +244,13 @@ impl Cluster {
             return err(
                 "cluster flush interval, max batch and max pending must be above zero".into(),
             );
+        }
+        if self.max_batch > wire::MAX_EVENTS {
+            return err(format!(
+                "cluster max batch must be at most {} events, got {}",
+                wire::MAX_EVENTS,
+                self.max_batch
+            ));
         }
         if self.capacity_factor == 0 || self.capacity_factor > 64 {
             return err(format!(

@@ -5,13 +5,19 @@
 //!   once per heartbeat writes this instance's heartbeat key (status rows, TTL) and reads the
 //!   others'; every 10 s trims the stream to the retention (`XTRIM MINID ~`).
 //! - **subscriber** (its own connection, since `XREAD BLOCK` holds a connection): loads the
-//!   retained window once (`XRANGE`, the backfill), then follows the stream (`XREAD BLOCK`) and
-//!   merges other instances' batches into the cluster view.
+//!   retained window once (pages of `XRANGE`, the backfill), then follows the stream (`XREAD
+//!   BLOCK`, then pages) and merges other instances' batches into the cluster view.
+//!
+//! Every bulk read is bounded in bytes whatever is in Redis (`guarded`), every entry in names,
+//! rows and events (`wire`); merging holds no lock a request takes for longer than a pointer
+//! swap or a chunk of events (`merge`).
 //!
 //! Neither touches the request path. Errors mark the cluster degraded (routes fall back to this
 //! instance) and are retried with backoff; nothing here panics or blocks a request.
 
+mod guarded;
 mod heartbeat;
+mod merge;
 mod publish;
 mod reply;
 mod subscribe;
@@ -20,6 +26,7 @@ use super::{wire, Cluster};
 use crate::buffer::ConfigError;
 use crate::core::{ClusterState, Core};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 use tokio::time::sleep;
@@ -79,6 +86,7 @@ pub(crate) fn start(
         settings: settings.clone(),
         shutdown: core.shutdown.clone(),
         retention_ms: core.buffer.config().retention.as_millis() as u64,
+        scripts: Arc::new(AtomicBool::new(true)),
     };
     let publisher = link.clone();
     handle.spawn(async move { publisher.publish().await });
@@ -96,6 +104,8 @@ struct Link {
     settings: Cluster,
     shutdown: CancellationToken,
     retention_ms: u64,
+    /// Bounded reads through scripts (false once the server refused them, see `guarded`).
+    scripts: Arc<AtomicBool>,
 }
 
 impl Link {
@@ -132,5 +142,40 @@ impl Link {
             _ = self.shutdown.cancelled() => true,
             _ = sleep(d) => false,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::buffer::{BufferConfig, Cursor, EventBuffer};
+    use crate::clock::ManualClock;
+    use crate::core::PoolScope;
+
+    /// A link on a cluster state of its own, without Redis (nothing connects until a task runs).
+    pub(super) fn link() -> (Link, Arc<ClusterState>) {
+        let clock = Arc::new(ManualClock::new(1_700_000_000_000));
+        let buffer = EventBuffer::new_tagged(BufferConfig::default(), clock).unwrap();
+        let cluster = Arc::new(ClusterState::new(
+            Arc::from("me"),
+            "t".into(),
+            PoolScope::PerInstance,
+            Duration::from_secs(10),
+            buffer,
+            Cursor::default(),
+            100,
+        ));
+        let settings = Cluster::redis("redis://127.0.0.1:1");
+        let link = Link {
+            weak: Weak::new(),
+            cluster: cluster.clone(),
+            client: redis::Client::open(settings.url.as_str()).unwrap(),
+            keys: Keys::new(&settings.name),
+            settings,
+            shutdown: CancellationToken::new(),
+            retention_ms: 6 * 3_600_000,
+            scripts: Arc::new(AtomicBool::new(true)),
+        };
+        (link, cluster)
     }
 }

@@ -1,13 +1,12 @@
-//! The subscriber task: the backfill of the retained window (`XRANGE`), then the live follow
-//! (`XREAD BLOCK`), merging other instances' batches into the cluster view.
+//! The subscriber task: the backfill of the retained window (bounded pages), then the live follow
+//! (`XREAD BLOCK` for one entry, then bounded pages until caught up), merging other instances'
+//! batches into the cluster view (`merge`).
 
-use super::reply::{entries, read_entries, Entry};
-use super::{wire, Link, BLOCK, MAX_PEERS, READ_COUNT};
-use crate::core::validate_instance_id;
-use crate::status::ResourceStatus;
+use super::reply::{read_entries, Entry};
+use super::{Link, BLOCK, READ_COUNT};
+use redis::aio::ConnectionManager;
 use redis::Value;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
 use std::time::Duration;
 
 impl Link {
@@ -25,26 +24,14 @@ impl Link {
             } else {
                 format!("({last_id}")
             };
-            let page: Result<Value, _> = redis::cmd("XRANGE")
-                .arg(&self.keys.stream)
-                .arg(start)
-                .arg("+")
-                .arg("COUNT")
-                .arg(READ_COUNT)
-                .query_async(&mut conn)
-                .await;
-            match page {
-                Ok(value) => {
+            match self.page(&mut conn, &start, READ_COUNT).await {
+                Ok(entries) => {
                     self.cluster.set_connected();
-                    let entries = entries(value);
                     if entries.is_empty() {
                         break;
                     }
                     first = false;
-                    for entry in &entries {
-                        self.merge(entry, true);
-                        last_id.clone_from(&entry.id);
-                    }
+                    self.merge_all(&entries, true, &mut last_id);
                 }
                 Err(e) => {
                     self.cluster.set_error(format!("backfill failed: {e}"));
@@ -69,10 +56,11 @@ impl Link {
             "cluster view ready"
         );
         loop {
+            // Wait for the next entry (one: the only read whose size Redis alone bounds)...
             let mut xread = redis::cmd("XREAD");
             xread
                 .arg("COUNT")
-                .arg(READ_COUNT)
+                .arg(1)
                 .arg("BLOCK")
                 .arg(BLOCK.as_millis() as u64)
                 .arg("STREAMS")
@@ -82,23 +70,25 @@ impl Link {
                 _ = self.shutdown.cancelled() => return,
                 r = xread.query_async::<Value>(&mut conn) => r,
             };
-            match read {
-                Ok(value) => {
-                    self.cluster.set_connected();
-                    delay = Duration::from_millis(100);
-                    let entries = read_entries(value);
-                    let mut merged = 0;
-                    for entry in &entries {
-                        merged += self.merge(entry, false);
-                        last_id.clone_from(&entry.id);
+            let woken = match read {
+                Ok(value) => read_entries(value),
+                Err(e) => {
+                    self.cluster.set_error(format!("stream read failed: {e}"));
+                    if self.pause(&mut delay).await {
+                        return;
                     }
-                    if merged > 0 {
-                        match self.weak.upgrade() {
-                            Some(core) => core.activity.signal(),
-                            None => return,
-                        }
-                    }
+                    continue;
                 }
+            };
+            self.cluster.set_connected();
+            delay = Duration::from_millis(100);
+            if woken.is_empty() {
+                continue;
+            }
+            let mut merged = self.merge_all(&woken, false, &mut last_id);
+            // ...then catch up in bounded pages.
+            match self.catch_up(&mut conn, &mut last_id, &mut merged).await {
+                Ok(()) => {}
                 Err(e) => {
                     self.cluster.set_error(format!("stream read failed: {e}"));
                     if self.pause(&mut delay).await {
@@ -106,90 +96,41 @@ impl Link {
                     }
                 }
             }
+            if merged > 0 {
+                match self.weak.upgrade() {
+                    Some(core) => core.activity.signal(),
+                    None => return,
+                }
+            }
         }
     }
 
-    /// Merges one stream entry into the cluster view; counts and skips anything malformed.
-    /// Returns the number of events merged.
-    pub(super) fn merge(&self, entry: &Entry, backfill: bool) -> usize {
-        let cluster = &self.cluster;
-        let skip = || {
-            cluster
-                .counters
-                .skipped_entries
-                .fetch_add(1, Ordering::Relaxed);
-            0
-        };
-        let field = |name: &[u8]| {
-            entry
-                .fields
-                .iter()
-                .find(|(k, _)| k.as_slice() == name)
-                .map(|(_, v)| v.as_slice())
-        };
-        let (Some(version), Some(instance), Some(batch)) = (field(b"v"), field(b"i"), field(b"b"))
-        else {
-            return skip();
-        };
-        let Ok(instance) = std::str::from_utf8(instance) else {
-            return skip();
-        };
-        if version != wire::VERSION.as_bytes() || validate_instance_id(instance).is_err() {
-            return skip();
-        }
-        let wire::Decoded { events, status } = match wire::decode(batch) {
-            Ok(decoded) => decoded,
-            Err(e) => {
-                tracing::debug!(entry = %entry.id, error = %e, "skipped a cluster stream entry");
-                return skip();
+    /// Reads pages after `last_id` until one comes back empty, merging as it goes.
+    async fn catch_up(
+        &self,
+        conn: &mut ConnectionManager,
+        last_id: &mut String,
+        merged: &mut usize,
+    ) -> Result<(), redis::RedisError> {
+        loop {
+            let entries = self.page(conn, &format!("({last_id}"), READ_COUNT).await?;
+            if entries.is_empty() {
+                return Ok(());
             }
-        };
-        let Some(newest) = events.last().map(|e| e.ts_ms) else {
-            return 0;
-        };
-        // This instance's own events reach the view through the feed; only a previous run's
-        // (same id, before this start) come through the stream.
-        if *instance == *cluster.id && (!backfill || newest >= cluster.started_ms) {
-            return 0;
-        }
-        let stored = cluster.buffer.record_stored(instance, &events);
-        let counter = if backfill {
-            &cluster.counters.backfilled
-        } else {
-            &cluster.counters.received
-        };
-        counter.fetch_add(stored as u64, Ordering::Relaxed);
-        if *instance != *cluster.id {
-            let now = self.now_ms();
-            let mut peers = cluster.peers.lock();
-            if peers.len() < MAX_PEERS || peers.contains_key(instance) {
-                let peer = peers.entry(Arc::from(instance)).or_default();
-                peer.received += stored as u64;
-                peer.last_event_ms = Some(peer.last_event_ms.unwrap_or(0).max(newest));
-                if !backfill {
-                    peer.lag_ms = Some(now.saturating_sub(newest));
-                }
-                if !backfill && newest >= peer.heartbeat_ms {
-                    peer.heartbeat_ms = newest;
-                    // Live totals move with the events (heartbeats refresh every row).
-                    let rows = peer.status.get_or_insert_with(Vec::new);
-                    for (name, total, commit, borrowed) in status {
-                        let full = rows.len() >= 4_096;
-                        match rows.iter_mut().find(|r| *r.name == *name) {
-                            Some(row) => {
-                                row.total = total;
-                                row.commit = commit;
-                                row.borrowed = borrowed;
-                            }
-                            None if !full => {
-                                rows.push(ResourceStatus::new(&*name, total, commit, borrowed))
-                            }
-                            None => {}
-                        }
-                    }
-                }
+            *merged += self.merge_all(&entries, false, last_id);
+            if self.shutdown.is_cancelled() {
+                return Ok(());
             }
         }
-        stored
+    }
+
+    /// Merges entries in order, moving `last_id` past each; returns the events merged.
+    fn merge_all(&self, entries: &[Entry], backfill: bool, last_id: &mut String) -> usize {
+        let mut merged = 0;
+        for entry in entries {
+            merged += self.merge(entry, backfill);
+            last_id.clone_from(&entry.id);
+        }
+        merged
     }
 }
