@@ -37,10 +37,10 @@ pub struct ServerConfig {
     pub stream: StreamConfig,
 }
 
-/// Cluster mode settings of a license server.
-#[derive(Debug, Clone)]
+/// Cluster mode settings of a license server (`Debug` shows the URL without its credentials).
+#[derive(Clone)]
 pub struct ClusterOptions {
-    /// Redis URL (`redis://host:port`).
+    /// Redis URL (`redis://host:port`, any form the `redis` crate reads).
     pub redis_url: String,
     /// Cluster name.
     pub name: String,
@@ -48,6 +48,20 @@ pub struct ClusterOptions {
     pub instance_id: Option<String>,
     /// How pools add up across instances.
     pub pool_scope: realtime_layer::PoolScope,
+}
+
+impl std::fmt::Debug for ClusterOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClusterOptions")
+            .field(
+                "redis_url",
+                &realtime_layer::redact_redis_url(&self.redis_url),
+            )
+            .field("name", &self.name)
+            .field("instance_id", &self.instance_id)
+            .field("pool_scope", &self.pool_scope)
+            .finish()
+    }
 }
 
 /// Why the server could not start.
@@ -106,7 +120,9 @@ pub fn build_app_with(
             (t.name.clone(), pricing)
         })
         .collect();
-    let mut builder = Realtime::builder().stream_config(stream);
+    let mut builder = Realtime::builder()
+        .stream_config(stream)
+        .trusted_proxies(security.trusted_proxies.iter().cloned());
     if let Some(c) = cluster {
         if let Some(id) = &c.instance_id {
             builder = builder.instance_id(id.clone());

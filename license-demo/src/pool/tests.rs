@@ -54,7 +54,8 @@ async fn limits_overage_and_charges() {
     let s = pool.tool_status("T").unwrap();
     assert_eq!(s.borrowed, 0);
     assert_eq!(s.current_overage_cost, 10.0, "charges persist after return");
-    assert_eq!(pool.overage_charges(None).await.unwrap().len(), 1);
+    let page = pool.overage_charges(ChargesQuery::default()).await.unwrap();
+    assert_eq!((page.charges.len(), page.next), (1, None));
     pool.close();
     assert!(matches!(
         pool.borrow("T", "u").await,
@@ -167,7 +168,7 @@ async fn state_survives_reopen() {
     assert_eq!(s.overage_borrows, 2);
     let of = |user: &str| Owner {
         user: Some(user.into()),
-        tenant: None,
+        ..Owner::default()
     };
     assert_eq!(pool.open_borrows(of("a")).await.unwrap().len(), 7);
     assert!(pool.open_borrows(of("b")).await.unwrap().is_empty());
