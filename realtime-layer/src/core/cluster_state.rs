@@ -430,9 +430,10 @@ impl ClusterState {
     }
 
     pub(crate) fn set_error(&self, error: impl std::fmt::Display) {
-        self.connected.store(false, Ordering::Release);
-        self.counters.errors.fetch_add(1, Ordering::Relaxed);
+        // The error first: whoever sees the cluster degraded also sees why.
         *self.last_error.lock() = Some(error.to_string());
+        self.counters.errors.fetch_add(1, Ordering::Relaxed);
+        self.connected.store(false, Ordering::Release);
     }
 
     pub(crate) fn set_connected(&self) {

@@ -12,10 +12,11 @@
 //!   longer than an instance id or a heartbeat over [`MAX_HEARTBEAT_BYTES`] comes back as the
 //!   marker `oversized`.
 //!
-//! The live follow waits with `XREAD BLOCK ... COUNT 1` (one entry, the only read whose size Redis
-//! alone bounds) and drains the rest with pages. A server that refuses scripts (an ACL user
-//! without `+eval`, scripting disabled) gets plain `XRANGE` with small pages and `ZRANGE` + `MGET`
-//! instead, said once in the log: every value is then still checked before it is parsed.
+//! So the live follow polls with pages too: a blocking `XREAD` would bring the next entry whatever
+//! its size. A server that refuses scripts (an ACL user without `+eval`, scripting disabled) gets
+//! plain `XRANGE` with small pages and `ZRANGE` + `MGET` instead, said once in the log: every
+//! value is then still checked before it is parsed, but only Redis's own limits bound what one
+//! read brings.
 
 use super::reply::{entries, Entry};
 use super::{wire, Link, MAX_PEERS};

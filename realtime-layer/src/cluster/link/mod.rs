@@ -4,9 +4,10 @@
 //!   events into the cluster view and sends the waiting ones as one pipelined `XADD` per batch;
 //!   once per heartbeat writes this instance's heartbeat key (status rows, TTL) and reads the
 //!   others'; every 10 s trims the stream to the retention (`XTRIM MINID ~`).
-//! - **subscriber** (its own connection, since `XREAD BLOCK` holds a connection): loads the
-//!   retained window once (pages of `XRANGE`, the backfill), then follows the stream (`XREAD
-//!   BLOCK`, then pages) and merges other instances' batches into the cluster view.
+//! - **subscriber** (its own connection): loads the retained window once (the backfill), then
+//!   follows the stream, both in pages bounded in bytes (a page every 25 ms while the stream is
+//!   quiet, back to back while it is busy), and merges other instances' batches into the cluster
+//!   view.
 //!
 //! Every bulk read is bounded in bytes whatever is in Redis (`guarded`), every entry in names,
 //! rows and events (`wire`); merging holds no lock a request takes for longer than a pointer
@@ -32,9 +33,9 @@ use std::time::Duration;
 use tokio::time::sleep;
 use tokio_util::sync::CancellationToken;
 
-/// `XREAD BLOCK` timeout: how often the subscriber comes back to check for shutdown.
-const BLOCK: Duration = Duration::from_millis(1_000);
-/// Entries per `XRANGE` page of the backfill and per `XREAD`.
+/// How long the subscriber waits before asking again when the stream had nothing new.
+const POLL: Duration = Duration::from_millis(25);
+/// Most entries per page read (pages are also bounded in bytes, see `guarded`).
 const READ_COUNT: usize = 500;
 /// How often the stream is trimmed to the retention.
 const TRIM_EVERY: Duration = Duration::from_secs(10);

@@ -1,17 +1,14 @@
-//! The subscriber task: the backfill of the retained window (bounded pages), then the live follow
-//! (`XREAD BLOCK` for one entry, then bounded pages until caught up), merging other instances'
-//! batches into the cluster view (`merge`).
+//! The subscriber task: the backfill of the retained window, then the live follow, both in pages
+//! bounded in bytes (`guarded`), merging other instances' batches into the cluster view (`merge`).
 
-use super::reply::{read_entries, Entry};
-use super::{Link, BLOCK, READ_COUNT};
-use redis::aio::ConnectionManager;
-use redis::Value;
+use super::reply::Entry;
+use super::{Link, POLL, READ_COUNT};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 impl Link {
     pub(super) async fn subscribe(self) {
-        let Some(mut conn) = self.connect(BLOCK + Duration::from_secs(2)).await else {
+        let Some(mut conn) = self.connect(Duration::from_secs(3)).await else {
             return;
         };
         let mut delay = Duration::from_millis(100);
@@ -56,22 +53,15 @@ impl Link {
             "cluster view ready"
         );
         loop {
-            // Wait for the next entry (one: the only read whose size Redis alone bounds)...
-            let mut xread = redis::cmd("XREAD");
-            xread
-                .arg("COUNT")
-                .arg(1)
-                .arg("BLOCK")
-                .arg(BLOCK.as_millis() as u64)
-                .arg("STREAMS")
-                .arg(&self.keys.stream)
-                .arg(&last_id);
-            let read = tokio::select! {
+            // Follow: a bounded page after the last entry seen; when there is none, wait a poll
+            // interval. (A blocking `XREAD` would bring the next entry whatever its size.)
+            let start = format!("({last_id}");
+            let page = tokio::select! {
                 _ = self.shutdown.cancelled() => return,
-                r = xread.query_async::<Value>(&mut conn) => r,
+                r = self.page(&mut conn, &start, READ_COUNT) => r,
             };
-            let woken = match read {
-                Ok(value) => read_entries(value),
+            let entries = match page {
+                Ok(entries) => entries,
                 Err(e) => {
                     self.cluster.set_error(format!("stream read failed: {e}"));
                     if self.pause(&mut delay).await {
@@ -82,44 +72,17 @@ impl Link {
             };
             self.cluster.set_connected();
             delay = Duration::from_millis(100);
-            if woken.is_empty() {
-                continue;
-            }
-            let mut merged = self.merge_all(&woken, false, &mut last_id);
-            // ...then catch up in bounded pages.
-            match self.catch_up(&mut conn, &mut last_id, &mut merged).await {
-                Ok(()) => {}
-                Err(e) => {
-                    self.cluster.set_error(format!("stream read failed: {e}"));
-                    if self.pause(&mut delay).await {
-                        return;
-                    }
+            if entries.is_empty() {
+                tokio::select! {
+                    _ = self.shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(POLL) => continue,
                 }
             }
-            if merged > 0 {
+            if self.merge_all(&entries, false, &mut last_id) > 0 {
                 match self.weak.upgrade() {
                     Some(core) => core.activity.signal(),
                     None => return,
                 }
-            }
-        }
-    }
-
-    /// Reads pages after `last_id` until one comes back empty, merging as it goes.
-    async fn catch_up(
-        &self,
-        conn: &mut ConnectionManager,
-        last_id: &mut String,
-        merged: &mut usize,
-    ) -> Result<(), redis::RedisError> {
-        loop {
-            let entries = self.page(conn, &format!("({last_id}"), READ_COUNT).await?;
-            if entries.is_empty() {
-                return Ok(());
-            }
-            *merged += self.merge_all(&entries, false, last_id);
-            if self.shutdown.is_cancelled() {
-                return Ok(());
             }
         }
     }
