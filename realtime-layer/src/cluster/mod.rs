@@ -102,26 +102,47 @@ impl std::fmt::Debug for Cluster {
 /// ```
 #[cfg(feature = "redis")]
 pub fn redact_redis_url(url: &str) -> String {
-    let Ok(mut parsed) = url::Url::parse(url.trim()) else {
-        return "<unparseable Redis URL>".into();
+    const UNREADABLE: &str = "<unparseable Redis URL>";
+    let Ok(parsed) = url::Url::parse(url.trim()) else {
+        return UNREADABLE.into();
     };
-    let credentials = !parsed.username().is_empty() || parsed.password().is_some();
-    if credentials && (parsed.set_password(None).is_err() || parsed.set_username("***").is_err()) {
-        return format!("{}://***", parsed.scheme());
+    let scheme = parsed.scheme();
+    let mut out = format!("{scheme}://");
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        out.push_str("***@");
     }
-    if parsed.query().is_some() {
-        let pairs: Vec<(String, String)> = parsed
-            .query_pairs()
-            .map(|(k, v)| match &*k {
-                "db" | "protocol" => (k.into_owned(), v.into_owned()),
-                "user" | "pass" => (k.into_owned(), "***".into()),
-                _ => ("***".into(), "***".into()),
-            })
-            .collect();
-        parsed.query_pairs_mut().clear().extend_pairs(pairs);
+    match scheme {
+        "redis" | "rediss" | "valkey" | "valkeys" => {
+            // Rebuilt from what the `redis` crate reads: host, port, database number.
+            let Some(host) = parsed.host() else {
+                return UNREADABLE.into();
+            };
+            out.push_str(&host.to_string());
+            if let Some(port) = parsed.port() {
+                out.push_str(&format!(":{port}"));
+            }
+            match parsed.path().trim_matches('/') {
+                "" => {}
+                db if db.parse::<i64>().is_ok() => out.push_str(&format!("/{db}")),
+                _ => out.push_str("/***"),
+            }
+        }
+        "redis+unix" | "valkey+unix" | "unix" => out.push_str(parsed.path()),
+        _ => return UNREADABLE.into(),
     }
-    parsed.set_fragment(None);
-    String::from(parsed)
+    let pairs: Vec<String> = parsed
+        .query_pairs()
+        .map(|(k, v)| match &*k {
+            "db" | "protocol" => format!("{k}={v}"),
+            "user" | "pass" => format!("{k}=***"),
+            _ => "***".into(),
+        })
+        .collect();
+    if !pairs.is_empty() {
+        out.push('?');
+        out.push_str(&pairs.join("&"));
+    }
+    out
 }
 
 #[cfg(feature = "redis")]
@@ -259,5 +280,40 @@ impl Cluster {
             ));
         }
         Ok(())
+    }
+}
+
+#[cfg(all(test, feature = "redis"))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacted_urls_keep_where_and_drop_who() {
+        for (url, shown) in [
+            ("redis://127.0.0.1:6379", "redis://127.0.0.1:6379"),
+            ("redis://app:pw@db:6379/2", "redis://***@db:6379/2"),
+            ("redis://:pw@[::1]:6379", "redis://***@[::1]:6379"),
+            ("redis://pw@db", "redis://***@db"),
+            (
+                "rediss://:pw@db/0?protocol=resp3#insecure",
+                "rediss://***@db/0?protocol=resp3",
+            ),
+            ("valkey://db/pw", "valkey://db/***"),
+            (
+                "redis+unix:///run/r.sock?user=app&pass=pw",
+                "redis+unix:///run/r.sock?user=***&pass=***",
+            ),
+            ("unix:///run/r.sock?db=1&pw", "unix:///run/r.sock?db=1&***"),
+            ("redis:/pw", "<unparseable Redis URL>"),
+            ("http://:pw@db", "<unparseable Redis URL>"),
+            ("pw", "<unparseable Redis URL>"),
+        ] {
+            assert_eq!(redact_redis_url(url), shown, "{url}");
+        }
+        let debug = format!("{:?}", Cluster::redis("redis://:hunter2@db"));
+        assert!(
+            debug.contains("redis://***@db") && !debug.contains("hunter2"),
+            "{debug}"
+        );
     }
 }
