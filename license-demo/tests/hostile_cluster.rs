@@ -479,3 +479,55 @@ async fn instance_ids_and_peer_names_with_bidi_controls_are_shown_escaped() {
     site.get("/realtime/stats?instance=web%E2%80%AE1").await;
     site.kill();
 }
+
+#[tokio::test]
+async fn the_documented_acl_user_runs_the_bounded_reads() {
+    let Some(redis) = RedisServer::start("hostile_cluster::documented_acl") else {
+        return;
+    };
+    // The ACL line of docs/OPERATIONS.md, as written (for this cluster's name and a password).
+    let ops = include_str!("../../docs/OPERATIONS.md");
+    let line = ops
+        .lines()
+        .find(|l| l.starts_with("ACL SETUSER realtime "))
+        .expect("an ACL line in OPERATIONS.md");
+    let line = line
+        .replace("{license-server}", "{license-demo}")
+        .replace(">PASSWORD", ">acl-test-pw");
+    let args: Vec<&str> = line.split_whitespace().collect();
+    let ok = redis.cli(&args);
+    assert!(ok.contains("OK"), "{line}: {ok}");
+    let url = format!("redis://realtime:acl-test-pw@127.0.0.1:{}", redis.port);
+    let dir = tempfile::tempdir().unwrap();
+    let site = Site::spawn(&url, "site-acl", &dir.path().join("acl.db"));
+    let other = Site::spawn(&url, "site-acl-2", &dir.path().join("acl2.db"));
+    site.wait("cluster ready", Duration::from_secs(10), |s| {
+        s["cluster"]["state"] == "ok" && s["cluster"]["live_instances"] == 2
+    })
+    .await;
+    other
+        .client
+        .post(format!("{}/licenses/borrow", other.url))
+        .json(&serde_json::json!({"tool": "CAN Bus Analyzer Pro", "user": "acl-user"}))
+        .send()
+        .await
+        .unwrap();
+    let stats = site
+        .wait(
+            "the other instance's borrow",
+            Duration::from_secs(10),
+            |s| {
+                s["recent_events"]
+                    .as_array()
+                    .is_some_and(|e| e.iter().any(|e| e["user"] == "acl-user"))
+            },
+        )
+        .await;
+    assert_eq!(stats["cluster"]["redis_errors"], 0, "{stats}");
+    other.kill();
+    let log = site.kill();
+    assert!(
+        !log.contains("refused the cluster link's read scripts"),
+        "{log}"
+    );
+}
