@@ -53,11 +53,14 @@ pub(crate) fn shown_instance_id(id: &str) -> Result<Arc<str>, crate::buffer::Con
 
 /// One instance's status rows with an index by name, shared behind an `Arc`: readers copy the
 /// pointer under the peers lock (never the rows), and the link builds a new version off the lock
-/// and swaps it in, so merging a batch is linear in the batch and never blocks a request.
-#[derive(Debug, Clone, Default, PartialEq)]
+/// and swaps it in, so merging a batch never blocks a request. A new version shares what did not
+/// change: each row is an `Arc` (an update replaces only its own), and the index is shared until
+/// a name is added (positions never change), so it costs one pointer copy per row plus the
+/// batch's own updates, never a row's strings.
+#[derive(Debug, Clone, Default)]
 pub(crate) struct PeerRows {
-    rows: Vec<ResourceStatus>,
-    index: HashMap<Arc<str>, usize>,
+    rows: Vec<Arc<ResourceStatus>>,
+    index: Arc<HashMap<Arc<str>, usize>>,
 }
 
 impl PeerRows {
@@ -81,7 +84,7 @@ impl PeerRows {
         for (name, total, commit, borrowed) in updates {
             match next.index.get(name) {
                 Some(&i) => {
-                    let row = &mut next.rows[i];
+                    let row = Arc::make_mut(&mut next.rows[i]);
                     row.total = *total;
                     row.commit = *commit;
                     row.borrowed = *borrowed;
@@ -97,19 +100,19 @@ impl PeerRows {
 
     fn put(&mut self, row: ResourceStatus, max: usize) {
         match self.index.get(row.name.as_str()) {
-            Some(&i) => self.rows[i] = row,
+            Some(&i) => self.rows[i] = Arc::new(row),
             None if self.rows.len() < max => {
-                self.index
-                    .insert(Arc::from(row.name.as_str()), self.rows.len());
-                self.rows.push(row);
+                let at = self.rows.len();
+                Arc::make_mut(&mut self.index).insert(Arc::from(row.name.as_str()), at);
+                self.rows.push(Arc::new(row));
             }
             None => {}
         }
     }
 
     /// The rows, in the order they were first seen.
-    pub(crate) fn rows(&self) -> &[ResourceStatus] {
-        &self.rows
+    pub(crate) fn rows(&self) -> impl Iterator<Item = &ResourceStatus> {
+        self.rows.iter().map(|r| &**r)
     }
 }
 
@@ -371,13 +374,13 @@ impl ClusterState {
     ) -> Option<Vec<ResourceStatus>> {
         // The peers lock is held only to copy pointers (`live_peers`); the rows are read after.
         let peers = self.live_peers(now_ms);
-        let mut sources: Vec<(u64, &[ResourceStatus])> = Vec::new();
+        let mut sources: Vec<(u64, Vec<&ResourceStatus>)> = Vec::new();
         if let Some(own) = &own {
-            sources.push((u64::MAX, own));
+            sources.push((u64::MAX, own.iter().collect()));
         }
         for (_, p) in &peers {
             if let Some(rows) = &p.status {
-                sources.push((p.heartbeat_ms, rows.rows()));
+                sources.push((p.heartbeat_ms, rows.rows().collect()));
             }
         }
         if sources.is_empty() {
@@ -415,7 +418,7 @@ impl ClusterState {
     /// The status rows of one other instance (`None`: it has no status source or is unknown).
     pub(crate) fn peer_status(&self, id: &str) -> Option<Vec<ResourceStatus>> {
         let rows = self.peers.lock().get(id).and_then(|p| p.status.clone());
-        rows.map(|r| r.rows().to_vec())
+        rows.map(|r| r.rows().cloned().collect())
     }
 
     /// Known instance ids: this one, those heartbeating, and those with events in the view.

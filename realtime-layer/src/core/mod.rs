@@ -11,7 +11,9 @@ pub(crate) mod cluster_state;
 mod http_metrics;
 
 pub(crate) use activity::Activity;
-pub(crate) use cluster_state::{default_instance_id, shown_instance_id, ClusterState, PeerRows};
+#[cfg(feature = "redis")]
+pub(crate) use cluster_state::PeerRows;
+pub(crate) use cluster_state::{default_instance_id, shown_instance_id, ClusterState};
 pub use cluster_state::{ClusterInfo, InstanceInfo, PoolScope};
 pub(crate) use http_metrics::{HttpMetrics, HttpStart};
 pub use http_metrics::{RouteStats, HTTP_DURATION_BUCKETS, MAX_ROUTES};
