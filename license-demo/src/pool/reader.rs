@@ -50,10 +50,13 @@ impl Reader {
                 None => open(&this.path)?,
             };
             let answer = read(&conn).map_err(PoolError::from);
-            this.idle
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .push(conn);
+            // Kept for the next read, unless the pool closed meanwhile.
+            if !this.turns.is_closed() {
+                this.idle
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push(conn);
+            }
             answer
         })
         .await
