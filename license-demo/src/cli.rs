@@ -185,7 +185,7 @@ impl SecurityConfig {
                 Arc::new(SystemClock::new()),
             ))),
             (true, None) => {
-                return Err(ConfigError::Invalid(
+                return Err(ConfigError::Option(
                     "--require-signature needs --vendor-secrets FILE".into(),
                 ))
             }
@@ -197,13 +197,11 @@ impl SecurityConfig {
         };
         let dashboard_auth = match (&args.dashboard_auth, &args.dashboard_token) {
             (Some(pair), _) => Some(DashboardAuth::basic(pair.expose()).ok_or_else(|| {
-                ConfigError::Invalid(
-                    "--dashboard-auth must be USER:PASSWORD, both non-empty".into(),
-                )
+                ConfigError::Option("--dashboard-auth must be USER:PASSWORD, both non-empty".into())
             })?),
             (None, Some(token)) => {
                 Some(DashboardAuth::bearer(token.expose()).ok_or_else(|| {
-                    ConfigError::Invalid(
+                    ConfigError::Option(
                         "--dashboard-token must be non-empty printable ASCII without spaces".into(),
                     )
                 })?)
@@ -212,7 +210,7 @@ impl SecurityConfig {
         };
         let lease_ttl = match args.lease_ttl {
             Some(0) => {
-                return Err(ConfigError::Invalid(
+                return Err(ConfigError::Option(
                     "--lease-ttl must be at least 1 second".into(),
                 ))
             }
@@ -220,7 +218,7 @@ impl SecurityConfig {
             None => None,
         };
         if let Err(e) = realtime_layer::serve::TrustedProxies::parse(&args.trusted_proxies) {
-            return Err(ConfigError::Invalid(format!("--trusted-proxies: {e}")));
+            return Err(ConfigError::Option(format!("--trusted-proxies: {e}")));
         }
         Ok(SecurityConfig {
             allowed_hosts: args.allowed_hosts.clone(),
