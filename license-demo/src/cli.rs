@@ -4,6 +4,7 @@
 use crate::auth::{ApiKeys, DashboardAuth, SecurityConfig, SignatureVerifier};
 use crate::config::{load_api_keys_file, load_vendor_secrets_file, ConfigError};
 use crate::pool::Durability;
+use crate::secret::Secret;
 use crate::stress::{Mode, Profile, StressConfig, StressError};
 use clap::{Args, Parser, Subcommand};
 use realtime_layer::SystemClock;
@@ -128,7 +129,7 @@ pub struct ServeArgs {
     )]
     pub allowed_origins: Vec<String>,
     /// API keys as TOML (`[keys."<key>"]` with `tenant` and `users`): borrow, return,
-    /// heartbeat and /borrows then need `Authorization: Bearer <key>`.
+    /// heartbeat, /borrows and /overage-charges then need `Authorization: Bearer <key>`.
     #[arg(long, env = "LICENSE_DEMO_API_KEYS", value_name = "FILE")]
     pub api_keys: Option<PathBuf>,
     /// Vendor signing secrets as TOML (`[vendors]` table of `"<vendor id>" = "<secret>"`).
@@ -150,7 +151,7 @@ pub struct ServeArgs {
         value_name = "USER:PASSWORD",
         hide_env_values = true
     )]
-    pub dashboard_auth: Option<String>,
+    pub dashboard_auth: Option<Secret>,
     /// Bearer token for /realtime* and /metrics, instead of --dashboard-auth.
     #[arg(
         long,
@@ -159,12 +160,18 @@ pub struct ServeArgs {
         hide_env_values = true,
         conflicts_with = "dashboard_auth"
     )]
-    pub dashboard_token: Option<String>,
+    pub dashboard_token: Option<Secret>,
     /// Cluster mode: share one live dashboard with every license-demo on this Redis, e.g.
-    /// `redis://127.0.0.1:6379` (`redis://:PASSWORD@HOST:PORT/DB` with AUTH). Without it the
-    /// dashboard shows this process only.
-    #[arg(long, env = "LICENSE_DEMO_REDIS", value_name = "URL")]
-    pub redis: Option<String>,
+    /// `redis://127.0.0.1:6379` (`redis://:PASSWORD@HOST:PORT/DB` with AUTH; prefer the
+    /// environment variable for a URL with a password). Without it the dashboard shows this
+    /// process only.
+    #[arg(
+        long,
+        env = "LICENSE_DEMO_REDIS",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub redis: Option<Secret>,
     /// Cluster name (instances with the same Redis and name share a view).
     #[arg(
         long,
@@ -204,6 +211,16 @@ pub struct ServeArgs {
         allow_negative_numbers = true
     )]
     pub clock_offset_ms: i64,
+    /// Reverse proxies (addresses or networks, comma-separated, e.g. `127.0.0.1,10.0.0.0/8`)
+    /// whose `Forwarded`/`X-Forwarded-For` headers name the client: each client behind them then
+    /// gets its own share of live-stream filters. Default: none (the TCP peer is the client).
+    #[arg(
+        long,
+        env = "LICENSE_DEMO_TRUSTED_PROXIES",
+        value_name = "ADDRS",
+        value_delimiter = ','
+    )]
+    pub trusted_proxies: Vec<String>,
     /// Connection limits, timeouts and the shutdown deadline.
     #[command(flatten)]
     pub limits: crate::limits::LimitArgs,
@@ -237,7 +254,7 @@ impl SecurityConfig {
                 Arc::new(SystemClock::new()),
             ))),
             (true, None) => {
-                return Err(ConfigError::Invalid(
+                return Err(ConfigError::Option(
                     "--require-signature needs --vendor-secrets FILE".into(),
                 ))
             }
@@ -248,30 +265,34 @@ impl SecurityConfig {
             (false, None) => None,
         };
         let dashboard_auth = match (&args.dashboard_auth, &args.dashboard_token) {
-            (Some(pair), _) => Some(DashboardAuth::basic(pair).ok_or_else(|| {
-                ConfigError::Invalid(
-                    "--dashboard-auth must be USER:PASSWORD, both non-empty".into(),
-                )
+            (Some(pair), _) => Some(DashboardAuth::basic(pair.expose()).ok_or_else(|| {
+                ConfigError::Option("--dashboard-auth must be USER:PASSWORD, both non-empty".into())
             })?),
-            (None, Some(token)) => Some(DashboardAuth::bearer(token).ok_or_else(|| {
-                ConfigError::Invalid(
-                    "--dashboard-token must be non-empty printable ASCII without spaces".into(),
-                )
-            })?),
+            (None, Some(token)) => {
+                Some(DashboardAuth::bearer(token.expose()).ok_or_else(|| {
+                    ConfigError::Option(
+                        "--dashboard-token must be non-empty printable ASCII without spaces".into(),
+                    )
+                })?)
+            }
             (None, None) => None,
         };
         let lease_ttl = match args.lease_ttl {
             Some(0) => {
-                return Err(ConfigError::Invalid(
+                return Err(ConfigError::Option(
                     "--lease-ttl must be at least 1 second".into(),
                 ))
             }
             Some(secs) => Some(Duration::from_secs(secs)),
             None => None,
         };
+        if let Err(e) = realtime_layer::serve::TrustedProxies::parse(&args.trusted_proxies) {
+            return Err(ConfigError::Option(format!("--trusted-proxies: {e}")));
+        }
         Ok(SecurityConfig {
             allowed_hosts: args.allowed_hosts.clone(),
             allowed_origins: args.allowed_origins.clone(),
+            trusted_proxies: args.trusted_proxies.clone(),
             api_keys,
             signatures,
             lease_ttl,

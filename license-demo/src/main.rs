@@ -56,7 +56,7 @@ fn serve_main(args: &ServeArgs, runtime: &tokio::runtime::Runtime) -> anyhow::Re
         tools,
         durability: args.durability,
         cluster: args.redis.as_ref().map(|url| ClusterOptions {
-            redis_url: url.clone(),
+            redis_url: url.expose().to_string(),
             name: args.cluster_name.clone(),
             instance_id: args.instance_id.clone(),
             pool_scope: args.pool_scope.into(),
@@ -92,7 +92,7 @@ fn serve_main(args: &ServeArgs, runtime: &tokio::runtime::Runtime) -> anyhow::Re
             println!(
                 "Cluster mode: {} on {} (instance {})",
                 args.cluster_name,
-                redact(url),
+                realtime_layer::redact_redis_url(url.expose()),
                 server.instance_id()
             );
         }
@@ -111,16 +111,6 @@ fn serve_main(args: &ServeArgs, runtime: &tokio::runtime::Runtime) -> anyhow::Re
         server.wait().await?;
         Ok(ExitCode::SUCCESS)
     })
-}
-
-/// A Redis URL without its password (for logs).
-fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            format!("{}://***@{}", &url[..scheme], &url[at + 1..])
-        }
-        _ => url.to_string(),
-    }
 }
 
 /// A thousand idle connections reach the common soft limit of 1,024 descriptors: raise it to the

@@ -81,10 +81,10 @@ pub struct AppOptions {
     pub clock_offset_ms: i64,
 }
 
-/// Cluster mode settings of a license server.
-#[derive(Debug, Clone)]
+/// Cluster mode settings of a license server (`Debug` shows the URL without its credentials).
+#[derive(Clone)]
 pub struct ClusterOptions {
-    /// Redis URL (`redis://host:port`).
+    /// Redis URL (`redis://host:port`, any form the `redis` crate reads).
     pub redis_url: String,
     /// Cluster name.
     pub name: String,
@@ -92,6 +92,20 @@ pub struct ClusterOptions {
     pub instance_id: Option<String>,
     /// How pools add up across instances.
     pub pool_scope: realtime_layer::PoolScope,
+}
+
+impl std::fmt::Debug for ClusterOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClusterOptions")
+            .field(
+                "redis_url",
+                &realtime_layer::redact_redis_url(&self.redis_url),
+            )
+            .field("name", &self.name)
+            .field("instance_id", &self.instance_id)
+            .field("pool_scope", &self.pool_scope)
+            .finish()
+    }
 }
 
 /// Why the server could not start.
@@ -186,6 +200,7 @@ pub fn build_app_full(
     let tools = pool.tools().to_vec();
     let mut builder = Realtime::builder()
         .stream_config(options.stream.clone())
+        .trusted_proxies(security.trusted_proxies.iter().cloned())
         .clock(OffsetClock::new(options.clock_offset_ms));
     if let Some(path) = &options.usage {
         builder = builder.usage(path.clone());

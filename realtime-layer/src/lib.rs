@@ -99,7 +99,7 @@ pub use capture::{
 };
 pub use clock::{Clock, ManualClock, SystemClock};
 #[cfg(feature = "redis")]
-pub use cluster::Cluster;
+pub use cluster::{redact_redis_url, Cluster};
 pub use core::{
     ClusterInfo, InstanceInfo, PoolScope, RouteStats, StreamConfig, HTTP_DURATION_BUCKETS,
     MAX_ROUTES,

@@ -60,7 +60,9 @@
 //! - `timestamps`: the stored time formats.
 
 mod jobs;
+mod lists;
 mod live;
+mod reader;
 mod schema;
 mod state;
 mod timestamps;
@@ -69,14 +71,16 @@ mod types;
 mod writer;
 
 pub use types::{
-    Borrow, BorrowOptions, BorrowOutcome, DbLocation, Denial, Durability, Expired, OpenBorrow,
-    OverageCharge, Owned, Owner, PoolError, PoolOptions, Returned, ToolStatus, IDEMPOTENCY_WINDOW,
+    Borrow, BorrowOptions, BorrowOutcome, ChargesPage, ChargesQuery, Closed, ClosedBorrow,
+    DbLocation, Denial, Durability, Expired, OpenBorrow, OverageCharge, Owned, Owner, PoolError,
+    PoolOptions, Returned, ToolStatus, IDEMPOTENCY_WINDOW, MAX_CHARGES_PAGE,
 };
 pub use writer::MAX_BATCH;
 
 use crate::config::ToolSpec;
 use jobs::{Job, Reply};
 use live::{Live, WriterMark};
+use reader::Reader;
 use realtime_layer::{Clock, SystemClock};
 use rusqlite::Connection;
 use schema::{load_catalogue, prepare_schema};
@@ -149,6 +153,10 @@ impl LicensePool {
             DbLocation::Memory => (Live::private(counters), WriterMark::default()),
         };
         let (sender, receiver) = mpsc::channel();
+        let reader = match location {
+            DbLocation::File(path) => Some(Arc::new(Reader::new(path))),
+            DbLocation::Memory => None,
+        };
         let shared = Arc::new(Shared {
             tools,
             index,
@@ -158,6 +166,7 @@ impl LicensePool {
             lease_ttl_ms,
             clock,
             expiries: std::sync::Mutex::new(ExpirySink::Pending(Vec::new())),
+            reader,
         });
         let writer_shared = Arc::clone(&shared);
         let handle = std::thread::Builder::new()
@@ -228,9 +237,13 @@ impl LicensePool {
         .await
     }
 
-    /// Open borrows, newest first, of the user and/or tenant in `filter` (all when empty).
+    /// Open borrows, newest first, that `filter` matches (all when empty). Read outside the
+    /// writer's transaction (see the `reader` module).
     pub async fn open_borrows(&self, filter: Owner) -> Result<Vec<OpenBorrow>, PoolError> {
-        self.ask(|reply| Job::OpenBorrows { filter, reply }).await
+        match self.reader()? {
+            Some(reader) => reader.read(move |c| lists::list_open(c, &filter)).await,
+            None => self.ask(|reply| Job::OpenBorrows { filter, reply }).await,
+        }
     }
 
     /// Expires every borrow whose lease has run out now, without waiting for the next sweep;
@@ -258,12 +271,21 @@ impl LicensePool {
         *sink = ExpirySink::Listener(listener);
     }
 
-    /// Recorded overage charges, newest first, optionally of one tool only.
-    pub async fn overage_charges(
-        &self,
-        tool: Option<String>,
-    ) -> Result<Vec<OverageCharge>, PoolError> {
-        self.ask(|reply| Job::Charges { tool, reply }).await
+    /// One page of recorded overage charges, newest first, that `query` selects. Read outside
+    /// the writer's transaction (see the `reader` module): a long list never delays a borrow.
+    pub async fn overage_charges(&self, query: ChargesQuery) -> Result<ChargesPage, PoolError> {
+        match self.reader()? {
+            Some(reader) => reader.read(move |c| lists::list_charges(c, &query)).await,
+            None => self.ask(|reply| Job::Charges { query, reply }).await,
+        }
+    }
+
+    /// The reader of a database file (`None` for `:memory:`); `Closed` once the pool is.
+    fn reader(&self) -> Result<Option<&Arc<Reader>>, PoolError> {
+        if read_lock(&self.shared.sender).is_none() {
+            return Err(PoolError::Closed);
+        }
+        Ok(self.shared.reader.as_ref())
     }
 
     /// Status of every tool, sorted by name: the database's state, from the in-memory
@@ -318,6 +340,9 @@ impl LicensePool {
     /// connection is closed (and the WAL checkpointed) when this returns. Idempotent.
     pub fn close(&self) {
         write_lock(&self.shared.sender).take();
+        if let Some(reader) = &self.shared.reader {
+            reader.close();
+        }
         let handle = lock_mutex(&self.shared.writer).take();
         if let Some(handle) = handle {
             if handle.join().is_err() {

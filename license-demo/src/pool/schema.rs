@@ -43,6 +43,7 @@ CREATE TABLE IF NOT EXISTS borrow_history (
     is_overage INTEGER NOT NULL,
     reason TEXT
 );
+-- `tenant` is the API key's of the borrow (NULL without keys): charges are listed per tenant.
 CREATE TABLE IF NOT EXISTS overage_charges (
     seq INTEGER PRIMARY KEY,
     id TEXT NOT NULL,
@@ -50,11 +51,12 @@ CREATE TABLE IF NOT EXISTS overage_charges (
     borrow_id TEXT NOT NULL,
     user TEXT NOT NULL,
     charged_at TEXT NOT NULL,
-    amount REAL NOT NULL
+    amount REAL NOT NULL,
+    tenant TEXT
 );
 CREATE INDEX IF NOT EXISTS overage_charges_by_tool ON overage_charges(tool);
 -- Idempotency keys of borrows, per tenant ('' without API keys), kept 24 h: the borrow a retry
--- answers with.
+-- answers with, and whether (when, why) it was returned since.
 CREATE TABLE IF NOT EXISTS idempotency_keys (
     scope TEXT NOT NULL,
     key TEXT NOT NULL,
@@ -64,9 +66,17 @@ CREATE TABLE IF NOT EXISTS idempotency_keys (
     borrowed_at TEXT NOT NULL,
     is_overage INTEGER NOT NULL,
     created_ms INTEGER NOT NULL,
+    returned_at TEXT,
+    return_reason TEXT,
     PRIMARY KEY (scope, key)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS idempotency_keys_by_age ON idempotency_keys(created_ms);
+CREATE INDEX IF NOT EXISTS idempotency_keys_by_borrow ON idempotency_keys(borrow_id);
+";
+
+/// Indexes on columns added after the first release: created once the columns exist.
+const ADDED_INDEXES: &str = "
+CREATE INDEX IF NOT EXISTS overage_charges_by_tenant ON overage_charges(tenant);
 ";
 
 /// Per-tool sums of `overage_charges`, kept by triggers in the charge's own transaction: the
@@ -96,10 +106,13 @@ END;
 ";
 
 /// Columns added after the first release: databases created before get them on open.
-const ADDED_COLUMNS: [(&str, &str, &str); 3] = [
+const ADDED_COLUMNS: [(&str, &str, &str); 6] = [
     ("open_borrows", "tenant", "TEXT"),
     ("open_borrows", "renewed_ms", "INTEGER NOT NULL DEFAULT 0"),
     ("borrow_history", "reason", "TEXT"),
+    ("overage_charges", "tenant", "TEXT"),
+    ("idempotency_keys", "returned_at", "TEXT"),
+    ("idempotency_keys", "return_reason", "TEXT"),
 ];
 
 /// WAL size (pages) at which a commit also checkpoints (copies the WAL into the database file,
@@ -186,8 +199,17 @@ fn upgrade_columns(conn: &Connection, now_ms: u64) -> Result<(), PoolError> {
         )?;
         if !present {
             conn.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {column} {decl}"))?;
+            if (table, column) == ("overage_charges", "tenant") {
+                // Charges from before tenants were stored: those of borrows still open get their
+                // tenant; the others stay without one (listed only when API keys are off).
+                conn.execute_batch(
+                    "UPDATE overage_charges SET tenant = (SELECT tenant FROM open_borrows o
+                     WHERE o.id = overage_charges.borrow_id) WHERE tenant IS NULL",
+                )?;
+            }
         }
     }
+    conn.execute_batch(ADDED_INDEXES)?;
     // Borrows from before leases existed count as renewed when first opened with them.
     conn.execute(
         "UPDATE open_borrows SET renewed_ms = ?1 WHERE renewed_ms = 0",

@@ -29,6 +29,8 @@ pub(super) struct Shared {
     pub(super) lease_ttl_ms: Option<u64>,
     pub(super) clock: Arc<dyn Clock>,
     pub(super) expiries: std::sync::Mutex<ExpirySink>,
+    /// Read-only connections for the lists (a database file only).
+    pub(super) reader: Option<Arc<super::reader::Reader>>,
 }
 
 pub(super) fn tool_status(spec: &ToolSpec, c: &ToolCounters) -> ToolStatus {

@@ -2,11 +2,10 @@
 //! commit), sweeping expired leases, and publishing counters and answers after `COMMIT`.
 
 use super::jobs::{Done, Job};
+use super::lists::{list_charges, list_open};
 use super::live::WriterMark;
 use super::state::{lock_mutex, ExpirySink, Shared};
-use super::transactions::{
-    borrow_in_tx, expire_in_tx, heartbeat_in_tx, list_charges, list_open, return_in_tx,
-};
+use super::transactions::{borrow_in_tx, expire_in_tx, heartbeat_in_tx, return_in_tx};
 use super::types::{BorrowOutcome, Expired, Owned, PoolError};
 use rusqlite::{Connection, TransactionBehavior};
 use std::sync::mpsc;
@@ -172,9 +171,8 @@ fn run_job(
         Job::OpenBorrows { filter, reply } => {
             Done::OpenBorrows(reply, list_open(tx, &filter).map_err(PoolError::from))
         }
-        Job::Charges { tool, reply } => Done::Charges(
-            reply,
-            list_charges(tx, tool.as_deref()).map_err(PoolError::from),
-        ),
+        Job::Charges { query, reply } => {
+            Done::Charges(reply, list_charges(tx, &query).map_err(PoolError::from))
+        }
     }
 }

@@ -11,7 +11,9 @@ pub(crate) mod cluster_state;
 mod http_metrics;
 
 pub(crate) use activity::Activity;
-pub(crate) use cluster_state::{default_instance_id, validate_instance_id, ClusterState};
+#[cfg(feature = "redis")]
+pub(crate) use cluster_state::PeerRows;
+pub(crate) use cluster_state::{default_instance_id, shown_instance_id, ClusterState};
 pub use cluster_state::{ClusterInfo, InstanceInfo, PoolScope};
 pub(crate) use http_metrics::{HttpMetrics, HttpStart};
 pub use http_metrics::{RouteStats, HTTP_DURATION_BUCKETS, MAX_ROUTES};
@@ -70,6 +72,8 @@ pub(crate) struct Core {
     pub(crate) instance_id: Arc<str>,
     /// Cluster mode's state, when on.
     pub(crate) cluster: Option<Arc<ClusterState>>,
+    /// Reverse proxies whose forwarding headers name the client (per-client stream limits).
+    pub(crate) trusted_proxies: crate::serve::TrustedProxies,
 }
 
 impl Core {
@@ -125,8 +129,15 @@ impl Core {
         }
     }
 
-    /// The status source's rows now (`None` without a source).
+    /// The status source's rows now (`None` without a source), names shown like every recorded
+    /// name (deceptive characters escaped, see [`crate::names`]): they then match the events'.
     pub(crate) fn own_status(&self) -> Option<Vec<crate::status::ResourceStatus>> {
-        self.status_source.as_ref().map(|s| s.status())
+        let mut rows = self.status_source.as_ref().map(|s| s.status())?;
+        for row in &mut rows {
+            if let std::borrow::Cow::Owned(shown) = crate::names::visible(&row.name) {
+                row.name = shown;
+            }
+        }
+        Some(rows)
     }
 }

@@ -4,9 +4,10 @@
 use super::handle::Realtime;
 use crate::buffer::{BufferConfig, ConfigError, EventBuffer};
 use crate::clock::{Clock, SystemClock};
-use crate::core::{default_instance_id, validate_instance_id, Activity, Core, StreamConfig};
+use crate::core::{default_instance_id, shown_instance_id, Activity, Core, StreamConfig};
 use crate::labels::Labels;
 use crate::metrics::{Meters, Metrics};
+use crate::serve::TrustedProxies;
 use crate::status::StatusSource;
 use crate::stream::LiveStream;
 use std::sync::atomic::AtomicU64;
@@ -44,6 +45,7 @@ pub struct RealtimeBuilder {
     stream: StreamConfig,
     meter: Option<opentelemetry::metrics::Meter>,
     instance_id: Option<String>,
+    trusted_proxies: Vec<String>,
     #[cfg(feature = "redis")]
     cluster: Option<crate::Cluster>,
     failure_reasons: Vec<String>,
@@ -62,6 +64,7 @@ impl Default for RealtimeBuilder {
             stream: StreamConfig::default(),
             meter: None,
             instance_id: None,
+            trusted_proxies: Vec::new(),
             #[cfg(feature = "redis")]
             cluster: None,
             failure_reasons: Vec::new(),
@@ -162,10 +165,36 @@ impl RealtimeBuilder {
     }
 
     /// This instance's id (default: host name and process id, e.g. `web-1-4242`): 1..=128
-    /// bytes without spaces. Give replicas stable ids (a pod name) to keep them apart across
-    /// restarts.
+    /// bytes without spaces or control characters. Bidirectional and invisible characters are
+    /// shown as `<U+XXXX>` (like every name, see the crate documentation). Give replicas stable
+    /// ids (a pod name) to keep them apart across restarts.
     pub fn instance_id(mut self, id: impl Into<String>) -> Self {
         self.instance_id = Some(id.into());
+        self
+    }
+
+    /// Reverse proxies (addresses or networks: `10.0.0.5`, `10.0.0.0/8`, `fd00::/8`) whose
+    /// `Forwarded: for=` or `X-Forwarded-For` headers name the client. The live stream allows
+    /// each client 8 distinct filters at once; behind a proxy every request comes from the
+    /// proxy's address, so without this every user would share one client's 8. Headers from
+    /// other peers are ignored (anyone can send them). An entry that is neither an address nor a
+    /// network fails [`build`](Self::build).
+    ///
+    /// ```
+    /// use realtime_layer::Realtime;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let realtime = Realtime::builder().trusted_proxies(["127.0.0.1", "10.0.0.0/8"]).build();
+    /// assert!(realtime.is_ok());
+    /// assert!(Realtime::builder().trusted_proxies(["proxy.internal"]).build().is_err());
+    /// # }
+    /// ```
+    pub fn trusted_proxies<I, S>(mut self, proxies: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.trusted_proxies = proxies.into_iter().map(Into::into).collect();
         self
     }
 
@@ -229,9 +258,11 @@ impl RealtimeBuilder {
                 "stream tick and push delay must be above zero".into(),
             ));
         }
+        let trusted_proxies =
+            TrustedProxies::parse(&self.trusted_proxies).map_err(|e| ConfigError(e.to_string()))?;
         let instance_id = self.instance_id.unwrap_or_else(default_instance_id);
-        validate_instance_id(&instance_id)?;
-        let instance_id: Arc<str> = Arc::from(instance_id);
+        // Shown (and published) with deceptive characters escaped, like every name.
+        let instance_id: Arc<str> = shown_instance_id(&instance_id)?;
         #[cfg(feature = "redis")]
         let cluster = match &self.cluster {
             Some(settings) => {
@@ -272,6 +303,7 @@ impl RealtimeBuilder {
             http: Arc::new(meters.http_metrics()),
             instance_id,
             cluster,
+            trusted_proxies,
         });
         #[cfg(feature = "usage")]
         let usage = match self.usage {

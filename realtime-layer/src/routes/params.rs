@@ -102,6 +102,9 @@ pub(crate) fn scope(q: &QueryMap, core: &Core) -> Result<Scope, ApiError> {
     let Some(id) = get("instance") else {
         return Ok(scope);
     };
+    // Instance ids are shown with deceptive characters escaped: compare like with like.
+    let id = crate::names::visible(id);
+    let id = id.as_ref();
     if id == &*core.instance_id {
         return Ok(Scope::Local);
     }
