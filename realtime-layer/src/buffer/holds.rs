@@ -143,6 +143,21 @@ impl Holds {
 
     /// A return with an id came at `now_ms`: closes its borrow and keeps the hold.
     pub(crate) fn on_return(&mut self, now_ms: u64, res: u16, id_kind: u8, code: u64) {
+        self.on_return_at(now_ms, now_ms, res, id_kind, code);
+    }
+
+    /// A return with an id, made at `returned_ms` (the sender's time) and stored at `stored_ms`
+    /// (its place in time order, at or after `returned_ms`): the hold is measured between the
+    /// sender's times, the sample is kept in stored order (windows select by `stored_ms`).
+    pub(crate) fn on_return_at(
+        &mut self,
+        stored_ms: u64,
+        returned_ms: u64,
+        res: u16,
+        id_kind: u8,
+        code: u64,
+    ) {
+        let now_ms = returned_ms;
         let Some((borrowed_ms, _)) = self.open.remove(&(res, id_kind, code)) else {
             self.unmatched += 1;
             return;
@@ -152,7 +167,7 @@ impl Holds {
             self.front_seq += 1;
         }
         self.samples.push_back(HoldSample {
-            returned_ms: now_ms,
+            returned_ms: stored_ms,
             held_ms: now_ms.saturating_sub(borrowed_ms),
             res,
         });

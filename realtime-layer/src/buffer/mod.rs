@@ -29,6 +29,7 @@ mod config;
 mod denials;
 mod filter;
 mod holds;
+mod id_index;
 mod interner;
 mod levels;
 mod queries;
@@ -36,6 +37,7 @@ mod ring;
 mod seconds;
 mod static_names;
 mod store;
+mod timed;
 
 pub use answers::{
     BufferStats, EventRecord, LifetimeTotals, ResourceActivity, SecondPoint, SecondSeries, Totals,

@@ -1,5 +1,6 @@
 //! One bounded, time-ordered ring of packed events per kind.
 
+use super::id_index::IdIndex;
 use std::collections::VecDeque;
 
 /// Low 12 bits of [`PackedEvent::res`]: the resource index.
@@ -59,6 +60,9 @@ pub(crate) struct EventRing {
     /// buffer keeps this empty and pays nothing for it). Kept beside the events rather than in
     /// them so a stored event stays 16 bytes.
     tags: Option<VecDeque<u8>>,
+    /// The borrow ids this ring holds (ingest buffers only, for duplicate detection; see
+    /// `id_index.rs`).
+    ids: Option<IdIndex>,
     cap: usize,
     /// Sequence number of `events[0]`.
     front_seq: u64,
@@ -69,9 +73,30 @@ impl EventRing {
         EventRing {
             events: VecDeque::new(),
             tags: None,
+            ids: None,
             cap,
             front_seq: 0,
         }
+    }
+
+    /// The same ring, also indexing its events by borrow id ([`contains_id`](Self::contains_id)).
+    #[cfg(test)]
+    pub(crate) fn with_id_index(mut self) -> Self {
+        self.index_ids();
+        self
+    }
+
+    /// Starts indexing events by borrow id (an empty ring: events already held are not indexed).
+    pub(crate) fn index_ids(&mut self) {
+        debug_assert!(self.events.is_empty());
+        self.ids.get_or_insert_with(IdIndex::default);
+    }
+
+    /// Whether the ring holds an event with this borrow id (`false` without an id index).
+    pub(crate) fn contains_id(&self, kind: u8, code: u64) -> bool {
+        self.ids
+            .as_ref()
+            .is_some_and(|ids| ids.contains(&self.events, self.front_seq, kind, code))
     }
 
     /// A ring that also keeps one instance tag per event.
@@ -100,6 +125,7 @@ impl EventRing {
     pub(crate) fn capacity_bytes(&self) -> usize {
         self.events.capacity() * std::mem::size_of::<PackedEvent>()
             + self.tags.as_ref().map_or(0, |t| t.capacity())
+            + self.ids.as_ref().map_or(0, |i| i.heap_bytes())
     }
 
     /// Sequence number the next pushed event will get.
@@ -142,9 +168,16 @@ impl EventRing {
         if let Some(tags) = &mut self.tags {
             tags.push_back(tag);
         }
+        if let Some(ids) = &mut self.ids {
+            let seq = self.front_seq + self.events.len() as u64 - 1;
+            ids.insert(&self.events, self.front_seq, seq);
+        }
     }
 
     fn pop_front(&mut self) {
+        if let (Some(ids), Some(front)) = (&mut self.ids, self.events.front()) {
+            ids.remove(self.front_seq, front);
+        }
         self.events.pop_front();
         if let Some(tags) = &mut self.tags {
             tags.pop_front();
@@ -210,6 +243,31 @@ mod tests {
         ring.expire_before(3);
         assert_eq!((ring.front_seq(), ring.tag(2)), (2, 7));
         assert_eq!(EventRing::new(4).tag(0), 0);
+    }
+
+    #[test]
+    fn id_index_follows_the_ring() {
+        let mut ring = EventRing::new(3).with_id_index();
+        let with_id = |t: u32, code: u64| PackedEvent::new(t, 1, 1, false, 2, code);
+        for (t, code) in [(1, 10), (2, 11), (3, 12)] {
+            ring.push(with_id(t, code));
+        }
+        ring.push(at(4)); // no id: not indexed, drops code 10 at the cap
+        assert!(!ring.contains_id(2, 10));
+        assert!(ring.contains_id(2, 11) && ring.contains_id(2, 12));
+        assert!(!ring.contains_id(1, 11), "the id kind is part of the key");
+        ring.expire_before(3);
+        assert!(!ring.contains_id(2, 11) && ring.contains_id(2, 12));
+        // Growth rehashes from the events themselves.
+        let mut big = EventRing::new(10_000).with_id_index();
+        for i in 0..5_000u64 {
+            big.push(with_id(i as u32, i * 7));
+        }
+        assert!((0..5_000u64).all(|i| big.contains_id(2, i * 7)));
+        assert!(!big.contains_id(2, 3));
+        assert_eq!(big.ids.as_ref().unwrap().len(), 5_000);
+        // 4-byte slots and a control byte each, at most 8,192 slots (+ a group of control bytes).
+        assert!(big.ids.as_ref().unwrap().heap_bytes() <= 8_192 * 5 + 64);
     }
 
     #[test]

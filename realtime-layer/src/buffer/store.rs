@@ -60,9 +60,9 @@ pub(super) struct Inner {
     static_users: StaticNames,
     pub(super) folded_instances: u64,
     /// Since start, per resource: borrows, overage borrows, returns (for counters).
-    lifetime: Vec<[u64; 3]>,
+    pub(super) lifetime: Vec<[u64; 3]>,
     /// Since start, per (resource, reason): failures.
-    lifetime_failures: HashMap<(u16, u16), u64, ahash::RandomState>,
+    pub(super) lifetime_failures: HashMap<(u16, u16), u64, ahash::RandomState>,
     /// Open borrows by id and measured hold times.
     pub(super) holds: Holds,
     /// The capture queue's swap partner (see [`EventBuffer::lock`](super::EventBuffer::lock)).
