@@ -54,6 +54,8 @@
 //!   `Realtime::builder().cluster(Cluster::redis(url).name("my-service"))`; every route then
 //!   serves the whole cluster (`?scope=local`, `?instance=ID` for one process). See
 //!   `docs/OPERATIONS.md` ("Cluster mode on Redis").
+//! - `sidecar`: the `realtime-sidecar` binary and the [`ingest`] module: the same live view for
+//!   services in any language, fed by OTLP/HTTP logs or NDJSON over HTTP (`docs/SIDECAR.md`).
 
 #![warn(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
@@ -77,6 +79,9 @@ mod views;
 
 mod capture;
 mod cluster;
+#[cfg(feature = "sidecar")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sidecar")))]
+pub mod ingest;
 mod metrics;
 mod stream;
 
@@ -96,8 +101,8 @@ pub use clock::{Clock, ManualClock, SystemClock};
 #[cfg(feature = "redis")]
 pub use cluster::Cluster;
 pub use core::{
-    ClusterInfo, InstanceInfo, PoolScope, RouteStats, StreamConfig, HTTP_DURATION_BUCKETS,
-    MAX_ROUTES,
+    ClusterInfo, IngestStats, InstanceInfo, PoolScope, RouteStats, StreamConfig,
+    HTTP_DURATION_BUCKETS, MAX_ROUTES,
 };
 pub use error::ApiError;
 pub use event::{Event, EventKind, RealtimeEvents, EXPIRED_REASON};

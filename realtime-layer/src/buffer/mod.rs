@@ -52,6 +52,8 @@ pub use denials::Denials;
 pub use filter::{Cursor, EventFilter};
 pub use holds::{HoldSummary, HoldTimes, HOLD_BUCKETS_SECONDS};
 pub use interner::OTHER_NAME;
+#[cfg_attr(not(feature = "sidecar"), allow(unused_imports))]
+pub(crate) use timed::{TimedEvent, TimedOutcome};
 
 use crate::clock::Clock;
 use crate::event::Event;

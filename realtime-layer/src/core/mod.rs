@@ -9,12 +9,16 @@
 mod activity;
 pub(crate) mod cluster_state;
 mod http_metrics;
+mod ingest_counters;
 
 pub(crate) use activity::Activity;
 pub(crate) use cluster_state::{default_instance_id, validate_instance_id, ClusterState};
 pub use cluster_state::{ClusterInfo, InstanceInfo, PoolScope};
 pub(crate) use http_metrics::{HttpMetrics, HttpStart};
 pub use http_metrics::{RouteStats, HTTP_DURATION_BUCKETS, MAX_ROUTES};
+#[cfg_attr(not(feature = "sidecar"), allow(unused_imports))]
+pub(crate) use ingest_counters::{IngestCounters, Refusal, Rejection};
+pub use ingest_counters::IngestStats;
 
 use crate::buffer::EventBuffer;
 use crate::event::Event;
@@ -70,6 +74,8 @@ pub(crate) struct Core {
     pub(crate) instance_id: Arc<str>,
     /// Cluster mode's state, when on.
     pub(crate) cluster: Option<Arc<ClusterState>>,
+    /// The ingest endpoints' counters (`realtime-sidecar`), when on.
+    pub(crate) ingest: Option<Arc<IngestCounters>>,
 }
 
 impl Core {
