@@ -29,6 +29,8 @@ mod config;
 mod denials;
 mod filter;
 mod holds;
+// The ingest path (`timed.rs`, the duplicate index) is used by feature `sidecar` only.
+#[cfg_attr(not(feature = "sidecar"), allow(dead_code))]
 mod id_index;
 mod interner;
 mod levels;
@@ -37,6 +39,7 @@ mod ring;
 mod seconds;
 mod static_names;
 mod store;
+#[cfg_attr(not(feature = "sidecar"), allow(dead_code))]
 mod timed;
 
 pub use answers::{

@@ -86,12 +86,14 @@ impl EventRing {
         self
     }
 
+    #[cfg_attr(not(feature = "sidecar"), allow(dead_code))]
     /// Starts indexing events by borrow id (an empty ring: events already held are not indexed).
     pub(crate) fn index_ids(&mut self) {
         debug_assert!(self.events.is_empty());
         self.ids.get_or_insert_with(IdIndex::default);
     }
 
+    #[cfg_attr(not(feature = "sidecar"), allow(dead_code))]
     /// Whether the ring holds an event with this borrow id (`false` without an id index).
     pub(crate) fn contains_id(&self, kind: u8, code: u64) -> bool {
         self.ids

@@ -49,10 +49,12 @@ pub(crate) struct SecondAggregates {
     pub(crate) dropped_seconds: u64,
 }
 
+#[cfg_attr(not(feature = "sidecar"), allow(dead_code))]
 /// How far back (entries) a late event looks for its resource's level before it is counted in
 /// the newest second instead.
 pub(crate) const LATE_SCAN: usize = 65_536;
 
+#[cfg_attr(not(feature = "sidecar"), allow(dead_code))]
 /// What a late event counts ([`SecondAggregates::count_late`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum LateKind {
@@ -307,11 +309,13 @@ impl SecondAggregates {
         }
     }
 
+    #[cfg_attr(not(feature = "sidecar"), allow(dead_code))]
     /// The newest active second, if any.
     pub(crate) fn newest_sec(&self) -> Option<u32> {
         self.heads.back().map(|h| h.sec)
     }
 
+    #[cfg_attr(not(feature = "sidecar"), allow(dead_code))]
     /// Counts one event of `res` into the past second `sec` (older than the newest active
     /// second: a late event of a sender, see `timed.rs`), and moves the resource's level now.
     ///
@@ -388,6 +392,7 @@ impl SecondAggregates {
         true
     }
 
+    #[cfg_attr(not(feature = "sidecar"), allow(dead_code))]
     /// The level of `res` at the end of the seconds before head `i` (where a late entry goes):
     /// the newest value known there. `None` when it lies further back than [`LATE_SCAN`] entries.
     fn level_at(&self, i: usize, res: u16) -> Option<u16> {
@@ -413,6 +418,7 @@ impl SecondAggregates {
         }
     }
 
+    #[cfg_attr(not(feature = "sidecar"), allow(dead_code))]
     /// Inserts an entry of `res` at `level` at position `at` of the entries, which belongs to
     /// head `i`: every later head and every resource's current entry move one on. Returns `at`.
     fn insert_entry(&mut self, i: usize, at: usize, res: u16, level: u16) -> usize {

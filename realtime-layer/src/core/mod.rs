@@ -9,6 +9,8 @@
 mod activity;
 pub(crate) mod cluster_state;
 mod http_metrics;
+// Written by the ingest module (feature `sidecar`) only; read by stats and metrics always.
+#[cfg_attr(not(feature = "sidecar"), allow(dead_code))]
 mod ingest_counters;
 
 pub(crate) use activity::Activity;
