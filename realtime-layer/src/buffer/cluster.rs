@@ -170,7 +170,8 @@ impl Inner {
                 self.push_event(0, packed, tag);
                 self.seconds.on_borrow(sec, res, e.overage);
                 if e.id_kind != borrow_id::NONE {
-                    self.holds.on_borrow(self.abs(t), res, e.id_kind, e.id);
+                    // Holds are measured between the events' own times, not their places.
+                    self.holds.on_borrow(e.ts_ms.min(now), res, e.id_kind, e.id);
                 }
             }
             EventKind::Return => {
@@ -180,7 +181,9 @@ impl Inner {
                 self.seconds.on_return(sec, res);
                 if e.id_kind != borrow_id::NONE {
                     // In a cluster view a borrow and its return may come from two instances.
-                    self.holds.on_return(self.abs(t), res, e.id_kind, e.id);
+                    let returned = e.ts_ms.min(now);
+                    self.holds
+                        .on_return_at(self.abs(t), returned, res, e.id_kind, e.id);
                 }
             }
             EventKind::Failure => {

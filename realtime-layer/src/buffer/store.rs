@@ -122,6 +122,13 @@ impl Inner {
         }
     }
 
+    /// Moves the time base of an empty store a retention back, so events older than the store
+    /// (a cluster view's backfill, a sender's late batch) keep their own times.
+    pub(super) fn base_a_retention_back(&mut self) {
+        debug_assert!(self.rings.iter().all(|r| r.len() == 0));
+        self.base_ms = self.base_ms.saturating_sub(self.retention_ms);
+    }
+
     pub(super) fn rel(&self, abs_ms: u64) -> u32 {
         abs_ms.saturating_sub(self.base_ms).min(u32::MAX as u64) as u32
     }

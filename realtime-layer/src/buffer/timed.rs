@@ -62,6 +62,7 @@ impl EventBuffer {
         let buffer = Self::new(config, clock)?;
         {
             let mut inner = buffer.inner.lock();
+            inner.base_a_retention_back();
             for ring in &mut inner.rings[..2] {
                 ring.index_ids();
             }
@@ -227,6 +228,20 @@ mod tests {
         // A 60 s window still sees all four.
         let summary = b.summarize(60, &EventFilter::default());
         assert_eq!((summary.totals.borrows, summary.totals.failures), (3, 1));
+    }
+
+    #[test]
+    fn events_older_than_the_buffer_keep_their_times() {
+        let (b, _) = buffer();
+        let out = b.record_timed(&[
+            at(T0 - 10_000, Event::borrow("gpu", "ann").borrow_id("1")),
+            at(T0 - 7_000, Event::returned("gpu", "ann").borrow_id("1")),
+        ]);
+        assert_eq!(out.stored, 2);
+        let recent = b.recent_events(60, 10, &EventFilter::default());
+        assert_eq!(recent[1].ts_ms, T0 - 10_000);
+        let holds = b.hold_times(60, &EventFilter::default());
+        assert_eq!(holds.resources[0].max_seconds, Some(3.0));
     }
 
     #[test]

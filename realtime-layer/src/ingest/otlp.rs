@@ -202,6 +202,7 @@ mod tests {
         KeyValue {
             key: key.into(),
             value: Some(AnyValue { value: Some(value) }),
+            ..Default::default()
         }
     }
 
