@@ -10,10 +10,18 @@ use serde_json::{json, Value};
 use sidecar::{line, now_ms, resource, Sidecar, GPU_ONLY_TOKEN, TOKEN};
 use std::io::Write;
 use std::time::Duration;
-use test_support::http::{client, get_json, metric_in, metrics_text, send_json};
+use test_support::http::{client, get_json, metrics_text, send_json};
+
+/// The value of `metric`'s sample whose labels include `label`.
+fn sample(text: &str, metric: &str, label: &str) -> Option<f64> {
+    text.lines()
+        .find(|l| l.starts_with(&format!("{metric}{{")) && l.contains(label))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
 
 fn gzip(data: &[u8]) -> Vec<u8> {
-    let mut e = GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    let mut e = GzEncoder::new(Vec::new(), flate2::Compression::best());
     e.write_all(data).unwrap();
     e.finish().unwrap()
 }
@@ -104,7 +112,8 @@ async fn hostile_bodies_get_clear_4xx() {
     let (code, body) = send_json(r, "bomb").await;
     assert_eq!((code, body["error"].as_str()), (413, Some("body_too_large")));
     // A 10 MB body.
-    let big = line("borrow", "GPU A100", "ann", None, now_ms()).repeat(10 << 20 >> 7);
+    let one = line("borrow", "GPU A100", "ann", None, now_ms());
+    let big = one.repeat(10_000_000 / one.len() + 1);
     assert!(big.len() > 10_000_000);
     let (code, body) = sidecar.post_ndjson(big, None).await;
     assert_eq!((code, body["error"].as_str()), (413, Some("body_too_large")));
@@ -152,7 +161,7 @@ async fn hostile_bodies_get_clear_4xx() {
     assert_eq!(ingest["refused_requests"]["too_large"], 2, "{ingest}");
     assert_eq!(ingest["rejected"]["malformed"], 2, "{ingest}");
     let metrics = metrics_text(sidecar.at("/metrics")).await;
-    assert_eq!(metric_in(&metrics, "realtime_ingest_refused_requests_total{reason=\"too_large\""), Some(2.0));
+    assert_eq!(sample(&metrics, "realtime_ingest_refused_requests_total", "reason=\"too_large\""), Some(2.0));
     // Still serving after all that.
     assert_eq!(get_json(sidecar.at("/realtime/stats")).await.0, 200);
 }
@@ -241,7 +250,7 @@ async fn replayed_batch_counts_once_and_sender_times_are_checked() {
         .collect();
     assert_eq!(failures_at, vec![late_sec], "the late failure is in its own second: {history}");
     let metrics = metrics_text(sidecar.at("/metrics")).await;
-    assert_eq!(metric_in(&metrics, "realtime_ingest_events_total{outcome=\"duplicate\""), Some(40.0));
+    assert_eq!(sample(&metrics, "realtime_ingest_events_total", "outcome=\"duplicate\""), Some(40.0));
 }
 
 #[tokio::test]
@@ -251,13 +260,14 @@ async fn rate_limit_and_queue_high_water_mark() {
     let burst: String = (0..10_000).map(|i| line("failure", "GPU A100", "u", None, now - i % 1000)).collect();
     let (code, _) = sidecar.post_ndjson(burst, Some(GPU_ONLY_TOKEN)).await;
     assert_eq!(code, 200, "the burst fits");
-    let r = post(&sidecar, "/ingest", "application/x-ndjson", line("failure", "GPU A100", "u", None, now).repeat(100).into_bytes(), Some(GPU_ONLY_TOKEN)).await;
+    let r = post(&sidecar, "/ingest", "application/x-ndjson", line("failure", "GPU A100", "u", None, now).repeat(5_000).into_bytes(), Some(GPU_ONLY_TOKEN)).await;
+    // 5,000 more right after: the bucket refills at 2,000/s.
     assert_eq!(r.status(), 429);
     assert!(r.headers()["retry-after"].to_str().unwrap().parse::<u64>().unwrap() >= 1);
     // The other token has its own bucket.
     let (code, _) = sidecar.post_ndjson(line("failure", "GPU A100", "u", None, now), Some(TOKEN)).await;
     assert_eq!(code, 200);
-    assert_eq!(sidecar.stats().await["ingest"]["rejected"]["rate_limited"], 100);
+    assert_eq!(sidecar.stats().await["ingest"]["rejected"]["rate_limited"], 5_000);
 
     let small = Sidecar::start(&["--queue-high-water", "10"]);
     let batch: String = (0..11).map(|i| line("failure", "GPU A100", "u", None, now - i)).collect();

@@ -144,7 +144,12 @@ async fn run(args: Args) -> Result<(), String> {
 /// The whole application: ingest routes, the dashboard and `/metrics` (behind the dashboard
 /// credentials when given), `/` to the dashboard, JSON for everything else.
 fn app(realtime: &Realtime, dashboard_auth: Option<DashboardAuth>) -> Router {
-    let dashboard = realtime.routes().merge(realtime.metrics_routes());
+    // Rejections axum answers itself become JSON; the ingest routes shape their own errors
+    // (OTLP protobuf clients get a protobuf Status).
+    let dashboard = realtime
+        .routes()
+        .merge(realtime.metrics_routes())
+        .layer(axum::middleware::map_response(realtime_layer::json_errors));
     let dashboard = match dashboard_auth {
         Some(auth) => dashboard.layer(auth.layer()),
         None => dashboard,
@@ -167,7 +172,6 @@ fn app(realtime: &Realtime, dashboard_auth: Option<DashboardAuth>) -> Router {
             )
             .into_response()
         })
-        .layer(axum::middleware::map_response(realtime_layer::json_errors))
 }
 
 /// A Redis URL without its password (for logs).
