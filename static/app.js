@@ -16,7 +16,7 @@ import { config, setConfig } from './js/config.js';
 import { currentView, initView, onViewChange } from './js/view.js';
 import { dataUrl } from './js/url-state.js';
 import { applyFrame, live, resetLive } from './js/live.js';
-import { initConnection, reconnectNow } from './js/connection.js';
+import { initConnection, reconnectNow, setHidden } from './js/connection.js';
 import { addLivePoint, loadHistory, onSeriesChange } from './js/timeline.js';
 import { loadAnswers, markAnswersDirty, startAnswers } from './js/answers.js';
 import { initPause, scheduleRender, setRenderer } from './js/render.js';
@@ -113,7 +113,8 @@ async function init() {
   initPause();
   bindControls();
   initConnection({
-    url: (lastId) => dataUrl('stream', currentView(), [['last_event_id', lastId]]),
+    url: (lastId, hidden) =>
+      dataUrl('stream', currentView(), hidden ? [['hidden', '1']] : [['last_event_id', lastId]]),
     onFrame,
     onLost: () => { needHistoryOnSnapshot = true; },
   });
@@ -121,7 +122,15 @@ async function init() {
     const mq = window.matchMedia('(prefers-color-scheme: dark)');
     if (mq.addEventListener) mq.addEventListener('change', restyleCharts);
   }
-  document.addEventListener('visibilitychange', () => { if (!document.hidden) scheduleRender(); });
+  // A hidden tab follows a keep-alive-only stream and polls nothing (dashboards left open in
+  // background tabs cost the server almost nothing); back in view it catches up.
+  document.addEventListener('visibilitychange', () => {
+    setHidden(document.hidden);
+    if (!document.hidden) {
+      loadAnswers();
+      scheduleRender();
+    }
+  });
   applyConfig(config(), null);
 
   let raw = null;
@@ -133,7 +142,8 @@ async function init() {
   onViewChange(onView);
   loadHistory(view, cfg.labels);
   startAnswers(currentView, onAnswers);
-  reconnectNow(true);
+  if (document.hidden) setHidden(true);
+  else reconnectNow(true);
 }
 
 init();

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicIsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Captures per timed batch in the request-path benches (below the capture queue's 1,024).
+/// Captures per timed batch in the request-path benches (the capture queue holds 512).
 const BATCH: u64 = 512;
 
 /// Counts live heap bytes, so "bytes per event" includes everything the buffer allocates.
@@ -51,45 +51,83 @@ const TOOLS: [&str; 6] = [
     "Vector - DaVinci Configurator SE",
 ];
 
-/// 100,000 borrows (with UUID ids), 100,000 returns and 10,000 failures spread evenly over six
-/// hours, 6 resources, 1,000 users: the default caps exactly full.
-fn fill(record: impl Fn(&Event), clock: &ManualClock) {
+/// The traffic a memory report fills the buffer with.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mix {
+    /// Events without borrow ids (no hold tracking).
+    WithoutIds,
+    /// license-demo's traffic: every borrow has a UUID id and is returned by that id (hold
+    /// times measured for every return).
+    LicenseDemo,
+}
+
+/// 100,000 borrows, 100,000 returns and 10,000 failures spread evenly over six hours, 6
+/// resources, 1,000 users: the default caps exactly full.
+fn fill(mix: Mix, record: impl Fn(&Event), clock: &ManualClock) {
     let users: Vec<String> = (0..1000).map(|i| format!("user-{i:04}")).collect();
     let total = 210_000u64;
+    let uuid = |n: u64| format!("{n:08x}-1111-4222-8333-{n:012x}");
+    let (mut borrowed, mut returned) = (0u64, 0u64);
     for i in 0..total {
         clock.set(T0 + i * SIX_HOURS_MS / total);
-        let tool = TOOLS[(i % 6) as usize];
         let user = users[(i % 1000) as usize].clone();
-        let id = format!("{:08x}-1111-4222-8333-{:012x}", i, i);
         let event = match i % 21 {
-            20 => Event::failure(tool, user, "exhausted"),
-            n if n % 2 == 0 => Event::borrow(tool, user).overage(i % 7 == 0).borrow_id(id),
-            _ => Event::returned(tool, user).borrow_id(id),
+            20 => Event::failure(TOOLS[(i % 6) as usize], user, "exhausted"),
+            n if n % 2 == 0 => {
+                let tool = TOOLS[(borrowed % 6) as usize];
+                let e = Event::borrow(tool, user).overage(i % 7 == 0);
+                borrowed += 1;
+                match mix {
+                    Mix::WithoutIds => e,
+                    Mix::LicenseDemo => e.borrow_id(uuid(borrowed)),
+                }
+            }
+            _ => {
+                // The oldest borrow still out comes back (a hold of about one event slot).
+                returned += 1;
+                let e = Event::returned(TOOLS[(returned - 1) as usize % 6], user);
+                match mix {
+                    Mix::WithoutIds => e,
+                    Mix::LicenseDemo => e.borrow_id(uuid(returned)),
+                }
+            }
         };
         record(&event);
     }
 }
 
 fn memory_report() {
-    let clock = ManualClock::new(T0);
-    let before = LIVE.load(Ordering::SeqCst);
-    let buffer = EventBuffer::new(BufferConfig::default(), Arc::new(clock.clone())).unwrap();
-    fill(|e| buffer.record(e), &clock);
-    let after = LIVE.load(Ordering::SeqCst);
-    let stats = buffer.stats();
-    let heap = (after - before) as f64;
-    println!("\n== memory at full caps (6 h, 6 resources, 1,000 users, UUID borrow ids) ==");
-    println!("events held            {}", stats.total_events);
-    println!(
-        "heap bytes (measured)  {:.0}  => {:.1} bytes/event all-in",
-        heap,
-        heap / stats.total_events as f64
-    );
-    println!(
-        "buffer's own estimate  {}  => {:.1} bytes/event",
-        stats.memory_bytes,
-        stats.memory_bytes as f64 / stats.total_events as f64
-    );
+    println!("\n== memory at full caps (6 h, 6 resources, 1,000 users) ==");
+    println!("| traffic | events held | heap bytes (measured) | bytes/event all-in | buffer's own estimate | holds measured |");
+    println!("|---|---:|---:|---:|---:|---:|");
+    for (mix, name) in [
+        (Mix::WithoutIds, "without borrow ids"),
+        (
+            Mix::LicenseDemo,
+            "license-demo's: UUID ids, every borrow returned, hold times on",
+        ),
+    ] {
+        let clock = ManualClock::new(T0);
+        let before = LIVE.load(Ordering::SeqCst);
+        let buffer = EventBuffer::new(BufferConfig::default(), Arc::new(clock.clone())).unwrap();
+        fill(mix, |e| buffer.record(e), &clock);
+        let after = LIVE.load(Ordering::SeqCst);
+        let stats = buffer.stats();
+        let heap = (after - before) as f64;
+        let holds: u64 = buffer
+            .hold_times(6 * 3600, &EventFilter::default())
+            .resources
+            .iter()
+            .map(|r| r.count)
+            .sum();
+        println!(
+            "| {name} | {} | {heap:.0} | {:.1} | {} ({:.1}/event) | {holds} |",
+            stats.total_events,
+            heap / stats.total_events as f64,
+            stats.memory_bytes,
+            stats.memory_bytes as f64 / stats.total_events as f64
+        );
+    }
     println!("(the Python original: ~490 bytes/event, ~99 MB at full caps)\n");
 }
 
@@ -178,7 +216,7 @@ fn bench_queries(c: &mut Criterion) {
         })
         .build()
         .unwrap();
-    fill(|e| realtime.record(e.clone()), &clock);
+    fill(Mix::LicenseDemo, |e| realtime.record(e.clone()), &clock);
     clock.set(T0 + SIX_HOURS_MS - 1);
     let all = EventFilter::default();
     let mut group = c.benchmark_group("query (full caps, 210k events)");

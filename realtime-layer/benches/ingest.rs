@@ -33,7 +33,10 @@ fn now_ms() -> u64 {
 }
 
 fn env_u64(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 /// The `n`-th batch: 475 borrows and their 475 returns (ids unique across batches), 50
@@ -43,11 +46,23 @@ fn batch_events(n: u64) -> Vec<(&'static str, usize, usize, Option<String>)> {
     for i in 0..BATCH as u64 {
         let k = n * BATCH as u64 + i;
         let (res, user) = ((k % RESOURCES as u64) as usize, (k % 1_000) as usize);
-        let id = |j: u64| format!("{:08x}-{:04x}-4{:03x}-8000-000000000000", j >> 16, j & 0xffff, (j >> 4) & 0xfff);
+        let id = |j: u64| {
+            format!(
+                "{:08x}-{:04x}-4{:03x}-8000-000000000000",
+                j >> 16,
+                j & 0xffff,
+                (j >> 4) & 0xfff
+            )
+        };
         out.push(match i % 20 {
             19 => ("failure", res, user, None),
             m if m % 2 == 0 => ("borrow", res, user, Some(id(k))),
-            _ => ("return", (k - 1) as usize % RESOURCES, ((k - 1) % 1_000) as usize, Some(id(k - 1))),
+            _ => (
+                "return",
+                (k - 1) as usize % RESOURCES,
+                ((k - 1) % 1_000) as usize,
+                Some(id(k - 1)),
+            ),
         });
     }
     out
@@ -71,7 +86,9 @@ fn ndjson_body(n: u64, ts: u64) -> Vec<u8> {
 fn otlp_body(n: u64, ts: u64) -> Vec<u8> {
     let kv = |key: &str, v: &str| KeyValue {
         key: key.into(),
-        value: Some(AnyValue { value: Some(Any::StringValue(v.into())) }),
+        value: Some(AnyValue {
+            value: Some(Any::StringValue(v.into())),
+        }),
         ..Default::default()
     };
     let records = batch_events(n)
@@ -97,7 +114,10 @@ fn otlp_body(n: u64, ts: u64) -> Vec<u8> {
         .collect();
     ExportLogsServiceRequest {
         resource_logs: vec![ResourceLogs {
-            scope_logs: vec![ScopeLogs { log_records: records, ..Default::default() }],
+            scope_logs: vec![ScopeLogs {
+                log_records: records,
+                ..Default::default()
+            }],
             ..Default::default()
         }],
     }
@@ -106,8 +126,15 @@ fn otlp_body(n: u64, ts: u64) -> Vec<u8> {
 
 /// The sender process: posts batches for the given time, prints one result line.
 async fn sender(url: String, format: String, seconds: u64, connections: u64) {
-    let client = reqwest::Client::builder().pool_max_idle_per_host(connections as usize).build().unwrap();
-    let (path, ct) = if format == "otlp" { ("/v1/logs", "application/x-protobuf") } else { ("/ingest", "application/x-ndjson") };
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(connections as usize)
+        .build()
+        .unwrap();
+    let (path, ct) = if format == "otlp" {
+        ("/v1/logs", "application/x-protobuf")
+    } else {
+        ("/ingest", "application/x-ndjson")
+    };
     let deadline = Instant::now() + Duration::from_secs(seconds);
     let start = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
@@ -116,14 +143,27 @@ async fn sender(url: String, format: String, seconds: u64, connections: u64) {
         tasks.spawn(async move {
             let (mut events, mut refused, mut n) = (0u64, 0u64, c);
             while Instant::now() < deadline {
-                let body = if format == "otlp" { otlp_body(n, now_ms()) } else { ndjson_body(n, now_ms()) };
+                let body = if format == "otlp" {
+                    otlp_body(n, now_ms())
+                } else {
+                    ndjson_body(n, now_ms())
+                };
                 n += connections;
-                let r = client.post(&url).header("content-type", ct).body(body).send().await;
+                let r = client
+                    .post(&url)
+                    .header("content-type", ct)
+                    .body(body)
+                    .send()
+                    .await;
                 match r {
                     Ok(r) if r.status() == 200 => events += BATCH as u64,
                     Ok(r) => {
                         refused += 1;
-                        let wait = r.headers().get("retry-after").and_then(|v| v.to_str().ok()?.parse().ok()).unwrap_or(1);
+                        let wait = r
+                            .headers()
+                            .get("retry-after")
+                            .and_then(|v| v.to_str().ok()?.parse().ok())
+                            .unwrap_or(1);
                         tokio::time::sleep(Duration::from_millis(100 * wait)).await;
                     }
                     Err(_) => refused += 1,
@@ -137,14 +177,27 @@ async fn sender(url: String, format: String, seconds: u64, connections: u64) {
         events += e;
         refused += r;
     }
-    println!("RESULT {events} {refused} {:.3}", start.elapsed().as_secs_f64());
+    println!(
+        "RESULT {events} {refused} {:.3}",
+        start.elapsed().as_secs_f64()
+    );
 }
 
 /// CPU seconds (user + system) the process `pid` used so far.
 fn cpu_seconds(pid: u32) -> f64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or("").split_whitespace().collect();
-    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
     (ticks(11) + ticks(12)) / 100.0
 }
 
@@ -162,7 +215,14 @@ struct Row {
 
 async fn run(format: &'static str, seconds: u64, connections: u64) -> Row {
     let mut sidecar = Command::new(env!("CARGO_BIN_EXE_realtime-sidecar"))
-        .args(["--bind", "127.0.0.1:0", "--log", "warn", "--rate-limit", "10000000"])
+        .args([
+            "--bind",
+            "127.0.0.1:0",
+            "--log",
+            "warn",
+            "--rate-limit",
+            "10000000",
+        ])
         .stdout(Stdio::piped())
         .spawn()
         .expect("sidecar starts");
@@ -175,9 +235,13 @@ async fn run(format: &'static str, seconds: u64, connections: u64) -> Row {
     };
     std::thread::spawn(move || lines.for_each(drop));
     let client = reqwest::Client::new();
-    let stream = client.get(format!("{url}/realtime/stream?user=probe")).send().await.unwrap();
+    let stream = client
+        .get(format!("{url}/realtime/stream?user=probe"))
+        .send()
+        .await
+        .unwrap();
     let cpu_before = cpu_seconds(sidecar.id());
-    let mut child = Command::new(std::env::current_exe().unwrap())
+    let child = Command::new(std::env::current_exe().unwrap())
         .env("INGEST_BENCH_SENDER", format)
         .env("INGEST_BENCH_URL", &url)
         .env("INGEST_BENCH_SECONDS", seconds.to_string())
@@ -196,7 +260,12 @@ async fn run(format: &'static str, seconds: u64, connections: u64) -> Row {
                 let n = sent.len();
                 let body = format!("{{\"kind\":\"failure\",\"resource\":\"pool-00\",\"user\":\"probe\",\"reason\":\"p{n}\",\"ts_ms\":{}}}\n", now_ms());
                 sent.push(Instant::now());
-                let _ = client.post(format!("{url}/ingest")).header("content-type", "application/x-ndjson").body(body).send().await;
+                let _ = client
+                    .post(format!("{url}/ingest"))
+                    .header("content-type", "application/x-ndjson")
+                    .body(body)
+                    .send()
+                    .await;
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
             sent
@@ -216,7 +285,10 @@ async fn run(format: &'static str, seconds: u64, connections: u64) -> Row {
                 while let Some(i) = data[from..].find("\"p") {
                     let rest = &data[from + i + 2..];
                     let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
-                    if let (Ok(n), true) = (digits.parse::<usize>(), rest[digits.len()..].starts_with('"')) {
+                    if let (Ok(n), true) = (
+                        digits.parse::<usize>(),
+                        rest[digits.len()..].starts_with('"'),
+                    ) {
                         seen.push((n, at));
                     }
                     from += i + 2;
@@ -242,11 +314,26 @@ async fn run(format: &'static str, seconds: u64, connections: u64) -> Row {
     }
     let mut latencies: Vec<f64> = first
         .iter()
-        .filter_map(|(n, at)| sent.get(*n).map(|s| at.duration_since(*s).as_secs_f64() * 1000.0))
+        .filter_map(|(n, at)| {
+            sent.get(*n)
+                .map(|s| at.duration_since(*s).as_secs_f64() * 1000.0)
+        })
         .collect();
     latencies.sort_by(|a, b| a.total_cmp(b));
-    let q = |p: f64| latencies.get(((latencies.len() as f64 * p).ceil() as usize).saturating_sub(1)).copied().unwrap_or(f64::NAN);
-    let stats: serde_json::Value = client.get(format!("{url}/realtime/stats")).send().await.unwrap().json().await.unwrap();
+    let q = |p: f64| {
+        latencies
+            .get(((latencies.len() as f64 * p).ceil() as usize).saturating_sub(1))
+            .copied()
+            .unwrap_or(f64::NAN)
+    };
+    let stats: serde_json::Value = client
+        .get(format!("{url}/realtime/stats"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let _ = sidecar.kill();
     let _ = sidecar.wait();
     let held = stats["total_events"].as_u64().unwrap_or(0);
@@ -264,18 +351,30 @@ async fn run(format: &'static str, seconds: u64, connections: u64) -> Row {
 }
 
 fn main() {
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     if let Ok(format) = std::env::var("INGEST_BENCH_SENDER") {
         let url = std::env::var("INGEST_BENCH_URL").expect("INGEST_BENCH_URL");
-        let (seconds, connections) = (env_u64("INGEST_BENCH_SECONDS", 8), env_u64("INGEST_BENCH_CONNECTIONS", 4));
+        let (seconds, connections) = (
+            env_u64("INGEST_BENCH_SECONDS", 8),
+            env_u64("INGEST_BENCH_CONNECTIONS", 4),
+        );
         runtime.block_on(sender(url, format, seconds, connections));
         return;
     }
-    let (seconds, connections) = (env_u64("INGEST_BENCH_SECONDS", 8), env_u64("INGEST_BENCH_CONNECTIONS", 4));
+    let (seconds, connections) = (
+        env_u64("INGEST_BENCH_SECONDS", 8),
+        env_u64("INGEST_BENCH_CONNECTIONS", 4),
+    );
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     println!("\n== realtime-sidecar ingest over loopback: {seconds} s per format, {connections} connections, 1,000-event batches ==");
     println!("load average before: {}", load.trim());
-    let rows: Vec<Row> = ["ndjson", "otlp"].iter().map(|f| runtime.block_on(run(f, seconds, connections))).collect();
+    let rows: Vec<Row> = ["ndjson", "otlp"]
+        .iter()
+        .map(|f| runtime.block_on(run(f, seconds, connections)))
+        .collect();
     println!(
         "\n| format | events/s | refused batches | ingest → SSE p50 | p99 | probes | sidecar CPU µs/event | events held | bytes/event (buffer) |"
     );
@@ -283,9 +382,22 @@ fn main() {
     for r in &rows {
         println!(
             "| {} | {:.0} | {} | {:.1} ms | {:.1} ms | {} | {:.2} | {} | {:.1} |",
-            r.format, r.events_per_s, r.refused, r.p50_ms, r.p99_ms, r.probes, r.cpu_us_per_event, r.events_held, r.bytes_per_event
+            r.format,
+            r.events_per_s,
+            r.refused,
+            r.p50_ms,
+            r.p99_ms,
+            r.probes,
+            r.cpu_us_per_event,
+            r.events_held,
+            r.bytes_per_event
         );
     }
     println!("\ntargets: NDJSON >= 300,000 events/s, OTLP protobuf >= 200,000 events/s, p99 <= 150 ms, <= 24 B/event");
-    println!("load average after: {}", std::fs::read_to_string("/proc/loadavg").unwrap_or_default().trim());
+    println!(
+        "load average after: {}",
+        std::fs::read_to_string("/proc/loadavg")
+            .unwrap_or_default()
+            .trim()
+    );
 }

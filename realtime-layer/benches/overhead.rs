@@ -9,11 +9,16 @@
 //! - **Instructions per request** (deterministic; wall time on a shared VM swings ±25%): each
 //!   server runs under `valgrind --tool=callgrind`, counting only inside the runtime's
 //!   `block_on` (the app is built before it, so one-time set-up such as the TSC clock's
-//!   calibration stays out), twice: once for `WARM + N` requests and once for `WARM + 2N`; the
-//!   difference divided by `N` is the steady-state cost of one request. Which `block_on` frame
+//!   calibration stays out), twice: `WARM` requests, then the counters are zeroed
+//!   (`callgrind_control -z`: start-up work that depends on wall time would otherwise differ
+//!   between runs), then `N` requests in one run and `2N` in the other; the difference divided
+//!   by `N` is the steady-state cost of one request (shut-down cancels out). Which `block_on` frame
 //!   is a real symbol depends on inlining (`CoreGuard::block_on`, `CurrentThread::block_on` or
 //!   `Runtime::block_on`), so each binary's own is looked up with `nm`: all of them enclose the
-//!   whole server loop, and the difference of the two runs cancels what they add once. Skipped, with a note,
+//!   whole server loop, and the difference of the two runs cancels what they add once.
+//!   A second count takes **every thread of the server process** from its start to its end
+//!   (no toggle), the same two runs subtracted: what a user pays, work done off the runtime's
+//!   thread and outside `block_on` included. Skipped, with a note,
 //!   when valgrind is not installed.
 //! - **Requests per second**: the same servers without valgrind, a few interleaved rounds of
 //!   `OVERHEAD_BENCH_SECS` (default 1) seconds each, median kept. Noisy; the instruction counts
@@ -220,25 +225,26 @@ struct Server {
 }
 
 impl Server {
-    fn start(exe: &Path, variant: Variant, callgrind: bool) -> Server {
-        let mut cmd = if callgrind {
-            let mut c = Command::new("valgrind");
-            c.args([
-                "--tool=callgrind",
-                "--callgrind-out-file=/dev/null",
-                "--collect-atstart=no",
-            ])
-            .arg(format!("--toggle-collect={}*", block_on_symbol(exe)))
-            .arg(exe);
-            c
-        } else {
-            Command::new(exe)
+    fn start(exe: &Path, variant: Variant, count: Option<(Count, &Path)>) -> Server {
+        let mut cmd = match count {
+            Some((count, out)) => {
+                let mut c = Command::new("valgrind");
+                c.arg("--tool=callgrind")
+                    .arg(format!("--callgrind-out-file={}", out.display()));
+                if count == Count::Runtime {
+                    c.arg("--collect-atstart=no")
+                        .arg(format!("--toggle-collect={}*", block_on_symbol(exe)));
+                }
+                c.arg(exe);
+                c
+            }
+            None => Command::new(exe),
         };
         let mut child = cmd
             .args(["--serve", variant.name()])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(if callgrind {
+            .stderr(if count.is_some() {
                 Stdio::piped()
             } else {
                 Stdio::inherit()
@@ -318,34 +324,64 @@ impl Client {
     }
 }
 
-/// Instructions the server executed for `requests` requests (start-up included).
-fn callgrind_total(exe: &Path, variant: Variant, requests: u64) -> u64 {
-    let server = Server::start(exe, variant, true);
+/// What callgrind counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Count {
+    /// Only inside the runtime's `block_on` (the request path as the app's runtime runs it).
+    Runtime,
+    /// Every thread, from the server's start to its end: what a user pays.
+    Process,
+}
+
+/// Instructions the server executed for `requests` requests after `WARM` warm-up requests (the
+/// counters are zeroed after the warm-up: start-up work that depends on wall time, such as the
+/// TSC clock's calibration, would otherwise differ from run to run), shut-down included.
+fn callgrind_total(exe: &Path, variant: Variant, requests: u64, count: Count) -> u64 {
+    let out = std::env::temp_dir().join(format!(
+        "overhead-callgrind-{}-{}.out",
+        std::process::id(),
+        variant.name()
+    ));
+    let server = Server::start(exe, variant, Some((count, &out)));
     let mut client = Client::connect(server.port);
+    for _ in 0..WARM {
+        client.get();
+    }
+    let zeroed = Command::new("callgrind_control")
+        .arg("-z")
+        .arg(server.child.id().to_string())
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(zeroed, "callgrind_control -z failed");
     for _ in 0..requests {
         client.get();
     }
     drop(client);
     let stderr = server.stop();
-    stderr
-        .lines()
+    // The dump written at exit holds the counts since the zeroing.
+    let dump = std::fs::read_to_string(&out)
+        .unwrap_or_else(|e| panic!("callgrind output {}: {e}\n{stderr}", out.display()));
+    let _ = std::fs::remove_file(&out);
+    dump.lines()
         .find_map(|l| {
-            let (_, rest) = l.split_once("Collected :")?;
-            rest.trim().parse().ok()
+            l.strip_prefix("summary:")
+                .or_else(|| l.strip_prefix("totals:"))
         })
-        .unwrap_or_else(|| panic!("no callgrind total in:\n{stderr}"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no callgrind summary in {}:\n{stderr}", out.display()))
 }
 
-/// Steady-state instructions per request.
-fn instructions_per_request(exe: &Path, variant: Variant) -> f64 {
-    let short = callgrind_total(exe, variant, WARM + N);
-    let long = callgrind_total(exe, variant, WARM + 2 * N);
+/// Steady-state instructions per request: shut-down is in both runs and cancels out.
+fn instructions_per_request(exe: &Path, variant: Variant, count: Count) -> f64 {
+    let short = callgrind_total(exe, variant, N, count);
+    let long = callgrind_total(exe, variant, 2 * N, count);
     long.saturating_sub(short) as f64 / N as f64
 }
 
 /// Requests per second over `secs`, after a warm-up.
 fn requests_per_second(exe: &Path, variant: Variant, secs: f64) -> f64 {
-    let server = Server::start(exe, variant, false);
+    let server = Server::start(exe, variant, None);
     let mut client = Client::connect(server.port);
     for _ in 0..WARM {
         client.get();
@@ -379,17 +415,24 @@ fn ratio(value: f64, base: f64) -> String {
 
 /// Figures of one build of this bench (this one, or the one named by `OVERHEAD_BEFORE`).
 struct Figures {
+    /// Per variant: instructions per request inside the runtime.
     instructions: Option<Vec<f64>>,
+    /// Per variant: instructions per request of the whole process.
+    process: Option<Vec<f64>>,
     rates: Vec<f64>,
 }
 
 fn measure(exe: &Path, secs: f64, callgrind: bool) -> Figures {
-    let instructions = callgrind.then(|| {
-        VARIANTS
-            .iter()
-            .map(|v| instructions_per_request(exe, *v))
-            .collect()
-    });
+    let count = |count| {
+        callgrind.then(|| {
+            VARIANTS
+                .iter()
+                .map(|v| instructions_per_request(exe, *v, count))
+                .collect()
+        })
+    };
+    let instructions = count(Count::Runtime);
+    let process = count(Count::Process);
     let mut rates = vec![Vec::new(); VARIANTS.len()];
     for _ in 0..ROUNDS {
         for (i, v) in VARIANTS.iter().enumerate() {
@@ -405,24 +448,30 @@ fn measure(exe: &Path, secs: f64, callgrind: bool) -> Figures {
         .collect();
     Figures {
         instructions,
+        process,
         rates,
     }
 }
 
 impl Figures {
-    /// `| instructions | ratio | req/s | ratio |` cells of row `i` against row `base`.
+    /// `| instructions | ratio | whole process | ratio | req/s | ratio |` cells of row `i`
+    /// against row `base`.
     fn cells(&self, i: usize, base: Option<usize>) -> String {
-        let instr = self
-            .instructions
-            .as_ref()
-            .map_or("n/a".to_owned(), |c| format!("{:.0}", c[i]));
-        let instr_ratio = match (&self.instructions, base) {
-            (Some(c), Some(b)) => ratio(c[i], c[b]),
-            _ => "—".to_owned(),
+        let counted = |c: &Option<Vec<f64>>| {
+            let value = c
+                .as_ref()
+                .map_or("n/a".to_owned(), |c| format!("{:.0}", c[i]));
+            let vs = match (c, base) {
+                (Some(c), Some(b)) => ratio(c[i], c[b]),
+                _ => "—".to_owned(),
+            };
+            format!("{value} | {vs}")
         };
         let rate_ratio = base.map_or("—".to_owned(), |b| ratio(self.rates[i], self.rates[b]));
         format!(
-            "{instr} | {instr_ratio} | {:.0} | {rate_ratio}",
+            "{} | {} | {:.0} | {rate_ratio}",
+            counted(&self.instructions),
+            counted(&self.process),
             self.rates[i]
         )
     }
@@ -464,16 +513,17 @@ fn main() {
         "\n== per-request cost: hello-world handler, one Tokio worker, one keep-alive connection =="
     );
     let head = format!(
-        "instructions / request | vs baseline | requests / s (median of {ROUNDS}) | vs baseline"
+        "instructions / request in the runtime | vs baseline | whole process | vs baseline | \
+         requests / s (median of {ROUNDS}) | vs baseline"
     );
     match &old {
         Some(_) => {
             println!("| | before: {head} | after: {head} |");
-            println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+            println!("|---|{}", "---:|".repeat(12));
         }
         None => {
             println!("| | {head} |");
-            println!("|---|---:|---:|---:|---:|");
+            println!("|---|{}", "---:|".repeat(6));
         }
     }
     for (i, v) in VARIANTS.iter().enumerate() {
@@ -495,8 +545,9 @@ fn main() {
     }
     println!(
         "\nBaselines: event rows against \"bare axum, handler returns an Event\", the others \
-         against \"bare axum\". Instructions: callgrind inside the server's runtime, \
-         ({WARM}+{}) minus ({WARM}+{N}) requests, divided by {N}.",
+         against \"bare axum\". Instructions: callgrind, zeroed after {WARM} warm-up requests, \
+         then {} minus {N} requests, divided by {N}; \"in the runtime\" counts inside the runtime's block_on, \
+         \"whole process\" every thread from start to end.",
         2 * N
     );
 }

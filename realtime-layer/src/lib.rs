@@ -91,8 +91,8 @@ mod realtime;
 
 pub use buffer::{
     BufferConfig, BufferStats, ConfigError, Cursor, Denials, EventBuffer, EventFilter, EventRecord,
-    HoldSummary, HoldTimes, LifetimeTotals, ResourceActivity, SecondPoint, SecondSeries, Totals,
-    WindowSummary, HOLD_BUCKETS_SECONDS, OTHER_NAME,
+    HoldSummary, HoldTimes, LifetimeTotals, MemoryBreakdown, ResourceActivity, SecondPoint,
+    SecondSeries, Totals, WindowSummary, HOLD_BUCKETS_SECONDS, OTHER_NAME,
 };
 pub use capture::{
     Classifier, RealtimeLayer, RealtimeService, RequestInfo, ResponseFuture, ResponseInfo,
@@ -109,7 +109,8 @@ pub use event::{Event, EventKind, RealtimeEvents, EXPIRED_REASON};
 pub use labels::Labels;
 pub use realtime::{Realtime, RealtimeBuilder};
 pub use routes::{
-    json_errors, StatsResponse, CONTENT_SECURITY_POLICY, RANGES, RECENT_EVENTS_LIMIT,
+    json_errors, InstanceMemory, StatsResponse, CONTENT_SECURITY_POLICY, RANGES,
+    RECENT_EVENTS_LIMIT,
 };
 pub use status::{Pricing, ResourceStatus, StatusSource};
 pub use views::{CapacityTime, CostSummary, CurrencyCost, Rates, ResourceCost, ResourceView};

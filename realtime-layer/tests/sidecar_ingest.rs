@@ -26,7 +26,13 @@ fn gzip(data: &[u8]) -> Vec<u8> {
     e.finish().unwrap()
 }
 
-async fn post(sidecar: &Sidecar, path: &str, content_type: &str, body: Vec<u8>, token: Option<&str>) -> reqwest::Response {
+async fn post(
+    sidecar: &Sidecar,
+    path: &str,
+    content_type: &str,
+    body: Vec<u8>,
+    token: Option<&str>,
+) -> reqwest::Response {
     let mut request = client()
         .post(sidecar.at(path))
         .header("content-type", content_type)
@@ -59,27 +65,55 @@ async fn gzip_ndjson_from_curl() {
     let file = sidecar.dir.path().join("events.ndjson.gz");
     std::fs::write(&file, gzip(body.as_bytes())).unwrap();
     let output = tokio::process::Command::new(curl)
-        .args(["-sS", "--fail-with-body", "-H", "Content-Type: application/x-ndjson"])
+        .args([
+            "-sS",
+            "--fail-with-body",
+            "-H",
+            "Content-Type: application/x-ndjson",
+        ])
         .args(["-H", "Content-Encoding: gzip", "--data-binary"])
         .arg(format!("@{}", file.display()))
         .arg(sidecar.at("/ingest"))
         .output()
         .await
         .expect("curl runs");
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stdout));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stdout)
+    );
     let answer: Value = serde_json::from_slice(&output.stdout).unwrap();
-    assert_eq!(answer, json!({"accepted": 101, "rejected": 0, "duplicates": 0, "errors": []}));
+    assert_eq!(
+        answer,
+        json!({"accepted": 101, "rejected": 0, "duplicates": 0, "errors": []})
+    );
     let stats = sidecar.stats().await;
-    assert_eq!((stats["borrow_count"].as_u64(), stats["return_count"].as_u64()), (Some(50), Some(50)));
+    assert_eq!(
+        (
+            stats["borrow_count"].as_u64(),
+            stats["return_count"].as_u64()
+        ),
+        (Some(50), Some(50))
+    );
     let holds = sidecar::holds(&stats, "GPU A100");
-    assert_eq!((holds["count"].as_u64(), holds["max_seconds"].as_f64()), (Some(50), Some(10.0)));
+    assert_eq!(
+        (holds["count"].as_u64(), holds["max_seconds"].as_f64()),
+        (Some(50), Some(10.0))
+    );
 }
 
 #[tokio::test]
 async fn hostile_bodies_get_clear_4xx() {
     let sidecar = Sidecar::start(&["--max-body-bytes", "1048576"]);
     // Bad protobuf: 400 with an OTLP google.rpc.Status body.
-    let r = post(&sidecar, "/v1/logs", "application/x-protobuf", vec![0xff, 0xff, 0x01], None).await;
+    let r = post(
+        &sidecar,
+        "/v1/logs",
+        "application/x-protobuf",
+        vec![0xff, 0xff, 0x01],
+        None,
+    )
+    .await;
     assert_eq!(r.status(), 400);
     assert_eq!(r.headers()["content-type"], "application/x-protobuf");
     #[derive(Message)]
@@ -93,13 +127,24 @@ async fn hostile_bodies_get_clear_4xx() {
     assert_eq!(status.code, 3);
     assert!(status.message.starts_with("bad_body"), "{}", status.message);
     // Wrong content types.
-    for (path, ct) in [("/v1/logs", "text/plain"), ("/ingest", "application/json"), ("/ingest", "")] {
+    for (path, ct) in [
+        ("/v1/logs", "text/plain"),
+        ("/ingest", "application/json"),
+        ("/ingest", ""),
+    ] {
         let (code, body) = send_json(
-            client().post(sidecar.at(path)).header("content-type", ct).body("{}"),
+            client()
+                .post(sidecar.at(path))
+                .header("content-type", ct)
+                .body("{}"),
             path,
         )
         .await;
-        assert_eq!((code, body["error"].as_str()), (415, Some("unsupported_media_type")), "{path} {ct}");
+        assert_eq!(
+            (code, body["error"].as_str()),
+            (415, Some("unsupported_media_type")),
+            "{path} {ct}"
+        );
     }
     // A gzip bomb: 64 MB of zeros in ~64 KB, stopped at the 1 MiB cap.
     let bomb = gzip(&vec![b'\n'; 64 << 20]);
@@ -110,13 +155,19 @@ async fn hostile_bodies_get_clear_4xx() {
         .header("content-encoding", "gzip")
         .body(bomb);
     let (code, body) = send_json(r, "bomb").await;
-    assert_eq!((code, body["error"].as_str()), (413, Some("body_too_large")));
+    assert_eq!(
+        (code, body["error"].as_str()),
+        (413, Some("body_too_large"))
+    );
     // A 10 MB body.
     let one = line("borrow", "GPU A100", "ann", None, now_ms());
     let big = one.repeat(10_000_000 / one.len() + 1);
     assert!(big.len() > 10_000_000);
     let (code, body) = sidecar.post_ndjson(big, None).await;
-    assert_eq!((code, body["error"].as_str()), (413, Some("body_too_large")));
+    assert_eq!(
+        (code, body["error"].as_str()),
+        (413, Some("body_too_large"))
+    );
     // Not gzip although it says so; an encoding we do not take.
     for (encoding, expected) in [("gzip", 400), ("br", 415)] {
         let r = client()
@@ -133,25 +184,51 @@ async fn hostile_bodies_get_clear_4xx() {
     body.extend_from_slice(line("failure", "GPU A100", "bob", None, now).as_bytes());
     let (code, answer) = sidecar.post_ndjson(body, None).await;
     assert_eq!(code, 200);
-    assert_eq!((answer["accepted"].as_u64(), answer["rejected"].as_u64()), (Some(2), Some(1)));
+    assert_eq!(
+        (answer["accepted"].as_u64(), answer["rejected"].as_u64()),
+        (Some(2), Some(1))
+    );
     assert_eq!(answer["errors"][0]["line"], 2);
-    assert!(answer["errors"][0]["error"].as_str().unwrap().contains("UTF-8"));
+    assert!(answer["errors"][0]["error"]
+        .as_str()
+        .unwrap()
+        .contains("UTF-8"));
     // OTLP/JSON that is not UTF-8 or not a request: 400; malformed records: partial success.
-    let r = post(&sidecar, "/v1/logs", "application/json", b"{\"resourceLogs\":\"\xff\"}".to_vec(), None).await;
+    let r = post(
+        &sidecar,
+        "/v1/logs",
+        "application/json",
+        b"{\"resourceLogs\":\"\xff\"}".to_vec(),
+        None,
+    )
+    .await;
     assert_eq!(r.status(), 400);
     let v: Value = r.json().await.unwrap();
-    assert_eq!((v["error"].as_str(), v["code"].as_i64()), (Some("bad_body"), Some(3)));
+    assert_eq!(
+        (v["error"].as_str(), v["code"].as_i64()),
+        (Some("bad_body"), Some(3))
+    );
     let request = json!({"resourceLogs": [{"scopeLogs": [{"logRecords": [
         {"eventName": "lease.borrow", "timeUnixNano": (now * 1_000_000).to_string(), "attributes": [
             {"key": "lease.resource", "value": {"stringValue": "GPU A100"}},
             {"key": "lease.user", "value": {"stringValue": "json"}}]},
         {"eventName": "lease.borrow", "attributes": [{"key": "lease.user", "value": {"stringValue": "x"}}]}
     ]}]}]});
-    let r = post(&sidecar, "/v1/logs", "application/json", request.to_string().into_bytes(), None).await;
+    let r = post(
+        &sidecar,
+        "/v1/logs",
+        "application/json",
+        request.to_string().into_bytes(),
+        None,
+    )
+    .await;
     assert_eq!(r.status(), 200);
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["partialSuccess"]["rejectedLogRecords"], "1");
-    assert!(v["partialSuccess"]["errorMessage"].as_str().unwrap().contains("missing lease.resource"));
+    assert!(v["partialSuccess"]["errorMessage"]
+        .as_str()
+        .unwrap()
+        .contains("missing lease.resource"));
     // Everything is counted.
     let stats = sidecar.stats().await;
     assert_eq!(stats["borrow_count"], 2, "{stats}");
@@ -161,7 +238,14 @@ async fn hostile_bodies_get_clear_4xx() {
     assert_eq!(ingest["refused_requests"]["too_large"], 2, "{ingest}");
     assert_eq!(ingest["rejected"]["malformed"], 2, "{ingest}");
     let metrics = metrics_text(sidecar.at("/metrics")).await;
-    assert_eq!(sample(&metrics, "realtime_ingest_refused_requests_total", "reason=\"too_large\""), Some(2.0));
+    assert_eq!(
+        sample(
+            &metrics,
+            "realtime_ingest_refused_requests_total",
+            "reason=\"too_large\""
+        ),
+        Some(2.0)
+    );
     // Still serving after all that.
     assert_eq!(get_json(sidecar.at("/realtime/stats")).await.0, 200);
 }
@@ -172,23 +256,51 @@ async fn tokens_missing_wrong_and_restricted() {
     let now = now_ms();
     let gpu = line("borrow", "GPU A100", "ann", Some("t1"), now);
     let cpu = line("borrow", "CPU pool", "ann", Some("t2"), now);
-    let r = post(&sidecar, "/ingest", "application/x-ndjson", gpu.clone().into_bytes(), None).await;
+    let r = post(
+        &sidecar,
+        "/ingest",
+        "application/x-ndjson",
+        gpu.clone().into_bytes(),
+        None,
+    )
+    .await;
     assert_eq!(r.status(), 401);
-    assert!(r.headers()["www-authenticate"].to_str().unwrap().starts_with("Bearer"));
+    assert!(r.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .starts_with("Bearer"));
     assert_eq!(r.json::<Value>().await.unwrap()["error"], "missing_token");
-    let (code, body) = sidecar.post_ndjson(gpu.clone(), Some("sidecar-test-token-0002")).await;
+    let (code, body) = sidecar
+        .post_ndjson(gpu.clone(), Some("sidecar-test-token-0002"))
+        .await;
     assert_eq!((code, body["error"].as_str()), (401, Some("invalid_token")));
-    let r = post(&sidecar, "/v1/logs", "application/json", b"{}".to_vec(), Some("nope")).await;
+    let r = post(
+        &sidecar,
+        "/v1/logs",
+        "application/json",
+        b"{}".to_vec(),
+        Some("nope"),
+    )
+    .await;
     assert_eq!(r.status(), 401);
     // The GPU-only token: its own resource yes, another no (nothing of the batch is stored).
-    let (code, body) = sidecar.post_ndjson(format!("{gpu}{cpu}"), Some(GPU_ONLY_TOKEN)).await;
-    assert_eq!((code, body["error"].as_str()), (403, Some("resource_not_allowed")), "{body}");
+    let (code, body) = sidecar
+        .post_ndjson(format!("{gpu}{cpu}"), Some(GPU_ONLY_TOKEN))
+        .await;
+    assert_eq!(
+        (code, body["error"].as_str()),
+        (403, Some("resource_not_allowed")),
+        "{body}"
+    );
     let (code, _) = sidecar.post_ndjson(gpu.clone(), Some(GPU_ONLY_TOKEN)).await;
     assert_eq!(code, 200);
     let (code, _) = sidecar.post_ndjson(cpu.clone(), Some(TOKEN)).await;
     assert_eq!(code, 200);
     let push = json!({"resources": [{"name": "CPU pool", "commit": 2}]});
-    let r = client().put(sidecar.at("/status")).bearer_auth(GPU_ONLY_TOKEN).json(&push);
+    let r = client()
+        .put(sidecar.at("/status"))
+        .bearer_auth(GPU_ONLY_TOKEN)
+        .json(&push);
     assert_eq!(send_json(r, "status").await.0, 403);
     let r = client().put(sidecar.at("/status")).json(&push);
     assert_eq!(send_json(r, "status").await.0, 401);
@@ -211,31 +323,76 @@ async fn replayed_batch_counts_once_and_sender_times_are_checked() {
         batch += &line("return", "GPU A100", "ann", Some(&id), now - 30_000 + i);
     }
     let (_, first) = sidecar.post_ndjson(batch.clone(), None).await;
-    assert_eq!((first["accepted"].as_u64(), first["duplicates"].as_u64()), (Some(40), Some(0)));
+    assert_eq!(
+        (first["accepted"].as_u64(), first["duplicates"].as_u64()),
+        (Some(40), Some(0))
+    );
     let (code, again) = sidecar.post_ndjson(batch, None).await;
     assert_eq!(code, 200);
-    assert_eq!((again["accepted"].as_u64(), again["duplicates"].as_u64()), (Some(40), Some(40)));
+    assert_eq!(
+        (again["accepted"].as_u64(), again["duplicates"].as_u64()),
+        (Some(40), Some(40))
+    );
     // An hour ahead and a week back: rejected with their line; a minute ahead: taken as now.
     let times = line("borrow", "GPU A100", "fut", Some("f1"), now + 3_600_000)
-        + &line("borrow", "GPU A100", "old", Some("o1"), now - 7 * 24 * 3_600_000)
+        + &line(
+            "borrow",
+            "GPU A100",
+            "old",
+            Some("o1"),
+            now - 7 * 24 * 3_600_000,
+        )
         + &line("borrow", "GPU A100", "soon", Some("s1"), now + 60_000);
     let (code, answer) = sidecar.post_ndjson(times, None).await;
     assert_eq!(code, 200);
-    assert_eq!((answer["accepted"].as_u64(), answer["rejected"].as_u64()), (Some(1), Some(2)));
+    assert_eq!(
+        (answer["accepted"].as_u64(), answer["rejected"].as_u64()),
+        (Some(1), Some(2))
+    );
     let errors = answer["errors"].as_array().unwrap();
-    assert_eq!((errors[0]["line"].as_u64(), errors[1]["line"].as_u64()), (Some(1), Some(2)));
-    assert!(errors[0]["error"].as_str().unwrap().contains("ahead"), "{answer}");
-    assert!(errors[1]["error"].as_str().unwrap().contains("retention"), "{answer}");
+    assert_eq!(
+        (errors[0]["line"].as_u64(), errors[1]["line"].as_u64()),
+        (Some(1), Some(2))
+    );
+    assert!(
+        errors[0]["error"].as_str().unwrap().contains("ahead"),
+        "{answer}"
+    );
+    assert!(
+        errors[1]["error"].as_str().unwrap().contains("retention"),
+        "{answer}"
+    );
     // A late event (older than the newest stored) lands in its own second of history.
     let (code, _) = sidecar
-        .post_ndjson(line("failure", "GPU A100", "late", None, now - 45_000), None)
+        .post_ndjson(
+            line("failure", "GPU A100", "late", None, now - 45_000),
+            None,
+        )
         .await;
     assert_eq!(code, 200);
     let stats = sidecar.stats().await;
-    assert_eq!((stats["borrow_count"].as_u64(), stats["return_count"].as_u64()), (Some(21), Some(20)));
+    assert_eq!(
+        (
+            stats["borrow_count"].as_u64(),
+            stats["return_count"].as_u64()
+        ),
+        (Some(21), Some(20))
+    );
     let ingest = &stats["ingest"];
-    assert_eq!((ingest["duplicates"].as_u64(), ingest["clamped_future"].as_u64()), (Some(40), Some(1)));
-    assert_eq!((ingest["rejected"]["future"].as_u64(), ingest["rejected"]["too_old"].as_u64()), (Some(1), Some(1)));
+    assert_eq!(
+        (
+            ingest["duplicates"].as_u64(),
+            ingest["clamped_future"].as_u64()
+        ),
+        (Some(40), Some(1))
+    );
+    assert_eq!(
+        (
+            ingest["rejected"]["future"].as_u64(),
+            ingest["rejected"]["too_old"].as_u64()
+        ),
+        (Some(1), Some(1))
+    );
     assert!(ingest["late"].as_u64().unwrap() >= 1, "{ingest}");
     let late_sec = (now - 45_000) / 1000;
     let history = test_support::http::get_ok(sidecar.at("/realtime/history?window=120")).await;
@@ -248,36 +405,87 @@ async fn replayed_batch_counts_once_and_sender_times_are_checked() {
         .filter(|(_, n)| n.as_u64() > Some(0))
         .map(|(t, _)| t.as_u64().unwrap())
         .collect();
-    assert_eq!(failures_at, vec![late_sec], "the late failure is in its own second: {history}");
+    assert_eq!(
+        failures_at,
+        vec![late_sec],
+        "the late failure is in its own second: {history}"
+    );
     let metrics = metrics_text(sidecar.at("/metrics")).await;
-    assert_eq!(sample(&metrics, "realtime_ingest_events_total", "outcome=\"duplicate\""), Some(40.0));
+    assert_eq!(
+        sample(
+            &metrics,
+            "realtime_ingest_events_total",
+            "outcome=\"duplicate\""
+        ),
+        Some(40.0)
+    );
 }
 
 #[tokio::test]
 async fn rate_limit_and_queue_high_water_mark() {
     let sidecar = Sidecar::with_tokens(&[]);
     let now = now_ms();
-    let burst: String = (0..10_000).map(|i| line("failure", "GPU A100", "u", None, now - i % 1000)).collect();
+    let burst: String = (0..10_000)
+        .map(|i| line("failure", "GPU A100", "u", None, now - i % 1000))
+        .collect();
     let (code, _) = sidecar.post_ndjson(burst, Some(GPU_ONLY_TOKEN)).await;
     assert_eq!(code, 200, "the burst fits");
-    let r = post(&sidecar, "/ingest", "application/x-ndjson", line("failure", "GPU A100", "u", None, now).repeat(5_000).into_bytes(), Some(GPU_ONLY_TOKEN)).await;
+    let r = post(
+        &sidecar,
+        "/ingest",
+        "application/x-ndjson",
+        line("failure", "GPU A100", "u", None, now)
+            .repeat(5_000)
+            .into_bytes(),
+        Some(GPU_ONLY_TOKEN),
+    )
+    .await;
     // 5,000 more right after: the bucket refills at 2,000/s.
     assert_eq!(r.status(), 429);
-    assert!(r.headers()["retry-after"].to_str().unwrap().parse::<u64>().unwrap() >= 1);
+    assert!(
+        r.headers()["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse::<u64>()
+            .unwrap()
+            >= 1
+    );
     // The other token has its own bucket.
-    let (code, _) = sidecar.post_ndjson(line("failure", "GPU A100", "u", None, now), Some(TOKEN)).await;
+    let (code, _) = sidecar
+        .post_ndjson(line("failure", "GPU A100", "u", None, now), Some(TOKEN))
+        .await;
     assert_eq!(code, 200);
-    assert_eq!(sidecar.stats().await["ingest"]["rejected"]["rate_limited"], 5_000);
+    assert_eq!(
+        sidecar.stats().await["ingest"]["rejected"]["rate_limited"],
+        5_000
+    );
 
     let small = Sidecar::start(&["--queue-high-water", "10"]);
-    let batch: String = (0..11).map(|i| line("failure", "GPU A100", "u", None, now - i)).collect();
-    let r = post(&small, "/ingest", "application/x-ndjson", batch.into_bytes(), None).await;
+    let batch: String = (0..11)
+        .map(|i| line("failure", "GPU A100", "u", None, now - i))
+        .collect();
+    let r = post(
+        &small,
+        "/ingest",
+        "application/x-ndjson",
+        batch.into_bytes(),
+        None,
+    )
+    .await;
     assert_eq!(r.status(), 503);
     assert_eq!(r.headers()["retry-after"], "1");
-    let (code, _) = small.post_ndjson(line("failure", "GPU A100", "u", None, now), None).await;
+    let (code, _) = small
+        .post_ndjson(line("failure", "GPU A100", "u", None, now), None)
+        .await;
     assert_eq!(code, 200, "a batch under the mark goes through");
     let stats = small.stats().await;
-    assert_eq!((stats["failure_count"].as_u64(), stats["ingest"]["rejected"]["overloaded"].as_u64()), (Some(1), Some(11)));
+    assert_eq!(
+        (
+            stats["failure_count"].as_u64(),
+            stats["ingest"]["rejected"]["overloaded"].as_u64()
+        ),
+        (Some(1), Some(11))
+    );
 }
 
 #[tokio::test]
@@ -285,14 +493,25 @@ async fn a_thousand_concurrent_senders() {
     let _ = realtime_layer::serve::raise_nofile_limit();
     let sidecar = Sidecar::start(&[]);
     let now = now_ms();
-    let client = reqwest::Client::builder().pool_max_idle_per_host(0).build().unwrap();
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap();
     let mut tasks = tokio::task::JoinSet::new();
     for s in 0..1_000u64 {
         let client = client.clone();
         let url = sidecar.at("/ingest");
         tasks.spawn(async move {
             let body: String = (0..5)
-                .map(|i| line("borrow", &format!("pool-{}", s % 10), &format!("sender-{s}"), Some(&format!("{s}-{i}")), now - 1_000 + i))
+                .map(|i| {
+                    line(
+                        "borrow",
+                        &format!("pool-{}", s % 10),
+                        &format!("sender-{s}"),
+                        Some(&format!("{s}-{i}")),
+                        now - 1_000 + i,
+                    )
+                })
                 .collect();
             let r = client
                 .post(url)
@@ -308,7 +527,11 @@ async fn a_thousand_concurrent_senders() {
     while let Some(status) = tasks.join_next().await {
         statuses.push(status.unwrap());
     }
-    assert!(statuses.iter().all(|s| *s == 200), "{:?}", statuses.iter().filter(|s| **s != 200).collect::<Vec<_>>());
+    assert!(
+        statuses.iter().all(|s| *s == 200),
+        "{:?}",
+        statuses.iter().filter(|s| **s != 200).collect::<Vec<_>>()
+    );
     let stats = sidecar.stats().await;
     assert_eq!(stats["borrow_count"], 5_000);
     assert_eq!(stats["ingest"]["stored"], 5_000);
@@ -324,24 +547,41 @@ async fn status_push_expires_into_unknown_and_dashboard_auth() {
     assert_eq!((code, answer["updated"].as_u64()), (200, Some(1)));
     let bad = json!({"resources": [{"name": "GPU A100", "commit": 4, "total": 2}]});
     let (code, answer) = send_json(client().put(sidecar.at("/status")).json(&bad), "status").await;
-    assert_eq!((code, answer["error"].as_str()), (400, Some("invalid_status")));
+    assert_eq!(
+        (code, answer["error"].as_str()),
+        (400, Some("invalid_status"))
+    );
     let now = now_ms();
-    let body: String = (0..5).map(|i| line("borrow", "GPU A100", "ann", Some(&format!("p{i}")), now)).collect();
+    let body: String = (0..5)
+        .map(|i| line("borrow", "GPU A100", "ann", Some(&format!("p{i}")), now))
+        .collect();
     assert_eq!(sidecar.post_ndjson(body, None).await.0, 200);
     // The dashboard needs its credentials; ingest does not.
     assert_eq!(get_json(sidecar.at("/realtime/stats")).await.0, 401);
     let stats = || async {
-        let r = client().get(sidecar.at("/realtime/stats?window=60")).basic_auth("ops", Some("secret"));
+        let r = client()
+            .get(sidecar.at("/realtime/stats?window=60"))
+            .basic_auth("ops", Some("secret"));
         send_json(r, "stats").await.1
     };
     let fresh = stats().await;
     let gpu = resource(&fresh, "GPU A100");
-    assert_eq!((gpu["total"].as_u64(), gpu["borrowed"].as_u64(), gpu["overage"].as_u64()), (Some(6), Some(5), Some(1)));
+    assert_eq!(
+        (
+            gpu["total"].as_u64(),
+            gpu["borrowed"].as_u64(),
+            gpu["overage"].as_u64()
+        ),
+        (Some(6), Some(5), Some(1))
+    );
     assert_eq!(gpu["cost"]["overage_cost_now"], 250.0, "{gpu}");
     tokio::time::sleep(Duration::from_millis(1_300)).await;
     let stale = stats().await;
     let gpu = resource(&stale, "GPU A100");
-    assert!(gpu["total"].is_null() && gpu["commit"].is_null() && gpu.get("cost").is_none(), "unknown, not stale: {gpu}");
+    assert!(
+        gpu["total"].is_null() && gpu["commit"].is_null() && gpu.get("cost").is_none(),
+        "unknown, not stale: {gpu}"
+    );
     assert_eq!(gpu["borrowed"], 5, "the level still comes from the events");
     let (_, rows) = get_json(sidecar.at("/status")).await;
     assert_eq!(rows["resources"][0]["fresh"], false, "{rows}");

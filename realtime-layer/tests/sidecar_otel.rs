@@ -48,41 +48,67 @@ async fn python_otel_sdk_records_reach_stats_stream_and_csv() {
     );
 
     // Stats: counts, levels, hold times from the sender's timestamps.
-    let stats = until("the Python events in stats", Duration::from_secs(10), Duration::from_millis(100), || {
-        let sidecar = &sidecar;
-        async move {
-            let stats = sidecar.stats().await;
-            (stats["borrow_count"] == 3).then_some(stats)
-        }
-    })
+    let stats = until(
+        "the Python events in stats",
+        Duration::from_secs(10),
+        Duration::from_millis(100),
+        || {
+            let sidecar = &sidecar;
+            async move {
+                let stats = sidecar.stats().await;
+                (stats["borrow_count"] == 3).then_some(stats)
+            }
+        },
+    )
     .await;
     assert_eq!(stats["return_count"], 2, "{stats}");
     assert_eq!(stats["failure_count"], 1, "{stats}");
     let gpu = resource(&stats, "GPU A100");
-    assert_eq!((gpu["borrows"].as_u64(), gpu["overage_borrows"].as_u64()), (Some(2), Some(1)));
-    assert_eq!((gpu["returns"].as_u64(), gpu["failures"].as_u64()), (Some(2), Some(1)));
+    assert_eq!(
+        (gpu["borrows"].as_u64(), gpu["overage_borrows"].as_u64()),
+        (Some(2), Some(1))
+    );
+    assert_eq!(
+        (gpu["returns"].as_u64(), gpu["failures"].as_u64()),
+        (Some(2), Some(1))
+    );
     assert_eq!(gpu["borrowed"], 0, "both GPU leases were returned");
-    assert_eq!(resource(&stats, "CPU pool")["borrowed"], 1, "the logging-module borrow is open");
+    assert_eq!(
+        resource(&stats, "CPU pool")["borrowed"],
+        1,
+        "the logging-module borrow is open"
+    );
     let gpu_holds = holds(&stats, "GPU A100");
     assert_eq!(gpu_holds["count"], 2, "{gpu_holds}");
-    assert_eq!(gpu_holds["max_seconds"], 5.0, "b-2 was out 5 s by the sender's clock");
+    assert_eq!(
+        gpu_holds["max_seconds"], 5.0,
+        "b-2 was out 5 s by the sender's clock"
+    );
     assert_eq!(gpu_holds["mean_seconds"], 4.0, "3 s and 5 s");
     assert_eq!(stats["ingest"]["stored"], 6, "{}", stats["ingest"]);
     assert_eq!(stats["ingest"]["ignored"], 1, "the app.started record");
     assert_eq!(stats["ingest"]["rejected"]["malformed"], 0);
     // The failure's reason and the sender's time (10 s before NOW for the first borrow).
     let recent = stats["recent_events"].as_array().unwrap();
-    assert!(recent.iter().any(|e| e["kind"] == "failure" && e["reason"] == "exhausted"));
+    assert!(recent
+        .iter()
+        .any(|e| e["kind"] == "failure" && e["reason"] == "exhausted"));
     let first = recent
         .iter()
         .find(|e| e["user"] == "ann" && e["kind"] == "borrow")
         .expect("ann's borrow");
-    assert_eq!(first["ts_ms"], now - 10_000, "stored at the sender's time: {first}");
+    assert_eq!(
+        first["ts_ms"],
+        now - 10_000,
+        "stored at the sender's time: {first}"
+    );
 
     // The stream carried the events as they came.
     let frames = sse_until(stream, Duration::from_secs(10), |frames| {
         let text = serde_json::to_string(frames).unwrap();
-        ["\"ann\"", "\"bob\"", "\"cy\"", "\"dee\""].iter().all(|u| text.contains(u))
+        ["\"ann\"", "\"bob\"", "\"cy\"", "\"dee\""]
+            .iter()
+            .all(|u| text.contains(u))
     })
     .await;
     assert!(frames.len() >= 2, "a snapshot, then deltas");

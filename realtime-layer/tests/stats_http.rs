@@ -77,6 +77,31 @@ async fn stats_reports_every_field() {
     assert_eq!(body["oldest_event_ms"], T0);
     assert_eq!(body["folded_names"], 0);
     assert!(body["memory_bytes"].as_u64().unwrap() > 0);
+    // The breakdown adds up to the whole; every part of a buffer in use is there.
+    let memory = &body["memory"];
+    let part = |k: &str| {
+        memory[k]
+            .as_u64()
+            .unwrap_or_else(|| panic!("memory.{k}: {memory}"))
+    };
+    let parts = [
+        "rings",
+        "aggregates",
+        "names",
+        "holds",
+        "capture_queue",
+        "counters",
+    ];
+    assert_eq!(
+        parts.iter().map(|k| part(k)).sum::<u64>(),
+        part("local_total")
+    );
+    assert_eq!(part("local_total"), body["memory_bytes"].as_u64().unwrap());
+    assert!(
+        part("rings") >= 8 * 16 && part("capture_queue") > 0,
+        "{memory}"
+    );
+    assert!(memory.get("cluster_buffer").is_none(), "{memory}");
     assert_eq!(body["aggregates_dropped_seconds"], 0);
     // 4 borrows (1 overage), 1 return, 2 failures in the last minute.
     assert_eq!(

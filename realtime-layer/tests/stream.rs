@@ -462,3 +462,74 @@ async fn keep_alive_comments_are_sent() {
     assert!(sse.comments >= 3, "keep-alive comments: {}", sse.comments);
     realtime.shutdown();
 }
+
+/// A page in a hidden tab (`hidden=1`): keep-alives only, whatever is recorded; it counts as an
+/// open stream; a normal reconnect with its last id gets the catch-up snapshot of what it missed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hidden_page_gets_keep_alives_only_then_catches_up() {
+    let realtime = Realtime::builder()
+        .tick(Duration::from_millis(50))
+        .stream_config(realtime_layer::StreamConfig {
+            tick: Duration::from_millis(50),
+            push_delay: Duration::from_millis(10),
+            keep_alive: Duration::from_millis(100),
+            ..Default::default()
+        })
+        .build()
+        .unwrap();
+    let server = serve(&realtime).await;
+
+    // Visible first: the snapshot, then a delta with ann's borrow; remember its id.
+    let mut visible = SseClient::connect(server.addr, "", None).await;
+    visible.next_within(Duration::from_secs(2)).await;
+    realtime.record(Event::borrow("GPU", "ann"));
+    let (seen, _) = visible
+        .until(Duration::from_secs(2), |m| has_user(m, "ann"))
+        .await;
+    let last_id = seen.id.expect("frames carry ids");
+    drop(visible);
+
+    // Hidden: the body carries the retry advice and comments, and not one frame.
+    let res = SseClient::request(server.addr, "?hidden=1", None).await;
+    assert_eq!(res.status(), 200);
+    wait_for(|| realtime.stream_clients() == 1, Duration::from_secs(2)).await;
+    let mut body = res.bytes_stream();
+    let mut text = String::new();
+    let until = Instant::now() + Duration::from_millis(700);
+    for user in ["bob", "cid", "dan"] {
+        realtime.record(Event::borrow("GPU", user));
+    }
+    while let Ok(Some(Ok(chunk))) =
+        tokio::time::timeout_at(until.into(), futures_util::StreamExt::next(&mut body)).await
+    {
+        text.push_str(std::str::from_utf8(&chunk).unwrap());
+    }
+    assert!(text.starts_with("retry: "), "{text:?}");
+    assert!(
+        !text.contains("data:"),
+        "a hidden page got frames: {text:?}"
+    );
+    assert!(
+        text.matches(": keep-alive").count() >= 3,
+        "keep-alives: {text:?}"
+    );
+    drop(body);
+    wait_for(|| realtime.stream_clients() == 0, Duration::from_secs(2)).await;
+
+    // Visible again, resuming after the last frame it saw: exactly what it missed.
+    let mut back = SseClient::connect(server.addr, "", Some(last_id)).await;
+    let catch_up = back.next_within(Duration::from_secs(2)).await;
+    assert_eq!(catch_up.frame["kind"], "snapshot");
+    let users: Vec<String> = events_of(&catch_up)
+        .iter()
+        .map(|e| e["user"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert_eq!(users, ["bob", "cid", "dan"]);
+
+    // A bad value is a clear 400.
+    let res = SseClient::request(server.addr, "?hidden=maybe", None).await;
+    assert_eq!(res.status(), 400);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["error"], "invalid_hidden");
+    realtime.shutdown();
+}

@@ -1,6 +1,7 @@
 // Owner of the answers: hold times, time at capacity, overage cost and HTTP routes over the
 // selected range, from `realtime/stats` (docs/PROTOCOL.md), polled every POLL_MS and at once on
 // every view change. An answer for an older view is dropped; a failed poll keeps the last one.
+// A hidden tab does not poll.
 
 import { getJson } from './dom.js';
 import { dataUrl } from './url-state.js';
@@ -37,6 +38,8 @@ export async function loadAnswers() {
   const mine = ++gen;
   if (timer) clearTimeout(timer);
   timer = setTimeout(loadAnswers, POLL_MS);
+  // Nobody looks at a hidden tab: ask again when it is visible (the page calls us then).
+  if (document.hidden) return;
   let st;
   try {
     st = await getJson(dataUrl('stats', getView()));

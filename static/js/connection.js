@@ -2,6 +2,9 @@
 // at most MAX_ATTEMPTS, a countdown in the status pill, a Retry button after giving up), and
 // resumes: a reconnect asks for `last_event_id` (the SSE id of the last frame), so the server's
 // snapshot carries exactly the missed events when it still remembers them (docs/PROTOCOL.md).
+// While the tab is hidden (Page Visibility) the page holds a `hidden=1` stream instead: the
+// server sends it keep-alives only, no frames; back in view the page resumes with its last id
+// and gets a catch-up snapshot.
 
 import { $ } from './dom.js';
 import { parseFrame } from './decoder.js';
@@ -18,15 +21,29 @@ let countdown = null;
 let status = 'connecting';
 let lastId = null; // resume point; null after a filter change
 let handlers = null;
+let hiddenMode = false; // following a `hidden=1` stream (the tab is not visible)
+let leaving = false; // the page is being unloaded
 
 /**
- * `opts.url(lastEventId)` → the stream URL; `opts.onFrame(frame)`; `opts.onLost()` when a
- * connection broke (the page reloads history on the next snapshot to fill the gap).
+ * `opts.url(lastEventId, hidden)` → the stream URL; `opts.onFrame(frame)`; `opts.onLost()` when
+ * a connection broke or the tab was hidden (the page reloads history on the next snapshot to
+ * fill the gap).
  */
 export function initConnection(opts) {
   handlers = opts;
   $('retry').addEventListener('click', () => reconnectNow(false));
-  window.addEventListener('beforeunload', close);
+  // Leaving the page also fires `visibilitychange` (hidden): no new stream may open then.
+  const leave = () => { leaving = true; close(); };
+  window.addEventListener('beforeunload', leave);
+  window.addEventListener('pagehide', leave);
+  // Back from the back/forward cache: the page lives again, resume.
+  window.addEventListener('pageshow', (ev) => {
+    if (!ev.persisted) return;
+    leaving = false;
+    hiddenMode = document.hidden;
+    handlers.onLost();
+    reconnectNow(false);
+  });
 }
 
 function setStatus(s, text) {
@@ -53,14 +70,15 @@ function connect() {
   const mine = ++gen;
   if (attempt === 0) setStatus('connecting', 'Connecting…');
   else setStatus('reconnecting', 'Reconnecting (attempt ' + attempt + '/' + MAX_ATTEMPTS + ')…');
-  const url = handlers.url(lastId);
+  const url = handlers.url(lastId, hiddenMode);
   // Which stream the page reads (tests and curious people: the filter it follows).
   $('status').dataset.stream = url;
   es = new EventSource(url);
   es.onopen = () => {
     if (mine !== gen) return;
     attempt = 0;
-    setStatus('connected', 'Connected');
+    if (hiddenMode) setStatus('paused', 'Paused while the tab is hidden');
+    else setStatus('connected', 'Connected');
   };
   es.onmessage = (ev) => {
     if (mine !== gen) return;
@@ -104,6 +122,18 @@ function scheduleReconnect() {
  */
 export function reconnectNow(fresh) {
   if (fresh) lastId = null;
+  attempt = 0;
+  connect();
+}
+
+/**
+ * The tab became hidden (`true`) or visible again: swap the stream for a keep-alive-only one, or
+ * back to the live one resuming after the last frame seen (the catch-up snapshot).
+ */
+export function setHidden(hidden) {
+  if (hidden === hiddenMode || leaving) return;
+  hiddenMode = hidden;
+  if (!hidden) handlers.onLost();
   attempt = 0;
   connect();
 }

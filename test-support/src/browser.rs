@@ -260,6 +260,50 @@ impl Session {
         .await
     }
 
+    /// The current window's handle.
+    pub async fn window(&self) -> Result<String, String> {
+        let v = self.cmd(reqwest::Method::GET, "/window", None).await?;
+        v.as_str()
+            .map(str::to_owned)
+            .ok_or_else(|| format!("no window handle in {v}"))
+    }
+
+    /// Opens a new tab and switches to it: the previous tab goes to the background, and its page
+    /// sees `document.visibilityState == "hidden"` (Page Visibility), as in a desktop browser.
+    pub async fn open_tab(&self) -> Result<String, String> {
+        let v = self
+            .cmd(
+                reqwest::Method::POST,
+                "/window/new",
+                Some(json!({ "type": "tab" })),
+            )
+            .await?;
+        let handle = v["handle"]
+            .as_str()
+            .ok_or_else(|| format!("no handle in {v}"))?
+            .to_owned();
+        self.switch_to(&handle).await?;
+        Ok(handle)
+    }
+
+    /// Switches to the window `handle` (a background tab comes to the front: visible again).
+    pub async fn switch_to(&self, handle: &str) -> Result<(), String> {
+        self.cmd(
+            reqwest::Method::POST,
+            "/window",
+            Some(json!({ "handle": handle })),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// Closes the current window (tab).
+    pub async fn close_window(&self) -> Result<(), String> {
+        self.cmd(reqwest::Method::DELETE, "/window", None)
+            .await
+            .map(|_| ())
+    }
+
     pub async fn quit(self) {
         let _ = self.cmd(reqwest::Method::DELETE, "", None).await;
     }

@@ -85,12 +85,39 @@ pub struct BufferStats {
     pub folded_resources: u64,
     /// Retention window in milliseconds.
     pub retention_ms: u64,
-    /// Heap bytes held by the buffer (events, aggregates, names).
+    /// Heap bytes held by the buffer, all-in (the sum of `memory`).
     pub memory_bytes: u64,
+    /// Where `memory_bytes` goes.
+    pub memory: MemoryBreakdown,
     /// Seconds of per-second aggregates dropped before their retention ended because of
     /// [`BufferConfig::max_second_entries`](super::BufferConfig::max_second_entries): when non-zero, rates and history over the longest
     /// windows miss their oldest part.
     pub aggregates_dropped_seconds: u64,
+}
+
+/// The buffer's heap bytes by part (what deployments are sized by: see `docs/OPERATIONS.md`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct MemoryBreakdown {
+    /// The three event rings (16 bytes an event, plus instance tags in a cluster view).
+    pub rings: u64,
+    /// Per-second, per-resource aggregates (rates, peaks, history).
+    pub aggregates: u64,
+    /// Interned user, resource and reason names and their caches.
+    pub names: u64,
+    /// Hold tracking: open borrows by id and one duration per return after the first measured
+    /// hold.
+    pub holds: u64,
+    /// The capture queue and its swap partner (allocated whole up front).
+    pub capture_queue: u64,
+    /// Lifetime counters per resource and per (resource, reason).
+    pub counters: u64,
+}
+
+impl MemoryBreakdown {
+    /// The sum of the parts.
+    pub fn total(&self) -> u64 {
+        self.rings + self.aggregates + self.names + self.holds + self.capture_queue + self.counters
+    }
 }
 
 /// A stored event as readers see it.

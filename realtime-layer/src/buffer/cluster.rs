@@ -170,8 +170,8 @@ impl Inner {
                 self.push_event(0, packed, tag);
                 self.seconds.on_borrow(sec, res, e.overage);
                 if e.id_kind != borrow_id::NONE {
-                    // Holds are measured between the events' own times, not their places.
-                    self.holds.on_borrow(e.ts_ms.min(now), res, e.id_kind, e.id);
+                    let seq = self.rings[0].end_seq() - 1;
+                    self.holds.on_borrow((res, e.id_kind, e.id), seq);
                 }
             }
             EventKind::Return => {
@@ -179,12 +179,10 @@ impl Inner {
                 let packed = PackedEvent::new(t, res, user, e.overage, e.id_kind, e.id);
                 self.push_event(1, packed, tag);
                 self.seconds.on_return(sec, res);
-                if e.id_kind != borrow_id::NONE {
-                    // In a cluster view a borrow and its return may come from two instances.
-                    let returned = e.ts_ms.min(now);
-                    self.holds
-                        .on_return_at(self.abs(t), returned, res, e.id_kind, e.id);
-                }
+                // In a cluster view a borrow and its return may come from two instances.
+                let key = (e.id_kind != borrow_id::NONE).then_some((res, e.id_kind, e.id));
+                let seq = self.rings[1].end_seq() - 1;
+                self.holds.on_return(key, seq, t, &self.rings[0]);
             }
             EventKind::Failure => {
                 let why = self

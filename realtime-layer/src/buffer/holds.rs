@@ -1,17 +1,19 @@
 //! Hold times: how long a borrow stays out, found by matching each return to its borrow by
 //! borrow id.
 //!
-//! Open borrows (with an id) wait in a map keyed by resource and id fingerprint; a return with
-//! the same key closes one and leaves a sample `(returned at, resource, held ms)`. Both are
-//! bounded: at most `max_borrows` open borrows (the oldest is forgotten first, counted in
-//! `evicted`) and `max_returns` samples, and both expire with the buffer's retention (a borrow
-//! older than retention can no longer be matched: that hold is not measured). Quantiles over a
-//! window are exact: the samples of the window are sorted on demand.
+//! Nothing is stored twice. An open borrow (with an id) is a map entry from its key (resource,
+//! id kind, id fingerprint) to the sequence number of its event in the borrow ring, whose
+//! timestamp is the borrow time; the entry goes when that event leaves the ring (by the cap:
+//! counted in `evicted`; or by retention: that hold is no longer measured). A return that closes
+//! a borrow keeps the hold's duration in a `u32` beside the return ring (`held`, aligned with
+//! the ring's sequence numbers, allocated on the first measured hold, 4 bytes per return), so
+//! hold samples are bounded and expire exactly like the returns they belong to. Quantiles over
+//! a window are exact: the durations of the window's returns are sorted on demand.
 
 use super::interner::Interner;
+use super::ring::EventRing;
 use super::{EventBuffer, EventFilter};
 use serde::Serialize;
-use std::collections::hash_map::Entry;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
@@ -21,178 +23,119 @@ pub const HOLD_BUCKETS_SECONDS: [f64; 12] = [
 ];
 
 /// Resource index, borrow id kind and code: what identifies an open borrow.
-type OpenKey = (u16, u8, u64);
+pub(super) type OpenKey = (u16, u8, u64);
 
-/// An open borrow in borrow order: its key and the number of the borrow that opened it, so an
-/// entry left behind by an earlier borrow of the same key (returned, or borrowed again) is
-/// recognised as stale even within the same millisecond. 24 bytes.
-#[derive(Debug, Clone, Copy)]
-struct Opened {
-    t: u64,
-    code: u64,
-    n: u32,
-    res: u16,
-    kind: u8,
-}
-
-impl Opened {
-    fn key(&self) -> OpenKey {
-        (self.res, self.kind, self.code)
-    }
-}
-
-/// One measured hold.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct HoldSample {
-    /// When the return came (Unix ms).
-    pub(crate) returned_ms: u64,
-    /// How long the borrow was out.
-    pub(crate) held_ms: u64,
-    pub(crate) res: u16,
-}
+/// `held` of a return that measured nothing (no id, or no open borrow matched it).
+const NOT_MEASURED: u32 = u32::MAX;
 
 /// Open borrows and measured holds of one buffer.
 pub(crate) struct Holds {
-    /// Open borrows: when each went out and the number of the borrow that opened it.
-    open: HashMap<OpenKey, (u64, u32), ahash::RandomState>,
-    /// Open borrows in borrow order (stale entries, already returned or borrowed again, are
-    /// skipped on pop).
-    order: VecDeque<Opened>,
-    /// Number of the next borrow (wraps; entries are at most `2 * max_open` apart).
-    next_n: u32,
-    max_open: usize,
-    samples: VecDeque<HoldSample>,
-    max_samples: usize,
-    /// Sequence number of `samples[0]` (exporters read on from a sequence number).
-    front_seq: u64,
-    /// Open borrows forgotten before their return because of the cap.
+    /// Open borrows: the sequence number of the newest borrow event of each key.
+    open: HashMap<OpenKey, u64, ahash::RandomState>,
+    /// Per return event from `held_front` on: the hold it closed, in ms, or [`NOT_MEASURED`].
+    /// Empty until the first measured hold (buffers whose events carry no ids pay nothing).
+    held: VecDeque<u32>,
+    /// Sequence number (in the return ring) of `held[0]`.
+    held_front: u64,
+    /// Most entries `held` keeps: the return ring's cap (it grows like the ring, never past it).
+    max_held: usize,
+    /// Open borrows forgotten before their return because their event left the ring by the cap.
     pub(crate) evicted: u64,
     /// Returns with an id that matched no open borrow (borrowed before start, or forgotten).
     pub(crate) unmatched: u64,
 }
 
 impl Holds {
-    pub(crate) fn new(max_open: usize, max_samples: usize) -> Self {
+    pub(crate) fn new(max_returns: usize) -> Self {
         Holds {
             open: HashMap::with_hasher(ahash::RandomState::new()),
-            order: VecDeque::new(),
-            next_n: 0,
-            max_open: max_open.max(1),
-            samples: VecDeque::new(),
-            max_samples: max_samples.max(1),
-            front_seq: 0,
+            held: VecDeque::new(),
+            held_front: 0,
+            max_held: max_returns,
             evicted: 0,
             unmatched: 0,
         }
     }
 
+    /// Heap bytes: the open-borrow map and the durations beside the return ring.
     pub(crate) fn heap_bytes(&self) -> usize {
-        self.open.capacity() * (std::mem::size_of::<(OpenKey, (u64, u32))>() + 1)
-            + self.order.capacity() * std::mem::size_of::<Opened>()
-            + self.samples.capacity() * std::mem::size_of::<HoldSample>()
+        self.open.capacity() * (std::mem::size_of::<(OpenKey, u64)>() + 1)
+            + self.held.capacity() * std::mem::size_of::<u32>()
     }
 
-    /// A borrow with an id went out at `now_ms`.
-    pub(crate) fn on_borrow(&mut self, now_ms: u64, res: u16, id_kind: u8, code: u64) {
-        let key = (res, id_kind, code);
-        let n = self.next_n;
-        match self.open.entry(key) {
-            // Already open since this very millisecond: the borrow time does not change.
-            Entry::Occupied(e) if e.get().0 == now_ms => return,
-            Entry::Occupied(mut e) => {
-                e.insert((now_ms, n));
-            }
-            Entry::Vacant(e) => {
-                e.insert((now_ms, n));
-            }
-        }
-        self.next_n = n.wrapping_add(1);
-        self.order.push_back(Opened {
-            t: now_ms,
-            code,
-            n,
-            res,
-            kind: id_kind,
-        });
-        while self.open.len() > self.max_open {
-            let Some(oldest) = self.order.pop_front() else {
-                break;
-            };
-            if self.forget_if_live(&oldest) {
-                self.evicted += 1;
-            }
-        }
-        // Keep the order queue from filling with stale entries.
-        if self.order.len() > 2 * self.max_open {
-            let open = &self.open;
-            self.order
-                .retain(|o| open.get(&o.key()).is_some_and(|&(_, n)| n == o.n));
-        }
+    /// A borrow with key `key` went out as event `seq` of the borrow ring (an earlier open borrow
+    /// of the same key is superseded: its hold is measured from the newest borrow).
+    pub(crate) fn on_borrow(&mut self, key: OpenKey, seq: u64) {
+        self.open.insert(key, seq);
     }
 
-    /// Forgets the open borrow `entry` stands for, unless it was returned or borrowed again
-    /// since; true when it was still open.
-    fn forget_if_live(&mut self, entry: &Opened) -> bool {
-        let key = entry.key();
-        if self.open.get(&key).is_some_and(|&(_, n)| n == entry.n) {
-            self.open.remove(&key);
-            return true;
-        }
-        false
-    }
-
-    /// A return with an id came at `now_ms`: closes its borrow and keeps the hold.
-    pub(crate) fn on_return(&mut self, now_ms: u64, res: u16, id_kind: u8, code: u64) {
-        self.on_return_at(now_ms, now_ms, res, id_kind, code);
-    }
-
-    /// A return with an id, made at `returned_ms` (the sender's time) and stored at `stored_ms`
-    /// (its place in time order, at or after `returned_ms`): the hold is measured between the
-    /// sender's times, the sample is kept in stored order (windows select by `stored_ms`).
-    pub(crate) fn on_return_at(
+    /// The return event `seq` of the return ring came at relative time `t`; `key` when it
+    /// carries an id. Closes its open borrow (found in `borrows`) and keeps the hold.
+    pub(crate) fn on_return(
         &mut self,
-        stored_ms: u64,
-        returned_ms: u64,
-        res: u16,
-        id_kind: u8,
-        code: u64,
+        key: Option<OpenKey>,
+        seq: u64,
+        t: u32,
+        borrows: &EventRing,
     ) {
-        let now_ms = returned_ms;
-        let Some((borrowed_ms, _)) = self.open.remove(&(res, id_kind, code)) else {
-            self.unmatched += 1;
-            return;
+        let held = match key {
+            None => None,
+            Some(key) => match self.open.remove(&key).and_then(|b| borrows.get(b)) {
+                Some(borrow) => Some(t.saturating_sub(borrow.t).min(NOT_MEASURED - 1)),
+                None => {
+                    self.unmatched += 1;
+                    None
+                }
+            },
         };
-        if self.samples.len() == self.max_samples {
-            self.samples.pop_front();
-            self.front_seq += 1;
+        if self.held.is_empty() {
+            let Some(held) = held else { return };
+            self.held_front = seq;
+            self.push_held(held);
+            return;
         }
-        self.samples.push_back(HoldSample {
-            returned_ms: stored_ms,
-            held_ms: now_ms.saturating_sub(borrowed_ms),
-            res,
-        });
+        // Every return after the first measured one has its slot, so slots follow sequence
+        // numbers (a gap can only be returns that left the ring already).
+        while self.held_front + (self.held.len() as u64) < seq {
+            self.push_held(NOT_MEASURED);
+        }
+        self.push_held(held.unwrap_or(NOT_MEASURED));
     }
 
-    /// Forgets open borrows and samples from before `cutoff_ms`.
-    pub(crate) fn expire_before(&mut self, cutoff_ms: u64) {
-        while let Some(oldest) = self.order.front().copied().filter(|o| o.t < cutoff_ms) {
-            self.order.pop_front();
-            self.forget_if_live(&oldest);
+    fn push_held(&mut self, held: u32) {
+        if self.held.len() == self.held.capacity() && self.held.len() < self.max_held {
+            let len = self.held.len();
+            self.held
+                .reserve_exact(len.max(64).min(self.max_held.saturating_sub(len).max(1)));
         }
-        while self
-            .samples
-            .front()
-            .is_some_and(|s| s.returned_ms < cutoff_ms)
-        {
-            self.samples.pop_front();
-            self.front_seq += 1;
+        self.held.push_back(held);
+        while self.held.len() > self.max_held.max(1) {
+            self.held.pop_front();
+            self.held_front += 1;
         }
     }
 
-    /// Samples returned at or after `from_ms`.
-    fn since(&self, from_ms: u64) -> impl Iterator<Item = &HoldSample> {
-        let start = self.samples.partition_point(|s| s.returned_ms < from_ms);
-        self.samples.range(start..)
+    /// The borrow event `seq` with key `key` left the borrow ring (`by_cap`: pushed out by the
+    /// cap, not expired): its borrow is no longer open, unless a newer borrow of the key is.
+    pub(crate) fn on_borrow_dropped(&mut self, key: OpenKey, seq: u64, by_cap: bool) {
+        if self.open.get(&key) == Some(&seq) {
+            self.open.remove(&key);
+            self.evicted += by_cap as u64;
+        }
+    }
+
+    /// The return ring now starts at `front_seq`: durations of returns before it go too.
+    pub(crate) fn on_returns_dropped(&mut self, front_seq: u64) {
+        while self.held_front < front_seq && self.held.pop_front().is_some() {
+            self.held_front += 1;
+        }
+    }
+
+    /// The hold closed by return event `seq`, in ms (`None`: not measured, or gone).
+    pub(super) fn held_ms(&self, seq: u64) -> Option<u64> {
+        let i = seq.checked_sub(self.held_front)?;
+        let held = *self.held.get(i as usize)?;
+        (held != NOT_MEASURED).then_some(held as u64)
     }
 
     /// Open borrows per resource index.
@@ -315,9 +258,12 @@ impl EventBuffer {
         let n = inner.resources.len();
         let mut held: Vec<Vec<u64>> = vec![Vec::new(); n];
         if only != Some(None) {
-            for s in inner.holds.since(from_ms) {
-                if let Some(v) = held.get_mut(s.res as usize) {
-                    v.push(s.held_ms);
+            let returns = &inner.rings[1];
+            for seq in returns.seq_at(inner.rel(from_ms))..returns.end_seq() {
+                if let (Some(ms), Some(e)) = (inner.holds.held_ms(seq), returns.get(seq)) {
+                    if let Some(v) = held.get_mut(e.resource() as usize) {
+                        v.push(ms);
+                    }
                 }
             }
         }
@@ -339,23 +285,22 @@ impl EventBuffer {
         }
     }
 
-    /// Holds measured after sequence number `after` (resource, seconds), oldest first, at most
-    /// `limit`, and the sequence number to read on from. Holds already dropped from the bounded
-    /// store are skipped. For exporters that feed a histogram as holds end.
+    /// Holds measured by the returns from return-ring sequence number `after` on (resource,
+    /// seconds), oldest first, at most `limit`, and the sequence number to read on from. Holds
+    /// whose return already left the ring are skipped. For exporters that feed a histogram as
+    /// holds end.
     pub(crate) fn holds_after(&self, after: u64, limit: usize) -> (Vec<(Arc<str>, f64)>, u64) {
         let inner = self.lock();
-        let holds = &inner.holds;
-        let start = after.max(holds.front_seq);
-        let skip = (start - holds.front_seq) as usize;
-        let out: Vec<(Arc<str>, f64)> = holds
-            .samples
-            .iter()
-            .skip(skip)
-            .take(limit)
-            .map(|s| (inner.resources.name(s.res).clone(), secs(s.held_ms)))
-            .collect();
-        let next = start + out.len() as u64;
-        (out, next)
+        let returns = &inner.rings[1];
+        let mut seq = after.max(returns.front_seq());
+        let mut out = Vec::new();
+        while seq < returns.end_seq() && out.len() < limit {
+            if let (Some(ms), Some(e)) = (inner.holds.held_ms(seq), returns.get(seq)) {
+                out.push((inner.resources.name(e.resource()).clone(), secs(ms)));
+            }
+            seq += 1;
+        }
+        (out, seq)
     }
 }
 
@@ -473,31 +418,73 @@ mod tests {
 
     #[test]
     fn the_same_id_borrowed_again_in_one_millisecond_keeps_one_entry() {
-        let mut holds = Holds::new(4, 4);
+        let (buf, clock) = buffer(BufferConfig::default());
         for _ in 0..10_000 {
-            holds.on_borrow(T0, 1, 1, 42);
+            buf.record(&Event::borrow("a", "u").borrow_id("42"));
         }
-        // One open borrow, one queue entry: no growth, no scan per borrow.
-        assert_eq!((holds.open.len(), holds.order.len()), (1, 1));
-        holds.on_return(T0 + 500, 1, 1, 42);
-        assert_eq!(holds.samples.len(), 1);
-        assert_eq!(holds.samples[0].held_ms, 500);
+        // One open borrow, whatever the number of its borrow events: nothing kept per borrow.
+        assert_eq!(buf.lock().holds.open.len(), 1);
+        clock.advance(Duration::from_millis(500));
+        buf.record(&Event::returned("a", "u").borrow_id("42"));
+        let h = buf.hold_times(60, &EventFilter::default());
+        assert_eq!(
+            (h.resources[0].count, h.resources[0].max_seconds),
+            (1, Some(0.5))
+        );
     }
 
     #[test]
     fn borrow_return_cycles_of_one_id_in_one_millisecond_stay_bounded() {
-        let mut holds = Holds::new(4, 4);
+        let (buf, clock) = buffer(BufferConfig {
+            max_borrows: 4,
+            max_returns: 4,
+            ..BufferConfig::default()
+        });
         for _ in 0..10_000 {
-            holds.on_borrow(T0, 1, 1, 42);
-            holds.on_return(T0, 1, 1, 42);
+            buf.record(&Event::borrow("a", "u").borrow_id("42"));
+            buf.record(&Event::returned("a", "u").borrow_id("42"));
         }
-        holds.on_borrow(T0, 1, 1, 42);
-        // Entries of returned borrows are stale even at the same millisecond: compacted at
-        // twice the cap, and none of them is taken for the borrow still open.
-        assert_eq!(holds.open.len(), 1);
-        assert!(holds.order.len() <= 8, "{}", holds.order.len());
-        assert_eq!(holds.evicted, 0);
-        holds.on_return(T0 + 7, 1, 1, 42);
-        assert_eq!(holds.samples.back().map(|s| s.held_ms), Some(7));
+        buf.record(&Event::borrow("a", "u").borrow_id("42"));
+        {
+            let inner = buf.lock();
+            assert_eq!(inner.holds.open.len(), 1);
+            // One duration per return still in the ring, never more.
+            assert!(inner.holds.held.len() <= 4, "{}", inner.holds.held.len());
+            assert_eq!(inner.holds.evicted, 0);
+        }
+        clock.advance(Duration::from_millis(7));
+        buf.record(&Event::returned("a", "u").borrow_id("42"));
+        let (holds, _) = buf.holds_after(0, 10);
+        assert_eq!(holds.last().map(|h| h.1), Some(0.007));
+    }
+
+    #[test]
+    fn durations_stay_aligned_with_the_return_ring() {
+        let (buf, clock) = buffer(BufferConfig {
+            max_borrows: 8,
+            max_returns: 3,
+            ..BufferConfig::default()
+        });
+        // Returns without ids before the first measured hold cost nothing.
+        buf.record(&Event::returned("a", "u"));
+        assert_eq!(buf.lock().holds.held.capacity(), 0);
+        for i in 0..6u64 {
+            buf.record(&Event::borrow("a", "u").borrow_id(i.to_string()));
+        }
+        // Interleave measured and unmeasured returns past the ring's cap of 3.
+        for i in 0..6u64 {
+            clock.advance(Duration::from_secs(1));
+            buf.record(&Event::returned("a", "u").borrow_id(i.to_string()));
+            buf.record(&Event::returned("a", "u"));
+        }
+        // The ring holds: return 5 (held 6 s) between two id-less returns.
+        let h = buf.hold_times(600, &EventFilter::default());
+        assert_eq!(
+            (h.resources[0].count, h.resources[0].p50_seconds),
+            (1, Some(6.0))
+        );
+        let inner = buf.lock();
+        assert_eq!(inner.holds.held.len(), 3);
+        assert_eq!(inner.holds.held_front, inner.rings[1].front_seq());
     }
 }

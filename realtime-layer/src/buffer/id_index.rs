@@ -7,9 +7,7 @@
 //! the ring (expiry or cap), so "within retention" means exactly "while the buffer holds the
 //! event".
 
-use super::ring::PackedEvent;
 use hashbrown::HashTable;
-use std::collections::VecDeque;
 
 /// Fixed seeds: hashing a 64-bit code needs no protection against chosen collisions beyond what
 /// the code already has (UUID prefixes and hashes are spread; numbers are mixed here).
@@ -21,59 +19,53 @@ fn hash(kind: u8, code: u64) -> u64 {
     z ^ (z >> 31)
 }
 
-/// Positions of a ring's events that carry a borrow id, found by id.
+/// Positions of a ring's events that carry a borrow id, found by id. The ring answers what id
+/// a stored position holds (`key_at`: a 32-bit wrapping sequence number to `(kind, code)`).
 #[derive(Default)]
 pub(crate) struct IdIndex {
     table: HashTable<u32>,
 }
 
 impl IdIndex {
-    /// Whether `events` (whose first element has sequence number `front_seq`) holds an event
-    /// with this borrow id.
+    /// Whether a position whose event has this borrow id is indexed.
     pub(crate) fn contains(
         &self,
-        events: &VecDeque<PackedEvent>,
-        front_seq: u64,
         kind: u8,
         code: u64,
+        key_at: impl Fn(u32) -> Option<(u8, u64)>,
     ) -> bool {
         self.table
-            .find(hash(kind, code), |&seq| {
-                let i = seq.wrapping_sub(front_seq as u32) as usize;
-                events
-                    .get(i)
-                    .is_some_and(|e| e.id == code && e.id_kind() == kind)
-            })
+            .find(hash(kind, code), |&seq| key_at(seq) == Some((kind, code)))
             .is_some()
     }
 
-    /// Adds the event at sequence number `seq`, already pushed onto `events` (whose first element
-    /// has sequence number `front_seq`). Growing the table rehashes every entry from its event.
-    pub(crate) fn insert(&mut self, events: &VecDeque<PackedEvent>, front_seq: u64, seq: u64) {
-        let Some(e) = seq
-            .checked_sub(front_seq)
-            .and_then(|i| events.get(i as usize))
-        else {
-            return;
-        };
-        let kind = e.id_kind();
+    /// Adds the event at sequence number `seq` with this borrow id (no id: nothing to add).
+    /// Growing the table rehashes every entry from the ring through `key_at`.
+    pub(crate) fn insert(
+        &mut self,
+        seq: u64,
+        kind: u8,
+        code: u64,
+        key_at: impl Fn(u32) -> Option<(u8, u64)>,
+    ) {
         if kind == super::borrow_id::NONE {
             return;
         }
-        let rehash = |&s: &u32| {
-            let i = s.wrapping_sub(front_seq as u32) as usize;
-            events.get(i).map_or(0, |e| hash(e.id_kind(), e.id))
-        };
-        self.table.insert_unique(hash(kind, e.id), seq as u32, rehash);
+        let rehash = |&s: &u32| key_at(s).map_or(0, |(k, c)| hash(k, c));
+        self.table
+            .insert_unique(hash(kind, code), seq as u32, rehash);
     }
 
-    /// Removes the entry of `e`, the event at sequence number `seq`, which is leaving the ring.
-    pub(crate) fn remove(&mut self, seq: u64, e: &PackedEvent) {
-        let kind = e.id_kind();
+    /// Removes the entry of the event at sequence number `seq` with this borrow id, which is
+    /// leaving the ring.
+    pub(crate) fn remove(&mut self, seq: u64, kind: u8, code: u64) {
         if kind == super::borrow_id::NONE {
             return;
         }
-        if let Ok(entry) = self.table.find_entry(hash(kind, e.id), |&s| s == seq as u32) {
+        if let Ok(entry) = self
+            .table
+            .find_entry(hash(kind, code), |&s| s == seq as u32)
+        {
             entry.remove();
         }
     }
@@ -89,4 +81,3 @@ impl IdIndex {
         self.table.len()
     }
 }
-

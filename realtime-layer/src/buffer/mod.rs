@@ -43,8 +43,8 @@ mod store;
 mod timed;
 
 pub use answers::{
-    BufferStats, EventRecord, LifetimeTotals, ResourceActivity, SecondPoint, SecondSeries, Totals,
-    WindowSummary,
+    BufferStats, EventRecord, LifetimeTotals, MemoryBreakdown, ResourceActivity, SecondPoint,
+    SecondSeries, Totals, WindowSummary,
 };
 pub(crate) use cluster::StoredEvent;
 // The path it had before the split (nothing outside buffer/ uses it today).
@@ -150,7 +150,8 @@ impl EventBuffer {
         inner.advance(now);
         let mut stats = inner.stats();
         // The capture queue is allocated whole up front.
-        stats.memory_bytes += CaptureQueue::HEAP_BYTES;
+        stats.memory.capture_queue = CaptureQueue::HEAP_BYTES;
+        stats.memory_bytes = stats.memory.total();
         stats
     }
 

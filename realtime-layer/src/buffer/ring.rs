@@ -52,6 +52,17 @@ impl PackedEvent {
     }
 }
 
+/// The borrow id of the event at a 32-bit wrapping sequence number (what the id index keeps).
+fn key_at(
+    events: &VecDeque<PackedEvent>,
+    front_seq: u64,
+) -> impl Fn(u32) -> Option<(u8, u64)> + '_ {
+    move |seq| {
+        let i = seq.wrapping_sub(front_seq as u32) as usize;
+        events.get(i).map(|e| (e.id_kind(), e.id))
+    }
+}
+
 /// A ring of events of one kind, oldest first, with a running sequence number so readers can
 /// resume where they stopped even while old events are dropped.
 pub(crate) struct EventRing {
@@ -98,7 +109,7 @@ impl EventRing {
     pub(crate) fn contains_id(&self, kind: u8, code: u64) -> bool {
         self.ids
             .as_ref()
-            .is_some_and(|ids| ids.contains(&self.events, self.front_seq, kind, code))
+            .is_some_and(|ids| ids.contains(kind, code, key_at(&self.events, self.front_seq)))
     }
 
     /// A ring that also keeps one instance tag per event.
@@ -172,13 +183,14 @@ impl EventRing {
         }
         if let Some(ids) = &mut self.ids {
             let seq = self.front_seq + self.events.len() as u64 - 1;
-            ids.insert(&self.events, self.front_seq, seq);
+            let key = key_at(&self.events, self.front_seq);
+            ids.insert(seq, event.id_kind(), event.id, key);
         }
     }
 
     fn pop_front(&mut self) {
         if let (Some(ids), Some(front)) = (&mut self.ids, self.events.front()) {
-            ids.remove(self.front_seq, front);
+            ids.remove(self.front_seq, front.id_kind(), front.id);
         }
         self.events.pop_front();
         if let Some(tags) = &mut self.tags {

@@ -327,7 +327,9 @@ impl SecondAggregates {
     pub(crate) fn count_late(&mut self, sec: u32, res: u16, kind: LateKind) -> bool {
         self.ensure_res(res);
         let room = |e: &ResSecond| match kind {
-            LateKind::Borrow { overage } => e.borrows < u8::MAX && (!overage || e.overage < u8::MAX),
+            LateKind::Borrow { overage } => {
+                e.borrows < u8::MAX && (!overage || e.overage < u8::MAX)
+            }
             LateKind::Return => e.returns < u8::MAX,
             LateKind::Failure => e.failures < u8::MAX,
         };
@@ -356,9 +358,7 @@ impl SecondAggregates {
                 Some(h) => h.start,
                 None => self.front_entry.wrapping_add(self.entries.len() as u32),
             };
-            let total = i
-                .checked_sub(1)
-                .map_or(0, |p| self.heads[p].end_total);
+            let total = i.checked_sub(1).map_or(0, |p| self.heads[p].end_total);
             self.heads.insert(
                 i,
                 SecondHead {
@@ -381,7 +381,10 @@ impl SecondAggregates {
             LateKind::Failure => entry.failures += 1,
         }
         if let (LateKind::Borrow { .. } | LateKind::Return, Some(now)) = (kind, self.newest_sec()) {
-            let level = step(self.levels[res as usize], matches!(kind, LateKind::Borrow { .. }));
+            let level = step(
+                self.levels[res as usize],
+                matches!(kind, LateKind::Borrow { .. }),
+            );
             let i = self.touch(now, res, |_| false);
             self.set_level_inner(i, res, level);
         }
@@ -406,10 +409,9 @@ impl SecondAggregates {
             // No entry of `res` since: its level has not moved.
             return Some(sat16(self.levels[res as usize]));
         }
-        let end = self
-            .heads
-            .get(i)
-            .map_or(self.entries.len(), |h| h.start.wrapping_sub(self.front_entry) as usize);
+        let end = self.heads.get(i).map_or(self.entries.len(), |h| {
+            h.start.wrapping_sub(self.front_entry) as usize
+        });
         let from = end.saturating_sub(LATE_SCAN);
         match (from..end).rev().find(|&j| self.entries[j].res == res) {
             Some(j) => Some(self.entries[j].end),

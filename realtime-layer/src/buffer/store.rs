@@ -6,10 +6,10 @@
 //! Separate from the read side ([`queries`](super::queries)) because this is the hot path every
 //! captured event goes through; the readers only need the fields and the time conversions.
 
-use super::answers::{BufferStats, LifetimeTotals};
+use super::answers::{BufferStats, LifetimeTotals, MemoryBreakdown};
 use super::borrow_id;
 use super::config::BufferConfig;
-use super::holds::Holds;
+use super::holds::{Holds, OpenKey};
 use super::interner::Interner;
 use super::ring::{EventRing, PackedEvent};
 use super::seconds::SecondAggregates;
@@ -26,14 +26,9 @@ const REBASE_AFTER_MS: u64 = 1 << 31;
 /// How long recording may go without running expiry (readers always run it first).
 const LAZY_EXPIRY_MS: u64 = 10;
 
-/// Drops `ring`'s events older than `t_min`, releasing their user names.
-fn expire_ring(ring: &mut EventRing, users: &mut Interner, t_min: u32) {
-    let mut seq = ring.front_seq();
-    while let Some(e) = ring.get(seq).filter(|e| e.t < t_min) {
-        users.release(e.user);
-        seq += 1;
-    }
-    ring.expire_before(t_min);
+/// The open-borrow key of a borrow event with an id.
+fn open_key(e: &PackedEvent) -> Option<OpenKey> {
+    (e.id_kind() != borrow_id::NONE).then_some((e.resource(), e.id_kind(), e.id))
 }
 
 /// Everything behind the buffer's lock.
@@ -116,7 +111,7 @@ impl Inner {
             folded_instances: 0,
             lifetime: Vec::new(),
             lifetime_failures: HashMap::with_hasher(ahash::RandomState::new()),
-            holds: Holds::new(config.max_borrows, config.max_returns),
+            holds: Holds::new(config.max_returns),
             applying,
             config,
         }
@@ -153,9 +148,9 @@ impl Inner {
             let new_base = cutoff.max(self.base_ms);
             let delta = (new_base - self.base_ms).min(u32::MAX as u64) as u32;
             let t_min = self.rel(cutoff);
-            for ring in &mut self.rings {
-                expire_ring(ring, &mut self.users, t_min);
-                ring.rebase(delta);
+            for k in 0..3 {
+                self.expire_ring(k, t_min);
+                self.rings[k].rebase(delta);
             }
             self.last_t = self.last_t.saturating_sub(delta);
             self.last_insert_t = self.last_insert_t.saturating_sub(delta);
@@ -163,13 +158,12 @@ impl Inner {
         }
         let t_min = self.rel(cutoff);
         if cutoff > self.base_ms {
-            for ring in &mut self.rings {
-                expire_ring(ring, &mut self.users, t_min);
+            for k in 0..3 {
+                self.expire_ring(k, t_min);
             }
         }
         // A second goes as soon as its start is past retention (never kept longer than events).
         self.seconds.expire_before(cutoff.div_ceil(1000) as u32);
-        self.holds.expire_before(cutoff);
         let t = self.rel(now).max(self.last_t);
         self.last_t = t;
         t
@@ -209,7 +203,8 @@ impl Inner {
                 let overage = event.is_overage();
                 self.push_event(0, PackedEvent::new(t, res, user, overage, kind, code), 0);
                 if kind != borrow_id::NONE {
-                    self.holds.on_borrow(self.abs(t), res, kind, code);
+                    let seq = self.rings[0].end_seq() - 1;
+                    self.holds.on_borrow((res, kind, code), seq);
                 }
                 self.seconds.on_borrow(sec, res, overage);
                 self.lifetime[res as usize][0] += 1;
@@ -222,9 +217,9 @@ impl Inner {
                 // Returns never carry overage: their flag bit marks an expiry instead.
                 let expired = event.reason() == Some(EXPIRED_REASON);
                 self.push_event(1, PackedEvent::new(t, res, user, expired, kind, code), 0);
-                if kind != borrow_id::NONE {
-                    self.holds.on_return(self.abs(t), res, kind, code);
-                }
+                let key = (kind != borrow_id::NONE).then_some((res, kind, code));
+                let seq = self.rings[1].end_seq() - 1;
+                self.holds.on_return(key, seq, t, &self.rings[0]);
                 self.seconds.on_return(sec, res);
                 self.lifetime[res as usize][2] += 1;
             }
@@ -237,13 +232,44 @@ impl Inner {
         }
     }
 
-    /// Appends to ring `k`, releasing the user name of the oldest event when the cap drops it.
+    /// Appends to ring `k`; when the cap drops the oldest event, releases its user name and its
+    /// hold tracking.
     pub(super) fn push_event(&mut self, k: usize, event: PackedEvent, tag: u8) {
         let ring = &mut self.rings[k];
-        let (front_seq, front_user) = (ring.front_seq(), ring.front().map(|e| e.user));
+        let (front_seq, front) = (ring.front_seq(), ring.front().copied());
         ring.push_tagged(event, tag);
-        if let (true, Some(user)) = (ring.front_seq() != front_seq, front_user) {
-            self.users.release(user);
+        if ring.front_seq() != front_seq {
+            if let Some(old) = front {
+                self.dropped(k, front_seq, &old, true);
+            }
+        }
+    }
+
+    /// Drops ring `k`'s events older than `t_min`, releasing what each held.
+    fn expire_ring(&mut self, k: usize, t_min: u32) {
+        let mut seq = self.rings[k].front_seq();
+        while let Some(e) = self.rings[k].get(seq).copied().filter(|e| e.t < t_min) {
+            self.dropped(k, seq, &e, false);
+            seq += 1;
+        }
+        self.rings[k].expire_before(t_min);
+        if k == 1 {
+            self.holds.on_returns_dropped(self.rings[1].front_seq());
+        }
+    }
+
+    /// Event `seq` of ring `k` leaves (`by_cap`: pushed out by the cap, else expired): its user
+    /// name is released, a borrow stops being open, a return's hold goes with it.
+    fn dropped(&mut self, k: usize, seq: u64, e: &PackedEvent, by_cap: bool) {
+        self.users.release(e.user);
+        match k {
+            0 => {
+                if let Some(key) = open_key(e) {
+                    self.holds.on_borrow_dropped(key, seq, by_cap);
+                }
+            }
+            1 => self.holds.on_returns_dropped(seq + 1),
+            _ => {}
         }
     }
 
@@ -254,16 +280,21 @@ impl Inner {
             .iter()
             .filter_map(|r| r.front().map(|e| self.abs(e.t)))
             .min();
-        let memory = self.rings.iter().map(|r| r.capacity_bytes()).sum::<usize>()
-            + self.seconds.heap_bytes()
-            + self.users.heap_bytes()
-            + self.resources.heap_bytes()
-            + self.reasons.heap_bytes()
-            + self.static_resources.heap_bytes()
-            + self.static_users.heap_bytes()
-            + self.lifetime.capacity() * 24
-            + self.lifetime_failures.capacity() * 16
-            + self.holds.heap_bytes();
+        let memory = MemoryBreakdown {
+            rings: self.rings.iter().map(|r| r.capacity_bytes()).sum::<usize>() as u64,
+            aggregates: self.seconds.heap_bytes() as u64,
+            names: (self.users.heap_bytes()
+                + self.resources.heap_bytes()
+                + self.reasons.heap_bytes()
+                + self.instances.as_ref().map_or(0, Interner::heap_bytes)
+                + self.static_resources.heap_bytes()
+                + self.static_users.heap_bytes()) as u64,
+            holds: self.holds.heap_bytes() as u64,
+            // The capture queue belongs to `EventBuffer`, which adds it.
+            capture_queue: 0,
+            counters: (self.lifetime.capacity() * 24 + self.lifetime_failures.capacity() * 16)
+                as u64,
+        };
         BufferStats {
             total_events: counts.iter().sum(),
             borrow_count: counts[0],
@@ -274,7 +305,8 @@ impl Inner {
             folded_users: self.users.folded,
             folded_resources: self.resources.folded,
             retention_ms: self.retention_ms,
-            memory_bytes: memory as u64,
+            memory_bytes: memory.total(),
+            memory,
             aggregates_dropped_seconds: self.seconds.dropped_seconds,
         }
     }

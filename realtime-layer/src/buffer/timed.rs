@@ -8,7 +8,8 @@
 //! *about time* uses the sender's time instead:
 //! - the per-second aggregates count it in its own second ([`SecondAggregates::count_late`]):
 //!   rates, peaks' seconds, history and time at capacity see it where it happened;
-//! - hold times are measured between the sender's borrow and return times.
+//! - a hold runs from the borrow's stored time to the return's own time (exact when the borrow
+//!   was not late).
 //!
 //! The borrowed *level* moves when the event becomes known (levels of past seconds are not
 //! rewritten), and an event record (stream, CSV, recent events) shows its place in the ring.
@@ -118,15 +119,15 @@ impl Inner {
         if self.lifetime.len() <= res as usize {
             self.lifetime.resize(res as usize + 1, [0; 3]);
         }
-        let counted_late = |inner: &mut Inner, kind: LateKind| {
-            late && inner.seconds.count_late(sec, res, kind)
-        };
+        let counted_late =
+            |inner: &mut Inner, kind: LateKind| late && inner.seconds.count_late(sec, res, kind);
         match event.kind() {
             EventKind::Borrow => {
                 let overage = event.is_overage();
                 self.push_event(0, PackedEvent::new(t, res, user, overage, id_kind, code), 0);
                 if id_kind != borrow_id::NONE {
-                    self.holds.on_borrow(ts, res, id_kind, code);
+                    let seq = self.rings[0].end_seq() - 1;
+                    self.holds.on_borrow((res, id_kind, code), seq);
                 }
                 if !counted_late(self, LateKind::Borrow { overage }) {
                     self.seconds.on_borrow(sec, res, overage);
@@ -137,10 +138,11 @@ impl Inner {
             EventKind::Return => {
                 let expired = event.reason() == Some(EXPIRED_REASON);
                 self.push_event(1, PackedEvent::new(t, res, user, expired, id_kind, code), 0);
-                if id_kind != borrow_id::NONE {
-                    self.holds
-                        .on_return_at(self.abs(t), ts, res, id_kind, code);
-                }
+                // The hold runs from the borrow's stored time to the return's own time.
+                let key = (id_kind != borrow_id::NONE).then_some((res, id_kind, code));
+                let seq = self.rings[1].end_seq() - 1;
+                let returned = self.rel(ts);
+                self.holds.on_return(key, seq, returned, &self.rings[0]);
                 if !counted_late(self, LateKind::Return) {
                     self.seconds.on_return(sec, res);
                 }
@@ -194,7 +196,7 @@ mod tests {
         assert_eq!((again.stored, again.duplicates), (1, 2));
         let stats = b.stats();
         assert_eq!((stats.borrow_count, stats.return_count), (1, 1));
-        // The hold is measured between the sender's times.
+        // The hold is measured between the sender's times (neither event is late here).
         let holds = b.hold_times(60, &EventFilter::default());
         assert_eq!(holds.resources[0].count, 1);
         assert_eq!(holds.resources[0].max_seconds, Some(3.0));
@@ -254,6 +256,10 @@ mod tests {
         ]);
         assert_eq!((out.stored, out.expired), (1, 1));
         let recent = b.recent_events(60, 10, &EventFilter::default());
-        assert_eq!(recent[0].ts_ms, T0 + 7 * 3600 * 1000, "a future time is taken as now");
+        assert_eq!(
+            recent[0].ts_ms,
+            T0 + 7 * 3600 * 1000,
+            "a future time is taken as now"
+        );
     }
 }

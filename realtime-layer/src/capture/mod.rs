@@ -111,7 +111,7 @@ impl RealtimeLayer {
 
     /// Also records HTTP golden signals of every request: rate, errors and latency per route
     /// (axum's `MatchedPath`, so apply the layer with `Router::layer`; requests matching no route
-    /// count as `(unmatched)`, at most [`MAX_ROUTES`] routes), exported as the OpenTelemetry
+    /// count as `(unmatched)`, at most [`MAX_ROUTES`](crate::MAX_ROUTES) routes), exported as the OpenTelemetry
     /// histogram `http.server.request.duration` (`http.route`, `http.request.method`,
     /// `http.response.status_code`), listed under `http` in `/realtime/stats` and shown on the
     /// page. Costs a clock read and a short lock per request; off by default.

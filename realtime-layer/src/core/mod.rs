@@ -18,9 +18,9 @@ pub(crate) use cluster_state::{default_instance_id, validate_instance_id, Cluste
 pub use cluster_state::{ClusterInfo, InstanceInfo, PoolScope};
 pub(crate) use http_metrics::{HttpMetrics, HttpStart};
 pub use http_metrics::{RouteStats, HTTP_DURATION_BUCKETS, MAX_ROUTES};
+pub use ingest_counters::IngestStats;
 #[cfg_attr(not(feature = "sidecar"), allow(unused_imports))]
 pub(crate) use ingest_counters::{IngestCounters, Refusal, Rejection};
-pub use ingest_counters::IngestStats;
 
 use crate::buffer::EventBuffer;
 use crate::event::Event;

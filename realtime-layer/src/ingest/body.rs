@@ -20,7 +20,11 @@ pub(crate) enum BodyError {
 }
 
 /// The body, read and decompressed, at most `cap` bytes either way.
-pub(crate) async fn read(headers: &HeaderMap, body: Body, cap: usize) -> Result<Vec<u8>, BodyError> {
+pub(crate) async fn read(
+    headers: &HeaderMap,
+    body: Body,
+    cap: usize,
+) -> Result<Vec<u8>, BodyError> {
     let gzip = match headers
         .get(header::CONTENT_ENCODING)
         .map(|v| v.to_str().unwrap_or("?").trim().to_ascii_lowercase())
@@ -75,6 +79,9 @@ mod tests {
         let bomb = gz(&vec![0u8; 64 << 20]);
         assert!(bomb.len() < 100_000);
         assert_eq!(gunzip(&bomb, 1 << 20), Err(BodyError::TooLarge));
-        assert!(matches!(gunzip(b"not gzip", 100), Err(BodyError::BadGzip(_))));
+        assert!(matches!(
+            gunzip(b"not gzip", 100),
+            Err(BodyError::BadGzip(_))
+        ));
     }
 }

@@ -147,11 +147,19 @@ impl Ingest {
         let value = value.as_bytes();
         let token = match value.iter().position(|b| *b == b' ') {
             Some(i) if value[..i].eq_ignore_ascii_case(b"bearer") => value[i..].trim_ascii(),
-            _ => return Err(refuse("missing_token", "Use the Bearer scheme: Authorization: Bearer <token>.")),
+            _ => {
+                return Err(refuse(
+                    "missing_token",
+                    "Use the Bearer scheme: Authorization: Bearer <token>.",
+                ))
+            }
         };
         match tokens.find(token) {
             Some(i) => Ok(Some(i)),
-            None => Err(refuse("invalid_token", "This token is not in the sidecar's --tokens file.")),
+            None => Err(refuse(
+                "invalid_token",
+                "This token is not in the sidecar's --tokens file.",
+            )),
         }
     }
 
@@ -177,7 +185,12 @@ impl Ingest {
     }
 
     /// The body within the cap, or 413/415/400.
-    async fn read_body(&self, headers: &HeaderMap, body: Body, cap: usize) -> Result<Vec<u8>, Refused> {
+    async fn read_body(
+        &self,
+        headers: &HeaderMap,
+        body: Body,
+        cap: usize,
+    ) -> Result<Vec<u8>, Refused> {
         body::read(headers, body, cap).await.map_err(|e| match e {
             BodyError::TooLarge => {
                 self.counters.refuse(Refusal::TooLarge);
@@ -208,7 +221,12 @@ impl Ingest {
 
     /// Drops events too old or too far ahead (their indices into `events` go to `rejected`),
     /// counting those a little ahead.
-    fn check_times(&self, now: u64, events: &mut Vec<TimedEvent>, rejected: &mut Vec<(usize, String)>) {
+    fn check_times(
+        &self,
+        now: u64,
+        events: &mut Vec<TimedEvent>,
+        rejected: &mut Vec<(usize, String)>,
+    ) {
         let skew = self.config.max_future_skew.as_millis() as u64;
         let oldest = now.saturating_sub(self.retention_ms);
         let mut index = 0;
@@ -218,18 +236,24 @@ impl Ingest {
             index += 1;
             if e.ts_ms > now.saturating_add(skew) {
                 self.counters.reject(Rejection::Future, 1);
-                rejected.push((i, format!(
-                    "timestamp {} ms ahead of the sidecar's clock (at most {skew} ms allowed)",
-                    e.ts_ms - now
-                )));
+                rejected.push((
+                    i,
+                    format!(
+                        "timestamp {} ms ahead of the sidecar's clock (at most {skew} ms allowed)",
+                        e.ts_ms - now
+                    ),
+                ));
                 return false;
             }
             if e.ts_ms < oldest {
                 self.counters.reject(Rejection::TooOld, 1);
-                rejected.push((i, format!(
-                    "timestamp older than the retention ({} s)",
-                    self.retention_ms / 1000
-                )));
+                rejected.push((
+                    i,
+                    format!(
+                        "timestamp older than the retention ({} s)",
+                        self.retention_ms / 1000
+                    ),
+                ));
                 return false;
             }
             clamped += (e.ts_ms > now) as u64;
@@ -258,7 +282,9 @@ impl Ingest {
                 Err(Refused::new(
                     StatusCode::PAYLOAD_TOO_LARGE,
                     "batch_over_burst",
-                    format!("{n} events in one request; this sender may send at most {burst} at once."),
+                    format!(
+                        "{n} events in one request; this sender may send at most {burst} at once."
+                    ),
                 ))
             }
         }
@@ -349,7 +375,9 @@ async fn otlp_batch(
     ingest.check_rate(token, records.events.len())?;
     let outcome = ingest.apply(std::mem::take(&mut records.events)).await?;
     IngestCounters::add(&ingest.counters.ignored, records.ignored);
-    ingest.counters.reject(Rejection::Malformed, records.rejected);
+    ingest
+        .counters
+        .reject(Rejection::Malformed, records.rejected);
     for (_, why) in time_errors.iter().take(5) {
         if records.messages.len() < 5 {
             records.messages.push(why.clone());
@@ -373,7 +401,10 @@ async fn ndjson_ingest(State(state): State<IngestState>, request: Request) -> Re
     let media = media_type(&parts.headers);
     if !matches!(
         media.as_str(),
-        "application/x-ndjson" | "application/ndjson" | "application/jsonl" | "application/x-jsonlines"
+        "application/x-ndjson"
+            | "application/ndjson"
+            | "application/jsonl"
+            | "application/x-jsonlines"
     ) {
         state.ingest.counters.refuse(Refusal::Unsupported);
         return Refused::new(
@@ -389,7 +420,11 @@ async fn ndjson_ingest(State(state): State<IngestState>, request: Request) -> Re
     }
 }
 
-async fn ndjson_batch(state: &IngestState, headers: &HeaderMap, body: Body) -> Result<Response, Refused> {
+async fn ndjson_batch(
+    state: &IngestState,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Response, Refused> {
     let ingest = &state.ingest;
     let token = ingest.authorize(headers)?;
     let bytes = ingest
@@ -438,9 +473,15 @@ async fn put_status(State(state): State<IngestState>, request: Request) -> Respo
                 "PUT /status takes application/json.",
             ));
         }
-        let bytes = ingest.read_body(&parts.headers, body, MAX_STATUS_BODY).await?;
+        let bytes = ingest
+            .read_body(&parts.headers, body, MAX_STATUS_BODY)
+            .await?;
         let push: StatusPush = serde_json::from_slice(&bytes).map_err(|e| {
-            Refused::new(StatusCode::BAD_REQUEST, "invalid_status", format!("Not a status push: {e}."))
+            Refused::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_status",
+                format!("Not a status push: {e}."),
+            )
         })?;
         let names = push.resources.iter().map(|p| p.name.clone());
         ingest.check_resources(token, names, 0)?;

@@ -145,7 +145,10 @@ pub(crate) fn decode_protobuf(body: &[u8], now_ms: u64) -> Result<Records, Strin
     for rl in &request.resource_logs {
         for sl in &rl.scope_logs {
             for r in &sl.log_records {
-                let attrs = r.attributes.iter().map(|kv| (kv.key.as_str(), attr_value(kv)));
+                let attrs = r
+                    .attributes
+                    .iter()
+                    .map(|kv| (kv.key.as_str(), attr_value(kv)));
                 records.take(
                     &r.event_name,
                     attrs,
@@ -263,7 +266,10 @@ mod tests {
         assert_eq!(r.events[0].ts_ms, 1_700_000_000_123);
         assert!(r.events[0].event.is_overage());
         assert_eq!(r.events[0].event.borrow_id_str(), Some("42"));
-        assert_eq!(r.events[1].ts_ms, 1_700_000_001_000, "observed time as a fallback");
+        assert_eq!(
+            r.events[1].ts_ms, 1_700_000_001_000,
+            "observed time as a fallback"
+        );
         assert!(r.messages[0].contains("lease.resource must be a string"));
         assert!(r.messages[1].contains("missing lease.user"));
         assert!(decode_protobuf(b"\xff\xff\xff", 0).is_err());

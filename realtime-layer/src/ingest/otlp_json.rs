@@ -123,7 +123,10 @@ pub(crate) fn decode_json(body: &[u8], now_ms: u64) -> Result<Records, String> {
         for sl in &rl.scope_logs {
             for r in &sl.log_records {
                 let attrs = r.attributes.iter().map(|kv| {
-                    let value = kv.value.as_ref().map_or(AttrValue::Other, AnyValue::as_attr);
+                    let value = kv
+                        .value
+                        .as_ref()
+                        .map_or(AttrValue::Other, AnyValue::as_attr);
                     (kv.key.as_str(), value)
                 });
                 records.take(
@@ -177,7 +180,11 @@ mod tests {
         assert_eq!(r.events[1].ts_ms, 1_700_000_001_000);
         assert_eq!(r.events[2].ts_ms, 1_700_000_002_000);
         assert_eq!(r.events[2].event.reason(), Some("exhausted"));
-        assert!(decode_json(br#"{"resourceLogs":[{"scopeLogs":[{"logRecords":[{"timeUnixNano":"12x"}]}]}]}"#, 0).is_err());
+        assert!(decode_json(
+            br#"{"resourceLogs":[{"scopeLogs":[{"logRecords":[{"timeUnixNano":"12x"}]}]}]}"#,
+            0
+        )
+        .is_err());
         assert!(decode_json(b"[1,2]", 0).is_err());
         assert!(decode_json(b"{}", 0).unwrap().events.is_empty());
     }

@@ -53,9 +53,10 @@ impl PushedPool {
                 "{}: total {t} is not commit + max_overage ({i})",
                 self.name
             )),
-            (Some(t), _, _) if t < self.commit => {
-                Err(format!("{}: total {t} is below commit {}", self.name, self.commit))
-            }
+            (Some(t), _, _) if t < self.commit => Err(format!(
+                "{}: total {t} is below commit {}",
+                self.name, self.commit
+            )),
             (Some(t), _, _) => Ok(t),
             (None, _, Some(i)) => Ok(i),
         }
@@ -239,7 +240,10 @@ mod tests {
         assert!(push(vec![pool("b", 4, Some(2), Some(7))]).is_err());
         assert!(push(vec![pool("b", 4, None, Some(3))]).is_err());
         assert_eq!(push(vec![pool("b", 4, None, Some(5))]), Ok(1));
-        assert!(push(vec![pool("c", 1, None, None)]).is_err(), "over max_rows");
+        assert!(
+            push(vec![pool("c", 1, None, None)]).is_err(),
+            "over max_rows"
+        );
         clock.advance(Duration::from_secs(20));
         push(vec![pool("b", 4, None, Some(5))]).unwrap();
         clock.advance(Duration::from_secs(15));

@@ -86,7 +86,10 @@ impl Tokens {
         let mut tokens = Vec::new();
         for entry in file.token {
             if !names.insert(entry.name.clone()) {
-                return Err(TokenFileError(format!("token name {:?} used twice", entry.name)));
+                return Err(TokenFileError(format!(
+                    "token name {:?} used twice",
+                    entry.name
+                )));
             }
             let digest = match (&entry.sha256, &entry.token) {
                 (Some(hex), None) => parse_hex(hex).ok_or_else(|| {
@@ -107,7 +110,10 @@ impl Tokens {
                 }
             };
             if entry.rate == Some(0) {
-                return Err(TokenFileError(format!("{}: rate must be above 0", entry.name)));
+                return Err(TokenFileError(format!(
+                    "{}: rate must be above 0",
+                    entry.name
+                )));
             }
             tokens.push(SenderToken {
                 name: entry.name,

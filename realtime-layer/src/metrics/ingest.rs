@@ -11,7 +11,7 @@
 //! - `realtime.ingest.queued` gauge: events waiting in the apply queue.
 
 use super::register::{Kind, Registrar};
-use crate::core::{IngestStats, Core};
+use crate::core::{Core, IngestStats};
 use opentelemetry::metrics::AsyncInstrument;
 use opentelemetry::KeyValue;
 

@@ -124,7 +124,7 @@ impl Realtime {
     }
 
     /// This instance's id: the host name and process id unless set with
-    /// [`RealtimeBuilder::instance_id`]. Shown in the page header, `/realtime/config`,
+    /// [`RealtimeBuilder::instance_id`](crate::RealtimeBuilder::instance_id). Shown in the page header, `/realtime/config`,
     /// `/realtime/stats` and every stream frame, so a client knows which replica answered.
     pub fn instance_id(&self) -> &str {
         &self.core.instance_id

@@ -13,7 +13,7 @@ mod ws;
 pub use config::RANGES;
 pub use json_errors::json_errors;
 pub use page::CONTENT_SECURITY_POLICY;
-pub use stats::{StatsResponse, RECENT_EVENTS_LIMIT};
+pub use stats::{InstanceMemory, StatsResponse, RECENT_EVENTS_LIMIT};
 
 use crate::core::Core;
 use crate::stream::LiveStream;

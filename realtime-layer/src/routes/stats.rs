@@ -2,8 +2,9 @@
 
 use super::params::{self, QueryMap};
 use super::RouteState;
-use crate::buffer::{EventRecord, HoldSummary};
+use crate::buffer::{BufferStats, EventBuffer, EventRecord, HoldSummary, MemoryBreakdown};
 use crate::core::ClusterInfo;
+use crate::core::Core;
 use crate::error::ApiError;
 use crate::views::CapacityTime;
 use crate::views::CostSummary;
@@ -15,6 +16,19 @@ use std::sync::Arc;
 
 /// Most recent events listed in a stats answer.
 pub const RECENT_EVENTS_LIMIT: usize = 100;
+
+/// This instance's buffer memory by part (see [`MemoryBreakdown`]) and its cluster view's.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct InstanceMemory {
+    /// The local buffer, by part.
+    #[serde(flatten)]
+    pub local: MemoryBreakdown,
+    /// The local buffer's total.
+    pub local_total: u64,
+    /// The cluster view's buffer, all-in (cluster mode only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster_buffer: Option<u64>,
+}
 
 /// The stats answer (see `docs/PROTOCOL.md`).
 #[derive(Debug, Serialize)]
@@ -49,8 +63,11 @@ pub struct StatsResponse {
     pub folded_users: u64,
     /// Of which resource names.
     pub folded_resources: u64,
-    /// Heap bytes held by the buffer.
+    /// Heap bytes held by the buffer answering (the cluster view's in cluster mode).
     pub memory_bytes: u64,
+    /// This instance's memory for the live view: its own buffer by part, and the cluster view's
+    /// buffer in cluster mode.
+    pub memory: InstanceMemory,
     /// Seconds of aggregates dropped early by the entry cap (non-zero: long windows undercount).
     pub aggregates_dropped_seconds: u64,
     /// Live streams cut since start because their client stopped reading (write timeout).
@@ -108,6 +125,7 @@ pub(crate) async fn stats(
         folded_users: stats.folded_users,
         folded_resources: stats.folded_resources,
         memory_bytes: stats.memory_bytes,
+        memory: instance_memory(core, buffer, &stats),
         aggregates_dropped_seconds: stats.aggregates_dropped_seconds,
         slow_stream_disconnects: core.slow_stream_disconnects(),
         rates: Rates::from_totals(&totals, window),
@@ -119,4 +137,22 @@ pub(crate) async fn stats(
         resources,
         recent_events,
     }))
+}
+
+/// The local buffer's parts and the cluster buffer's total; the stats of `answered` (the buffer
+/// that answered, whose stats are `stats`) are not taken twice.
+fn instance_memory(core: &Core, answered: &EventBuffer, stats: &BufferStats) -> InstanceMemory {
+    let of = |buffer: &EventBuffer| {
+        if std::ptr::eq(buffer, answered) {
+            stats.clone()
+        } else {
+            buffer.stats()
+        }
+    };
+    let local = of(&core.buffer).memory;
+    InstanceMemory {
+        local,
+        local_total: local.total(),
+        cluster_buffer: core.cluster.as_ref().map(|c| of(&c.buffer).memory_bytes),
+    }
 }

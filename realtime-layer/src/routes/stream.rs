@@ -93,12 +93,32 @@ pub(super) struct Subscription {
     _lease: Option<FilterLease>,
     /// The connection (under [`crate::serve`]): tells whether the write timeout cut the stream.
     conn: Option<Connection>,
-    channel: Arc<Channel>,
-    rx: watch::Receiver<Arc<Published>>,
-    last_seq: u64,
+    /// The channel's frames; `None` for a hidden page's stream (`hidden=1`: keep-alives only).
+    frames: Option<Frames>,
     shutdown: Pin<Box<WaitForCancellationFutureOwned>>,
     keep_alive: Duration,
     next_keep_alive: Pin<Box<Sleep>>,
+}
+
+/// What a visible client follows: its channel, a receiver of its frames, the last one sent.
+struct Frames {
+    channel: Arc<Channel>,
+    rx: watch::Receiver<Arc<Published>>,
+    last_seq: u64,
+}
+
+/// `hidden`: `1`/`true` for a page in a hidden tab, which gets keep-alives only (no channel, no
+/// frames: nothing to build or send per frame) and reconnects normally, with `last_event_id`,
+/// when it becomes visible again.
+fn hidden(q: &QueryMap) -> Result<bool, ApiError> {
+    match q.get("hidden").map(|v| v.trim()) {
+        None | Some("" | "0" | "false") => Ok(false),
+        Some("1" | "true") => Ok(true),
+        Some(other) => Err(ApiError::bad_request(
+            "invalid_hidden",
+            format!("hidden must be 1 or 0, got {other:?}"),
+        )),
+    }
 }
 
 impl Subscription {
@@ -114,6 +134,7 @@ impl Subscription {
         let core = &routes.core;
         let scope = params::scope(q, core).map_err(|e| Box::new(e.into_response()))?;
         let filter = params::filter(q, core, &scope).map_err(|e| Box::new(e.into_response()))?;
+        let hidden = hidden(q).map_err(|e| Box::new(e.into_response()))?;
         let shutdown = core.shutdown.clone();
         if shutdown.is_cancelled() {
             return Err(Box::new(unavailable(
@@ -129,6 +150,26 @@ impl Subscription {
             )));
         };
         let (client, conn) = client_of(extensions);
+        if let Some(conn) = &conn {
+            // A stalled reader then holds a few KiB in the kernel, not hundreds, and the write
+            // timeout notices it sooner.
+            if let Err(e) = conn.limit_send_buffer() {
+                tracing::debug!(error = %e, "cannot lower the stream's send buffer");
+            }
+        }
+        let keep_alive = core.stream_config.keep_alive;
+        let mut sub = Subscription {
+            guard,
+            _lease: None,
+            conn,
+            frames: None,
+            shutdown: Box::pin(shutdown.cancelled_owned()),
+            keep_alive,
+            next_keep_alive: Box::pin(tokio::time::sleep(keep_alive)),
+        };
+        if hidden {
+            return Ok((sub, Bytes::new()));
+        }
         let hub = routes.stream.hub(core).clone();
         let Subscribed {
             channel,
@@ -137,53 +178,53 @@ impl Subscription {
         } = hub
             .subscribe(core, scope, filter, client)
             .map_err(|e| Box::new(unavailable(&e.error, e.detail)))?;
-        if let Some(conn) = &conn {
-            // A stalled reader then holds a few KiB in the kernel, not hundreds, and the write
-            // timeout notices it sooner.
-            if let Err(e) = conn.limit_send_buffer() {
-                tracing::debug!(error = %e, "cannot lower the stream's send buffer");
-            }
-        }
         let (last_seq, snapshot) = channel.catch_up(last_seen, &mut rx);
-        let keep_alive = core.stream_config.keep_alive;
-        let sub = Subscription {
-            guard,
-            _lease: lease,
-            conn,
+        sub._lease = lease;
+        sub.frames = Some(Frames {
             channel,
             rx,
             last_seq,
-            shutdown: Box::pin(shutdown.cancelled_owned()),
-            keep_alive,
-            next_keep_alive: Box::pin(tokio::time::sleep(keep_alive)),
-        };
+        });
         Ok((sub, snapshot))
     }
 
     /// The next frame (a delta, or a catch-up snapshot after skipped frames) or keep-alive;
     /// `None` on shutdown. Cancel-safe.
     pub(super) async fn next(&mut self) -> Option<Next> {
+        let frames = &mut self.frames;
+        let frame = async move {
+            match frames.as_mut() {
+                Some(frames) => frames.next().await,
+                // A hidden page's stream: nothing but keep-alives.
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             biased;
             _ = self.shutdown.as_mut() => None,
-            changed = self.rx.changed() => {
-                changed.ok()?;
-                let newest = self.rx.borrow_and_update().clone();
-                if newest.prev_seq == self.last_seq {
-                    self.last_seq = newest.seq;
-                    Some(Next::Frame(newest.delta.clone()))
-                } else {
-                    // Frames were skipped (a slow reader): a snapshot replaces them.
-                    let (seq, bytes) = self.channel.catch_up(Some(self.last_seq), &mut self.rx);
-                    self.last_seq = seq;
-                    Some(Next::Frame(bytes))
-                }
-            }
+            frame = frame => frame.map(Next::Frame),
             _ = self.next_keep_alive.as_mut() => {
                 let at = Instant::now() + self.keep_alive;
                 self.next_keep_alive.as_mut().reset(at);
                 Some(Next::KeepAlive)
             }
+        }
+    }
+}
+
+impl Frames {
+    /// The next frame: the channel's delta when this client saw the one before it, else a
+    /// catch-up snapshot (a slow reader skipped frames). `None` when the channel is gone.
+    async fn next(&mut self) -> Option<Bytes> {
+        self.rx.changed().await.ok()?;
+        let newest = self.rx.borrow_and_update().clone();
+        if newest.prev_seq == self.last_seq {
+            self.last_seq = newest.seq;
+            Some(newest.delta.clone())
+        } else {
+            let (seq, bytes) = self.channel.catch_up(Some(self.last_seq), &mut self.rx);
+            self.last_seq = seq;
+            Some(bytes)
         }
     }
 }
@@ -232,7 +273,11 @@ pub(crate) async fn stream(
     };
     let client = Client {
         sub,
-        queued: vec![Bytes::from(format!("retry: {RETRY_MS}\n")), snapshot],
+        // A hidden page's stream has no snapshot: only the `retry:` line, then keep-alives.
+        queued: [Bytes::from(format!("retry: {RETRY_MS}\n")), snapshot]
+            .into_iter()
+            .filter(|b| !b.is_empty())
+            .collect(),
     };
     let body = futures_util::stream::unfold(client, |mut client| async move {
         let bytes = client.next().await?;

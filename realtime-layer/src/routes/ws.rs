@@ -70,7 +70,7 @@ fn text(message: &Bytes) -> Option<Message> {
 /// ends when the client closes or goes away. The subscription (and its `stream_clients` count)
 /// lives exactly as long.
 async fn session(mut socket: WebSocket, mut sub: Subscription, snapshot: Bytes) {
-    if let Some(msg) = text(&snapshot) {
+    if let Some(msg) = (!snapshot.is_empty()).then(|| text(&snapshot)).flatten() {
         if socket.send(msg).await.is_err() {
             return;
         }

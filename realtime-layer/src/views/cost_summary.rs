@@ -13,9 +13,9 @@ pub struct CurrencyCost {
     pub currency: String,
     /// Sum of the commit prices.
     pub commit: f64,
-    /// Sum of [`ResourceCost::overage_cost_now`].
+    /// Sum of [`ResourceCost::overage_cost_now`](crate::ResourceCost::overage_cost_now).
     pub overage_now: f64,
-    /// Sum of [`ResourceCost::overage_cost_in_window`].
+    /// Sum of [`ResourceCost::overage_cost_in_window`](crate::ResourceCost::overage_cost_in_window).
     pub overage_in_window: f64,
 }
 

@@ -38,7 +38,9 @@ impl Sidecar {
     fn start_with(args: &[&str], tokens: Option<String>) -> Sidecar {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut command = Command::new(env!("CARGO_BIN_EXE_realtime-sidecar"));
-        command.args(["--bind", "127.0.0.1:0", "--log", "warn"]).args(args);
+        command
+            .args(["--bind", "127.0.0.1:0", "--log", "warn"])
+            .args(args);
         if let Some(tokens) = tokens {
             let path = dir.path().join("tokens.toml");
             std::fs::write(&path, tokens).expect("tokens file");
@@ -79,7 +81,11 @@ impl Sidecar {
     }
 
     /// Posts an NDJSON body (not compressed) with `token`; returns status and JSON answer.
-    pub async fn post_ndjson(&self, body: impl Into<reqwest::Body>, token: Option<&str>) -> (u16, Value) {
+    pub async fn post_ndjson(
+        &self,
+        body: impl Into<reqwest::Body>,
+        token: Option<&str>,
+    ) -> (u16, Value) {
         let mut request = test_support::http::client()
             .post(self.at("/ingest"))
             .header("content-type", "application/x-ndjson")
@@ -113,7 +119,8 @@ pub fn now_ms() -> u64 {
 
 /// One NDJSON line.
 pub fn line(kind: &str, resource: &str, user: &str, id: Option<&str>, ts_ms: u64) -> String {
-    let mut v = serde_json::json!({"kind": kind, "resource": resource, "user": user, "ts_ms": ts_ms});
+    let mut v =
+        serde_json::json!({"kind": kind, "resource": resource, "user": user, "ts_ms": ts_ms});
     if let Some(id) = id {
         v["borrow_id"] = id.into();
     }

@@ -26,7 +26,12 @@ pub struct Args {
     #[arg(long, env = "REALTIME_SIDECAR_BIND", default_value = DEFAULT_BIND)]
     pub bind: SocketAddr,
     /// Log filter for tracing, e.g. `info`, `warn`, `realtime_layer=debug`.
-    #[arg(long, env = "REALTIME_SIDECAR_LOG", default_value = "info", value_name = "FILTER")]
+    #[arg(
+        long,
+        env = "REALTIME_SIDECAR_LOG",
+        default_value = "info",
+        value_name = "FILTER"
+    )]
     pub log: String,
     /// Sender tokens as TOML (`[[token]]` with `name`, `sha256` or `token`, optional
     /// `resources` and `rate`): POST /v1/logs, /ingest and /status then need
@@ -35,17 +40,33 @@ pub struct Args {
     pub tokens: Option<PathBuf>,
     /// HTTP Basic credentials for /realtime* and /metrics (prefer the environment variable:
     /// command lines are visible to other local users).
-    #[arg(long, env = "REALTIME_SIDECAR_DASHBOARD_AUTH", value_name = "USER:PASSWORD", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "REALTIME_SIDECAR_DASHBOARD_AUTH",
+        value_name = "USER:PASSWORD",
+        hide_env_values = true
+    )]
     pub dashboard_auth: Option<String>,
     /// Bearer token for /realtime* and /metrics, instead of --dashboard-auth.
-    #[arg(long, env = "REALTIME_SIDECAR_DASHBOARD_TOKEN", value_name = "TOKEN", hide_env_values = true, conflicts_with = "dashboard_auth")]
+    #[arg(
+        long,
+        env = "REALTIME_SIDECAR_DASHBOARD_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true,
+        conflicts_with = "dashboard_auth"
+    )]
     pub dashboard_token: Option<String>,
     /// Cluster mode: share one live view with every sidecar (and license-demo) on this Redis
     /// with the same --cluster-name, e.g. `redis://127.0.0.1:6379`.
     #[arg(long, env = "REALTIME_SIDECAR_REDIS", value_name = "URL")]
     pub redis: Option<String>,
     /// Cluster name (instances with the same Redis and name share a view).
-    #[arg(long, env = "REALTIME_SIDECAR_CLUSTER", default_value = "realtime-sidecar", value_name = "NAME")]
+    #[arg(
+        long,
+        env = "REALTIME_SIDECAR_CLUSTER",
+        default_value = "realtime-sidecar",
+        value_name = "NAME"
+    )]
     pub cluster_name: String,
     /// This instance's id in the cluster view (default: host name and process id).
     #[arg(long, env = "REALTIME_SIDECAR_INSTANCE_ID", value_name = "ID")]
@@ -55,7 +76,12 @@ pub struct Args {
     #[arg(long, env = "REALTIME_SIDECAR_POOL_SCOPE", value_enum, default_value_t = PoolScopeArg::PerInstance)]
     pub pool_scope: PoolScopeArg,
     /// Title of the dashboard page.
-    #[arg(long, env = "REALTIME_SIDECAR_TITLE", default_value = "Live leases", value_name = "TEXT")]
+    #[arg(
+        long,
+        env = "REALTIME_SIDECAR_TITLE",
+        default_value = "Live leases",
+        value_name = "TEXT"
+    )]
     pub title: String,
     /// How long events are kept (`6h`, `30m`, `3600` seconds; at most 7 days).
     #[arg(long, env = "REALTIME_SIDECAR_RETENTION", default_value = "6h", value_parser = parse_duration, value_name = "DURATION")]
@@ -64,10 +90,20 @@ pub struct Args {
     #[arg(long, env = "REALTIME_SIDECAR_MAX_BODY_BYTES", default_value_t = 8 << 20, value_name = "BYTES")]
     pub max_body_bytes: usize,
     /// Events per second per sender token (or for all senders without --tokens).
-    #[arg(long, env = "REALTIME_SIDECAR_RATE_LIMIT", default_value_t = 50_000, value_name = "EVENTS_PER_SEC")]
+    #[arg(
+        long,
+        env = "REALTIME_SIDECAR_RATE_LIMIT",
+        default_value_t = 50_000,
+        value_name = "EVENTS_PER_SEC"
+    )]
     pub rate_limit: u32,
     /// Events waiting to be applied before new batches get 503 + Retry-After.
-    #[arg(long, env = "REALTIME_SIDECAR_QUEUE_HIGH_WATER", default_value_t = 200_000, value_name = "EVENTS")]
+    #[arg(
+        long,
+        env = "REALTIME_SIDECAR_QUEUE_HIGH_WATER",
+        default_value_t = 200_000,
+        value_name = "EVENTS"
+    )]
     pub queue_high_water: usize,
     /// How far ahead of this clock an event may be stamped (taken as now); further: rejected.
     #[arg(long, env = "REALTIME_SIDECAR_MAX_FUTURE_SKEW", default_value = "5m", value_parser = parse_duration, value_name = "DURATION")]
@@ -151,7 +187,9 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         (t, 1.0)
     };
     match number.trim().parse::<f64>() {
-        Ok(v) if v.is_finite() && v > 0.0 && v * scale < 1e9 => Ok(Duration::from_secs_f64(v * scale)),
+        Ok(v) if v.is_finite() && v > 0.0 && v * scale < 1e9 => {
+            Ok(Duration::from_secs_f64(v * scale))
+        }
         _ => Err(format!(
             "{text:?} is not a duration above zero (examples: 10s, 500ms, 2m, 6h)"
         )),

@@ -154,15 +154,16 @@ fn app(realtime: &Realtime, dashboard_auth: Option<DashboardAuth>) -> Router {
         Some(auth) => dashboard.layer(auth.layer()),
         None => dashboard,
     };
-    let ingest = realtime
-        .ingest_routes()
-        .expect("built with .ingest(..)");
+    let ingest = realtime.ingest_routes().expect("built with .ingest(..)");
     Router::new()
         .merge(ingest)
         .merge(dashboard)
         .route("/", get(|| async { Redirect::temporary("/realtime") }))
         .fallback(|| async {
-            ApiError::not_found("not_found", "No such route: see docs/SIDECAR.md for the sidecar's routes.")
+            ApiError::not_found(
+                "not_found",
+                "No such route: see docs/SIDECAR.md for the sidecar's routes.",
+            )
         })
         .method_not_allowed_fallback(|| async {
             ApiError::new(
@@ -177,7 +178,9 @@ fn app(realtime: &Realtime, dashboard_auth: Option<DashboardAuth>) -> Router {
 /// A Redis URL without its password (for logs).
 fn redact(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => format!("{}://***@{}", &url[..scheme], &url[at + 1..]),
+        (Some(scheme), Some(at)) if at > scheme => {
+            format!("{}://***@{}", &url[..scheme], &url[at + 1..])
+        }
         _ => url.to_string(),
     }
 }
