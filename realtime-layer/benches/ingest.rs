@@ -211,6 +211,8 @@ struct Row {
     bytes_per_event: f64,
     events_held: u64,
     cpu_us_per_event: f64,
+    /// The buffer's own breakdown (`memory` of `/realtime/stats`), bytes per held event.
+    memory: String,
 }
 
 async fn run(format: &'static str, seconds: u64, connections: u64) -> Row {
@@ -347,6 +349,17 @@ async fn run(format: &'static str, seconds: u64, connections: u64) -> Row {
         bytes_per_event: stats["memory_bytes"].as_f64().unwrap_or(0.0) / held.max(1) as f64,
         events_held: held,
         cpu_us_per_event: cpu * 1e6 / parts[0].max(1.0),
+        memory: stats["memory"]
+            .as_object()
+            .map(|m| {
+                m.iter()
+                    .filter_map(|(k, v)| {
+                        Some(format!("{k} {:.1}", v.as_f64()? / held.max(1) as f64))
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            })
+            .unwrap_or_default(),
     }
 }
 
@@ -391,6 +404,12 @@ fn main() {
             r.cpu_us_per_event,
             r.events_held,
             r.bytes_per_event
+        );
+    }
+    for r in &rows {
+        println!(
+            "{} buffer bytes per held event by part: {}",
+            r.format, r.memory
         );
     }
     println!("\ntargets: NDJSON >= 300,000 events/s, OTLP protobuf >= 200,000 events/s, p99 <= 150 ms, <= 24 B/event");
