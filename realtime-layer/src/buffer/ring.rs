@@ -190,7 +190,8 @@ impl EventRing {
 
     fn pop_front(&mut self) {
         if let (Some(ids), Some(front)) = (&mut self.ids, self.events.front()) {
-            ids.remove(self.front_seq, front.id_kind(), front.id);
+            let key = key_at(&self.events, self.front_seq);
+            ids.remove(self.front_seq, front.id_kind(), front.id, key);
         }
         self.events.pop_front();
         if let Some(tags) = &mut self.tags {
@@ -280,8 +281,57 @@ mod tests {
         assert!((0..5_000u64).all(|i| big.contains_id(2, i * 7)));
         assert!(!big.contains_id(2, 3));
         assert_eq!(big.ids.as_ref().unwrap().len(), 5_000);
-        // 4-byte slots and a control byte each, at most 8,192 slots (+ a group of control bytes).
-        assert!(big.ids.as_ref().unwrap().heap_bytes() <= 8_192 * 5 + 64);
+        // 4-byte slots and a tag byte each, at most 80% full: 8,192 slots for 5,000 ids.
+        assert_eq!(big.ids.as_ref().unwrap().heap_bytes(), 8_192 * 5);
+        // Churn (the ring's steady state) keeps the table at its size: no tombstones.
+        for i in 5_000..100_000u64 {
+            big.push(with_id(i as u32, i * 7));
+            big.expire_before(i as u32 - 4_999);
+        }
+        assert_eq!(big.ids.as_ref().unwrap().len(), 5_000);
+        assert_eq!(big.ids.as_ref().unwrap().heap_bytes(), 8_192 * 5);
+        assert!((95_000..100_000u64).all(|i| big.contains_id(2, i * 7)));
+        assert!(!big.contains_id(2, 94_999 * 7));
+    }
+
+    #[test]
+    fn id_index_matches_the_ring_under_random_churn() {
+        // Few distinct codes (many repeats and long probe clusters), a small cap, random expiry.
+        let mut ring = EventRing::new(500).with_id_index();
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut rand = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for t in 0..20_000u32 {
+            let code = rand() % 900;
+            let kind = if rand() % 10 == 0 { 0 } else { 2 };
+            ring.push(PackedEvent::new(t, 1, 1, false, kind, code));
+            if rand() % 50 == 0 {
+                ring.expire_before(t.saturating_sub((rand() % 400) as u32));
+            }
+            if t % 97 == 0 {
+                let held: std::collections::HashSet<u64> = (ring.front_seq()..ring.end_seq())
+                    .filter_map(|s| ring.get(s))
+                    .filter(|e| e.id_kind() == 2)
+                    .map(|e| e.id)
+                    .collect();
+                for code in 0..900 {
+                    assert_eq!(
+                        ring.contains_id(2, code),
+                        held.contains(&code),
+                        "t {t} code {code}"
+                    );
+                }
+                let ids = ring.ids.as_ref().unwrap();
+                let with_ids = (ring.front_seq()..ring.end_seq())
+                    .filter(|s| ring.get(*s).is_some_and(|e| e.id_kind() != 0))
+                    .count();
+                assert_eq!(ids.len(), with_ids);
+            }
+        }
     }
 
     #[test]
