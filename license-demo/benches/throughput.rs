@@ -80,6 +80,8 @@ async fn one_row(durability: Durability, workers: usize, total_ops: usize) -> St
         security: Default::default(),
         serve: Default::default(),
         stream: Default::default(),
+        usage: None,
+        clock_offset_ms: 0,
     })
     .await
     .expect("server");

@@ -39,6 +39,50 @@ pub struct Cli {
 pub enum Command {
     /// Drive load against a license server: interactive with no arguments, scripted with any.
     Stress(StressArgs),
+    /// Fill the usage tier beside a database with a synthetic history (working-day peaks, some
+    /// overage and refusals, one tool clearly over-committed), so the report and the advisor have
+    /// a month to show on first run.
+    SeedUsage(SeedArgs),
+}
+
+/// Options of `license-demo seed-usage`.
+#[derive(Debug, Clone, Args)]
+pub struct SeedArgs {
+    /// The license database the usage tier sits beside (the tier is `<db>.usage.db` unless
+    /// `--usage` says otherwise).
+    #[arg(long, env = "LICENSE_DEMO_DB", default_value = "./license-demo.db")]
+    pub db: String,
+    /// The usage tier's file (default: beside the database).
+    #[arg(long, env = "LICENSE_DEMO_USAGE", value_name = "PATH")]
+    pub usage: Option<PathBuf>,
+    /// Days of history, ending now (1..=30).
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=30))]
+    pub days: u64,
+    /// Tool catalogue as TOML (default: the built-in seed).
+    #[arg(long, env = "LICENSE_DEMO_TOOLS", value_name = "FILE")]
+    pub tools: Option<PathBuf>,
+    /// Start the tier over when it already holds usage (otherwise that is an error).
+    #[arg(long)]
+    pub replace: bool,
+    /// Seed of the generator (the same seed gives the same month).
+    #[arg(long, default_value_t = 20)]
+    pub seed: u64,
+}
+
+/// The usage tier's default file for a database path: `x.db` → `x.usage.db`; `None` for
+/// `:memory:` (a throw-away database keeps no usage).
+pub fn default_usage_path(db: &str) -> Option<PathBuf> {
+    if db == ":memory:" {
+        return None;
+    }
+    let path = PathBuf::from(db);
+    let stem = match path.extension() {
+        Some(ext) if ext == "db" || ext == "sqlite" || ext == "sqlite3" => path.with_extension(""),
+        _ => path.clone(),
+    };
+    let mut name = stem.into_os_string();
+    name.push(".usage.db");
+    Some(PathBuf::from(name))
 }
 
 /// Options of the server.
@@ -146,9 +190,33 @@ pub struct ServeArgs {
     #[arg(long, env = "LICENSE_DEMO_MAX_STREAMS", default_value_t = 1_000, value_name = "N",
           value_parser = clap::value_parser!(u64).range(1..=100_000))]
     pub max_streams: u64,
+    /// The usage tier's SQLite file (30 days of per-minute usage, /realtime/report and
+    /// /realtime/advice); `off` for none. Default: beside the database (`x.db` → `x.usage.db`).
+    #[arg(long, env = "LICENSE_DEMO_USAGE", value_name = "PATH|off")]
+    pub usage: Option<String>,
+    /// Milliseconds added to the dashboard's clock (for tests of minute boundaries).
+    #[arg(
+        long,
+        env = "LICENSE_DEMO_CLOCK_OFFSET_MS",
+        hide = true,
+        default_value_t = 0,
+        allow_negative_numbers = true
+    )]
+    pub clock_offset_ms: i64,
     /// Connection limits, timeouts and the shutdown deadline.
     #[command(flatten)]
     pub limits: crate::limits::LimitArgs,
+}
+
+impl ServeArgs {
+    /// The usage tier's file: `--usage`, `None` for `off`, else beside the database.
+    pub fn usage_path(&self) -> Option<PathBuf> {
+        match self.usage.as_deref() {
+            Some("off") => None,
+            Some(path) => Some(PathBuf::from(path)),
+            None => default_usage_path(&self.db),
+        }
+    }
 }
 
 impl SecurityConfig {
@@ -340,6 +408,29 @@ mod tests {
     #[test]
     fn cli_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn usage_sits_beside_the_database() {
+        assert_eq!(
+            default_usage_path("./license-demo.db"),
+            Some(PathBuf::from("./license-demo.usage.db"))
+        );
+        assert_eq!(
+            default_usage_path("/var/lib/x"),
+            Some(PathBuf::from("/var/lib/x.usage.db"))
+        );
+        assert_eq!(default_usage_path(":memory:"), None);
+        let cli = Cli::try_parse_from(["license-demo", "--usage", "off"]).unwrap();
+        assert_eq!(cli.serve.usage_path(), None);
+        let cli =
+            Cli::try_parse_from(["license-demo", "seed-usage", "--db", "a.db", "--days", "7"])
+                .unwrap();
+        let Some(Command::SeedUsage(args)) = cli.command else {
+            panic!("no seed-usage")
+        };
+        assert_eq!((args.db.as_str(), args.days), ("a.db", 7));
+        assert!(Cli::try_parse_from(["license-demo", "seed-usage", "--days", "31"]).is_err());
     }
 
     #[test]

@@ -6,7 +6,8 @@
 //!
 //! Modules depend downwards only: `config`, `limits`, `error` and `pool` at the bottom; `auth`,
 //! then `api` (which uses `auth`); `server`, which wires them together; `stress` (which needs
-//! only `pool`'s types) and `cli` (the flags, turned into the settings of the others) on top.
+//! only `pool`'s types), `seed` (a synthetic month for the usage tier, from `config`) and `cli`
+//! (the flags, turned into the settings of the others) on top.
 
 #![warn(missing_docs)]
 
@@ -17,5 +18,6 @@ pub mod config;
 pub mod error;
 pub mod limits;
 pub mod pool;
+pub mod seed;
 pub mod server;
 pub mod stress;

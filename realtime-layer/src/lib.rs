@@ -56,6 +56,9 @@
 //!   `docs/OPERATIONS.md` ("Cluster mode on Redis").
 //! - `sidecar`: the `realtime-sidecar` binary and the [`ingest`] module: the same live view for
 //!   services in any language, fed by OTLP/HTTP logs or NDJSON over HTTP (`docs/SIDECAR.md`).
+//! - `usage`: the usage tier ([`usage`]): thirty days of per-minute usage in SQLite beside the
+//!   live buffer (`Realtime::builder().usage(path)`), `/realtime/report` and the pool-sizing
+//!   advisor `/realtime/advice`; `/realtime/history` then reaches back as far as the tier keeps.
 
 #![warn(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
@@ -84,6 +87,8 @@ mod cluster;
 pub mod ingest;
 mod metrics;
 mod stream;
+#[cfg(feature = "usage")]
+pub mod usage;
 
 mod routes;
 
@@ -113,4 +118,9 @@ pub use routes::{
     RECENT_EVENTS_LIMIT,
 };
 pub use status::{Pricing, ResourceStatus, StatusSource};
+#[cfg(feature = "usage")]
+pub use usage::{
+    AdviceReport, ResourceAdvice, ResourceUsage, UsageConfig, UsageError, UsageRecorder,
+    UsageReport, UsageStore, UsageTier,
+};
 pub use views::{CapacityTime, CostSummary, CurrencyCost, Rates, ResourceCost, ResourceView};

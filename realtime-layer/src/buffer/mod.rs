@@ -20,6 +20,7 @@
 //! - `capture.rs`: the capture queue, and the buffer's lock, which applies it.
 //! - `cluster.rs`: cluster tagging (instances, events in their stored form).
 //! - `holds.rs`, `denials.rs`, `levels.rs`: hold times, refusals, seconds at or above a level.
+//! - `usage_feed.rs` (feature `usage`): events and levels as the usage tier reads them.
 
 mod answers;
 mod borrow_id;
@@ -41,6 +42,8 @@ mod static_names;
 mod store;
 #[cfg_attr(not(feature = "sidecar"), allow(dead_code))]
 mod timed;
+#[cfg(feature = "usage")]
+mod usage_feed;
 
 pub use answers::{
     BufferStats, EventRecord, LifetimeTotals, MemoryBreakdown, ResourceActivity, SecondPoint,

@@ -322,6 +322,10 @@ impl ClusterState {
                             m.total = m.total.saturating_add(row.total);
                             m.commit = m.commit.saturating_add(row.commit);
                             m.borrowed = m.borrowed.saturating_add(row.borrowed);
+                            m.max_overage = match (m.max_overage, row.max_overage) {
+                                (Some(a), Some(b)) => Some(a.saturating_add(b)),
+                                _ => None,
+                            };
                         }
                         PoolScope::Shared => {
                             if fresh > *seen {

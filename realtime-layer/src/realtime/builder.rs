@@ -50,6 +50,8 @@ pub struct RealtimeBuilder {
     service_name: Option<String>,
     #[cfg(feature = "sidecar")]
     ingest: Option<crate::ingest::IngestConfig>,
+    #[cfg(feature = "usage")]
+    usage: Option<crate::usage::UsageConfig>,
 }
 
 impl Default for RealtimeBuilder {
@@ -68,6 +70,8 @@ impl Default for RealtimeBuilder {
             service_name: None,
             #[cfg(feature = "sidecar")]
             ingest: None,
+            #[cfg(feature = "usage")]
+            usage: None,
         }
     }
 }
@@ -207,6 +211,32 @@ impl RealtimeBuilder {
         self
     }
 
+    /// Keeps a usage tier in the SQLite file at `path` (feature `usage`): per-minute usage for
+    /// 30 days and hourly rollups for 400 days, written by a thread of its own off the request
+    /// path; `/realtime/report`, `/realtime/advice` and long `/realtime/history` windows answer
+    /// from it. The file is created when missing and survives restarts. See
+    /// [`usage_config`](Self::usage_config) for retention and the billing period.
+    ///
+    /// ```
+    /// use realtime_layer::Realtime;
+    ///
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let realtime = Realtime::builder().usage(dir.path().join("usage.db")).build().unwrap();
+    /// assert!(realtime.usage().is_some());
+    /// # realtime.usage().unwrap().close().unwrap();
+    /// ```
+    #[cfg(feature = "usage")]
+    pub fn usage(self, path: impl Into<std::path::PathBuf>) -> Self {
+        self.usage_config(crate::usage::UsageConfig::new(path))
+    }
+
+    /// The usage tier with all its settings (feature `usage`).
+    #[cfg(feature = "usage")]
+    pub fn usage_config(mut self, config: crate::usage::UsageConfig) -> Self {
+        self.usage = Some(config);
+        self
+    }
+
     /// Builds the instance.
     pub fn build(self) -> Result<Realtime, ConfigError> {
         if self.stream.tick.is_zero() || self.stream.push_delay.is_zero() {
@@ -291,6 +321,15 @@ impl RealtimeBuilder {
             cluster,
             ingest: ingest_counters,
         });
+        #[cfg(feature = "usage")]
+        let usage = match self.usage {
+            Some(config) => {
+                let fail = |e: crate::usage::UsageError| ConfigError(e.to_string());
+                let store = crate::usage::UsageStore::open(config).map_err(fail)?;
+                Some(crate::usage::UsageTier::start(&core, store).map_err(fail)?)
+            }
+            None => None,
+        };
         let reasons: Arc<[String]> = self.failure_reasons.into();
         let metrics = Metrics::install(meters, Arc::downgrade(&core), reasons);
         #[cfg(feature = "redis")]
@@ -310,6 +349,8 @@ impl RealtimeBuilder {
             metrics: Arc::new(metrics),
             #[cfg(feature = "sidecar")]
             ingest,
+            #[cfg(feature = "usage")]
+            usage,
         })
     }
 }

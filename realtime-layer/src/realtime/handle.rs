@@ -48,6 +48,9 @@ pub struct Realtime {
     /// [`RealtimeBuilder::ingest`]: crate::RealtimeBuilder::ingest
     #[cfg(feature = "sidecar")]
     pub(super) ingest: Option<Arc<crate::ingest::Ingest>>,
+    /// The usage tier, when configured (feature `usage`).
+    #[cfg(feature = "usage")]
+    pub(super) usage: Option<crate::usage::UsageTier>,
 }
 
 impl std::fmt::Debug for Realtime {
@@ -106,6 +109,14 @@ impl Realtime {
         self.core.shutdown.cancel();
     }
 
+    /// The usage tier (feature `usage`; `None` unless built with
+    /// [`RealtimeBuilder::usage`](crate::RealtimeBuilder::usage)): reports, advice, and
+    /// [`close`](crate::UsageTier::close) for a shutdown that loses nothing.
+    #[cfg(feature = "usage")]
+    pub fn usage(&self) -> Option<&crate::usage::UsageTier> {
+        self.usage.as_ref()
+    }
+
     /// Open live streams (SSE and WebSocket) right now.
     pub fn stream_clients(&self) -> u64 {
         self.core.stream_clients()
@@ -161,6 +172,8 @@ impl Realtime {
     /// | `GET /realtime/ws?resource=&user=` | the same frames over a WebSocket (JSON text messages) |
     /// | `GET /realtime/history?window=S&resource=` | downsampled chart series (JSON) |
     /// | `GET /realtime/events.csv?window=S&resource=&user=` | buffered events (CSV, streamed) |
+    /// | `GET /realtime/report?window=30d&format=csv` | usage report from the usage tier (JSON or CSV) |
+    /// | `GET /realtime/advice?window=30d` | pool-sizing advice from the usage tier (JSON) |
     ///
     /// Merge them into an app (`app.merge(realtime.routes())`) or nest them under a prefix
     /// (`Router::new().nest("/admin", realtime.routes())` serves `/admin/realtime`); the page
@@ -169,6 +182,8 @@ impl Realtime {
         crate::routes::dashboard(RouteState {
             core: self.core.clone(),
             stream: self.stream.clone(),
+            #[cfg(feature = "usage")]
+            usage: self.usage.clone(),
         })
     }
 

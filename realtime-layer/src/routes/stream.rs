@@ -122,9 +122,10 @@ fn hidden(q: &QueryMap) -> Result<bool, ApiError> {
 }
 
 impl Subscription {
-    /// Validates the `resource`/`user` filter (400/404), checks shutdown and the limits (503),
-    /// subscribes to the filter's channel and returns the catch-up snapshot to send first
-    /// (exactly the missed events when `last_seen` is remembered).
+    /// Validates the `resource`/`user` filter (400/404) and `hidden`, checks shutdown and the
+    /// limits (503), subscribes to the filter's channel and returns the catch-up snapshot to send
+    /// first (exactly the missed events when `last_seen` is remembered). A hidden page's stream
+    /// (`hidden=1`) subscribes to nothing and starts without a snapshot.
     pub(super) fn open(
         routes: &RouteState,
         q: &QueryMap,
