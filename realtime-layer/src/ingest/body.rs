@@ -34,6 +34,13 @@ pub(crate) async fn read(
         Some(e) if e == "gzip" || e == "x-gzip" => true,
         Some(e) => return Err(BodyError::UnsupportedEncoding(e)),
     };
+    // A declared length over the cap is refused before a byte of the body is read.
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.trim().parse::<u64>().ok());
+    if declared.is_some_and(|n| n > cap as u64) {
+        return Err(BodyError::TooLarge);
+    }
     let wire = match Limited::new(body, cap).collect().await {
         Ok(collected) => collected.to_bytes(),
         Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
