@@ -176,8 +176,9 @@ pub struct ServeArgs {
     /// This instance's id in the cluster view (default: host name and process id).
     #[arg(long, env = "LICENSE_DEMO_INSTANCE_ID", value_name = "ID")]
     pub instance_id: Option<String>,
-    /// How the instances' pools add up: `per-instance` (each has its own database: totals are
-    /// summed) or `shared` (all on one database: the freshest count wins).
+    /// How the instances' pools add up in the cluster view: `per-instance` (each has its own
+    /// `--db`: totals are summed) or `shared` (all on one `--db` file on this host: every
+    /// instance reports the database's counts, the freshest row wins).
     #[arg(long, env = "LICENSE_DEMO_POOL_SCOPE", value_enum, default_value_t = PoolScopeArg::PerInstance)]
     pub pool_scope: PoolScopeArg,
     /// Longest wait, in milliseconds, between an event and the live-stream frame that carries

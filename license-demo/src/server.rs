@@ -210,7 +210,10 @@ pub fn build_app_full(
         // Every refusal reason has its counter series at 0 from the start (alerts see the first
         // burst).
         .failure_reasons(Denial::ALL.map(Denial::code))
-        // Reads the in-memory counters only: no SQLite, no await.
+        // The database's counts, whichever process committed them (read on every frame build,
+        // so levels follow another process's borrows and returns within one tick): the
+        // in-memory counters after one `PRAGMA data_version`, re-read in one query only when
+        // another process committed. No await.
         .status_source(move || -> Vec<ResourceStatus> {
             status_rows(&tools, source_pool.occupancy())
         })

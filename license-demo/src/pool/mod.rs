@@ -18,6 +18,18 @@
 //! `GET /licenses/status` and the realtime status source) are updated after `COMMIT` and before
 //! the replies are sent.
 //!
+//! # Several processes on one database
+//! Several license servers may share one database file (replicas behind a load balancer): SQLite
+//! serialises their write transactions, so grants, charges, idempotency keys and lease expiry
+//! stay exact across them (a borrow on one process and its return on another, a retry with the
+//! same `Idempotency-Key` on the other process answering the first borrow, an expired lease
+//! returned by whichever process sweeps first and found gone by the other). The counters follow
+//! the database, not this process: a status read checks `PRAGMA data_version` and re-reads the
+//! counts in one query only when another connection committed (module `live`), so a process
+//! alone on its database pays one cheap `PRAGMA` per status read and nothing else. Overage sums
+//! are kept per tool in the database (`overage_totals`, by triggers), so every process reports
+//! the same cost.
+//!
 //! # Idempotency and leases
 //! A borrow may carry an idempotency key: the key, the request (tool, user) and the borrow it
 //! produced are stored in the same transaction as the borrow, so a retry after a lost answer, a
@@ -40,6 +52,7 @@
 //! # Layout
 //! - `types`: the public data types (options, outcomes, statuses, errors);
 //! - `state`: what the handles and the writer thread share (catalogue, live counters);
+//! - `live`: the live counters and how they follow other processes' commits;
 //! - `jobs`: the messages to the writer thread and their answers;
 //! - `writer`: the writer thread (batching, sweeps, publishing after `COMMIT`);
 //! - `transactions`: the SQL of each operation inside a batch transaction;
@@ -47,6 +60,7 @@
 //! - `timestamps`: the stored time formats.
 
 mod jobs;
+mod live;
 mod schema;
 mod state;
 mod timestamps;
@@ -62,10 +76,12 @@ pub use writer::MAX_BATCH;
 
 use crate::config::ToolSpec;
 use jobs::{Job, Reply};
+use live::{Live, WriterMark};
 use realtime_layer::{Clock, SystemClock};
 use rusqlite::Connection;
 use schema::{load_catalogue, prepare_schema};
 use state::{lock_mutex, read_lock, tool_status, write_lock, ExpiryListener, ExpirySink, Shared};
+use std::collections::HashMap;
 use std::sync::mpsc;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -115,22 +131,28 @@ impl LicensePool {
             .map(|ttl| u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1));
         let mut tools = tools;
         tools.sort_by(|a, b| a.name.cmp(&b.name));
-        let conn = match location {
+        let mut conn = match location {
             DbLocation::File(path) => Connection::open(path)?,
             DbLocation::Memory => Connection::open_in_memory()?,
         };
-        prepare_schema(&conn, durability, clock.now_ms())?;
-        let counters = load_catalogue(&conn, &tools)?;
-        let index = tools
+        // Room for every statement of the batch transactions, the version check and the counts.
+        conn.set_prepared_statement_cache_capacity(32);
+        prepare_schema(&mut conn, durability, clock.now_ms())?;
+        let index: HashMap<String, usize> = tools
             .iter()
             .enumerate()
             .map(|(i, t)| (t.name.clone(), i))
             .collect();
+        let counters = load_catalogue(&mut conn, &tools, &index)?;
+        let (live, mark) = match location {
+            DbLocation::File(path) => Live::watching(path, &conn, &index)?,
+            DbLocation::Memory => (Live::private(counters), WriterMark::default()),
+        };
         let (sender, receiver) = mpsc::channel();
         let shared = Arc::new(Shared {
             tools,
             index,
-            counters: RwLock::new(counters),
+            live,
             sender: RwLock::new(Some(sender)),
             writer: std::sync::Mutex::new(None),
             lease_ttl_ms,
@@ -140,7 +162,7 @@ impl LicensePool {
         let writer_shared = Arc::clone(&shared);
         let handle = std::thread::Builder::new()
             .name("license-db-writer".into())
-            .spawn(move || writer_loop(conn, receiver, &writer_shared))
+            .spawn(move || writer_loop(conn, mark, receiver, &writer_shared))
             .map_err(|e| PoolError::Storage(format!("cannot start writer thread: {e}")))?;
         *lock_mutex(&shared.writer) = Some(handle);
         Ok(LicensePool { shared })
@@ -244,33 +266,52 @@ impl LicensePool {
         self.ask(|reply| Job::Charges { tool, reply }).await
     }
 
-    /// Status of every tool, sorted by name, from the in-memory counters (no SQLite access).
+    /// Status of every tool, sorted by name: the database's state, from the in-memory
+    /// counters (see [`LicensePool::occupancy`] for what a read costs).
     pub fn status(&self) -> Vec<ToolStatus> {
-        let counters = read_lock(&self.shared.counters);
-        self.shared
-            .tools
-            .iter()
-            .zip(counters.iter())
-            .map(|(spec, c)| tool_status(spec, c))
-            .collect()
+        let shared = &self.shared;
+        shared.live.read(&shared.index, |counters| {
+            shared
+                .tools
+                .iter()
+                .zip(counters)
+                .map(|(spec, c)| tool_status(spec, c))
+                .collect()
+        })
     }
 
     /// Status of one tool, `None` when unknown.
     pub fn tool_status(&self, tool: &str) -> Option<ToolStatus> {
         let i = *self.shared.index.get(tool)?;
-        let counters = read_lock(&self.shared.counters);
-        Some(tool_status(&self.shared.tools[i], &counters[i]))
+        let spec = &self.shared.tools[i];
+        Some(self.shared.live.read(&self.shared.index, |counters| {
+            tool_status(spec, &counters[i])
+        }))
     }
 
     /// `(name, total, commit, borrowed)` per tool: the cheap feed for the realtime status source.
+    ///
+    /// Like [`LicensePool::status`] it answers the database's state, whichever process wrote
+    /// it: one `PRAGMA data_version` (a few microseconds, no await) tells whether another
+    /// connection committed since the counters were last known exact, and only then are the
+    /// counts re-read, in one query. A process alone on its database never re-reads.
     pub fn occupancy(&self) -> Vec<(String, u32, u32, u32)> {
-        let counters = read_lock(&self.shared.counters);
-        self.shared
-            .tools
-            .iter()
-            .zip(counters.iter())
-            .map(|(t, c)| (t.name.clone(), t.total, t.commit, c.borrowed))
-            .collect()
+        let shared = &self.shared;
+        shared.live.read(&shared.index, |counters| {
+            shared
+                .tools
+                .iter()
+                .zip(counters)
+                .map(|(t, c)| (t.name.clone(), t.total, t.commit, c.borrowed))
+                .collect()
+        })
+    }
+
+    /// How many times the live counters were re-read from the database because another
+    /// connection (another process on the same file) had committed; 0 for a process alone on
+    /// its database.
+    pub fn resyncs(&self) -> u64 {
+        self.shared.live.resyncs()
     }
 
     /// Stops accepting work, lets the writer finish what is queued and waits for it; the
@@ -283,6 +324,7 @@ impl LicensePool {
                 tracing::error!("license-db-writer thread panicked");
             }
         }
+        self.shared.live.close();
         // The listener may hold what holds this pool (the dashboard's status source): let go.
         *lock_mutex(&self.shared.expiries) = ExpirySink::Pending(Vec::new());
     }
@@ -302,5 +344,7 @@ impl LicensePool {
     }
 }
 
+#[cfg(test)]
+mod shared_db_tests;
 #[cfg(test)]
 mod tests;
