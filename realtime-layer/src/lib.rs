@@ -54,6 +54,8 @@
 //!   `Realtime::builder().cluster(Cluster::redis(url).name("my-service"))`; every route then
 //!   serves the whole cluster (`?scope=local`, `?instance=ID` for one process). See
 //!   `docs/OPERATIONS.md` ("Cluster mode on Redis").
+//! - `sidecar`: the `realtime-sidecar` binary and the [`ingest`] module: the same live view for
+//!   services in any language, fed by OTLP/HTTP logs or NDJSON over HTTP (`docs/SIDECAR.md`).
 //! - `usage`: the usage tier ([`usage`]): thirty days of per-minute usage in SQLite beside the
 //!   live buffer (`Realtime::builder().usage(path)`), `/realtime/report` and the pool-sizing
 //!   advisor `/realtime/advice`; `/realtime/history` then reaches back as far as the tier keeps.
@@ -80,6 +82,9 @@ mod views;
 
 mod capture;
 mod cluster;
+#[cfg(feature = "sidecar")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sidecar")))]
+pub mod ingest;
 mod metrics;
 mod stream;
 #[cfg(feature = "usage")]
@@ -101,8 +106,8 @@ pub use clock::{Clock, ManualClock, SystemClock};
 #[cfg(feature = "redis")]
 pub use cluster::{redact_redis_url, Cluster};
 pub use core::{
-    ClusterInfo, InstanceInfo, PoolScope, RouteStats, StreamConfig, HTTP_DURATION_BUCKETS,
-    MAX_ROUTES,
+    ClusterInfo, IngestStats, InstanceInfo, PoolScope, RouteStats, StreamConfig,
+    HTTP_DURATION_BUCKETS, MAX_ROUTES,
 };
 pub use error::ApiError;
 pub use event::{Event, EventKind, RealtimeEvents, EXPIRED_REASON};

@@ -106,6 +106,15 @@ impl ResourceStatus {
 pub trait StatusSource: Send + Sync + 'static {
     /// Current status of every resource.
     fn status(&self) -> Vec<ResourceStatus>;
+
+    /// Whether [`status`](Self::status) lists every resource the app has (default `true`):
+    /// resources with events but no row are then left out of the views, so failures for unknown
+    /// names do not invent pools. A source that may lack rows, such as statuses pushed by
+    /// another process that expire when not refreshed, returns `false`: such resources are shown
+    /// with unknown totals instead.
+    fn lists_every_resource(&self) -> bool {
+        true
+    }
 }
 
 impl<F> StatusSource for F

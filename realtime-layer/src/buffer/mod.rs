@@ -30,6 +30,9 @@ mod config;
 mod denials;
 mod filter;
 mod holds;
+// The ingest path (`timed.rs`, the duplicate index) is used by feature `sidecar` only.
+#[cfg_attr(not(feature = "sidecar"), allow(dead_code))]
+mod id_index;
 mod interner;
 mod levels;
 mod queries;
@@ -37,6 +40,8 @@ mod ring;
 mod seconds;
 mod static_names;
 mod store;
+#[cfg_attr(not(feature = "sidecar"), allow(dead_code))]
+mod timed;
 #[cfg(feature = "usage")]
 mod usage_feed;
 
@@ -53,6 +58,8 @@ pub use denials::Denials;
 pub use filter::{Cursor, EventFilter};
 pub use holds::{HoldSummary, HoldTimes, HOLD_BUCKETS_SECONDS};
 pub use interner::OTHER_NAME;
+#[cfg_attr(not(feature = "sidecar"), allow(unused_imports))]
+pub(crate) use timed::{TimedEvent, TimedOutcome};
 
 use crate::clock::Clock;
 use crate::event::Event;

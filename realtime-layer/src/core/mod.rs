@@ -9,6 +9,9 @@
 mod activity;
 pub(crate) mod cluster_state;
 mod http_metrics;
+// Written by the ingest module (feature `sidecar`) only; read by stats and metrics always.
+#[cfg_attr(not(feature = "sidecar"), allow(dead_code))]
+mod ingest_counters;
 
 pub(crate) use activity::Activity;
 #[cfg(feature = "redis")]
@@ -17,6 +20,9 @@ pub(crate) use cluster_state::{default_instance_id, shown_instance_id, ClusterSt
 pub use cluster_state::{ClusterInfo, InstanceInfo, PoolScope};
 pub(crate) use http_metrics::{HttpMetrics, HttpStart};
 pub use http_metrics::{RouteStats, HTTP_DURATION_BUCKETS, MAX_ROUTES};
+pub use ingest_counters::IngestStats;
+#[cfg_attr(not(feature = "sidecar"), allow(unused_imports))]
+pub(crate) use ingest_counters::{IngestCounters, Refusal, Rejection};
 
 use crate::buffer::EventBuffer;
 use crate::event::Event;
@@ -74,6 +80,8 @@ pub(crate) struct Core {
     pub(crate) cluster: Option<Arc<ClusterState>>,
     /// Reverse proxies whose forwarding headers name the client (per-client stream limits).
     pub(crate) trusted_proxies: crate::serve::TrustedProxies,
+    /// The ingest endpoints' counters (`realtime-sidecar`), when on.
+    pub(crate) ingest: Option<Arc<IngestCounters>>,
 }
 
 impl Core {

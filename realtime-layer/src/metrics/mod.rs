@@ -32,6 +32,7 @@
 //! buffer's `max_resources` cap (extra names fold into `(other)`).
 
 mod cluster;
+mod ingest;
 #[cfg(feature = "prometheus")]
 mod prometheus_export;
 mod register;
@@ -127,6 +128,7 @@ impl Metrics {
             register_pool_instruments(&mut r);
             register_stream_instruments(&mut r);
             cluster::register(&mut r);
+            ingest::register(&mut r);
         }
         Metrics {
             _instruments: instruments,

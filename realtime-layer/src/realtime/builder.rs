@@ -50,6 +50,8 @@ pub struct RealtimeBuilder {
     cluster: Option<crate::Cluster>,
     failure_reasons: Vec<String>,
     service_name: Option<String>,
+    #[cfg(feature = "sidecar")]
+    ingest: Option<crate::ingest::IngestConfig>,
     #[cfg(feature = "usage")]
     usage: Option<crate::usage::UsageConfig>,
 }
@@ -69,6 +71,8 @@ impl Default for RealtimeBuilder {
             cluster: None,
             failure_reasons: Vec::new(),
             service_name: None,
+            #[cfg(feature = "sidecar")]
+            ingest: None,
             #[cfg(feature = "usage")]
             usage: None,
         }
@@ -225,6 +229,17 @@ impl RealtimeBuilder {
         self
     }
 
+    /// Ingest endpoints for services in any language (feature `sidecar`; what
+    /// `realtime-sidecar` serves): events posted as OTLP/HTTP logs or NDJSON, stored at their
+    /// senders' times and counted once per borrow id, and pool statuses pushed with a TTL
+    /// (unless a [`status_source`](Self::status_source) is set). Serve them with
+    /// [`Realtime::ingest_routes`]. Build inside a Tokio runtime: a task applies the batches.
+    #[cfg(feature = "sidecar")]
+    pub fn ingest(mut self, config: crate::ingest::IngestConfig) -> Self {
+        self.ingest = Some(config);
+        self
+    }
+
     /// Keeps a usage tier in the SQLite file at `path` (feature `usage`): per-minute usage for
     /// 30 days and hourly rollups for 400 days, written by a thread of its own off the request
     /// path; `/realtime/report`, `/realtime/advice` and long `/realtime/history` windows answer
@@ -289,12 +304,44 @@ impl RealtimeBuilder {
         };
         #[cfg(not(feature = "redis"))]
         let cluster = None;
-        let buffer = EventBuffer::new(self.buffer, self.clock)?;
+        #[cfg(feature = "sidecar")]
+        let (buffer, status_source, pushed, ingest_counters) = match &self.ingest {
+            Some(config) => {
+                config.validate()?;
+                let pushed = crate::ingest::Ingest::status_source(
+                    config,
+                    self.buffer.max_resources,
+                    self.clock.clone(),
+                );
+                let source: Box<dyn StatusSource> = match self.status_source {
+                    Some(source) => source,
+                    None => Box::new(pushed.clone()),
+                };
+                (
+                    EventBuffer::new_ingest(self.buffer, self.clock)?,
+                    Some(source),
+                    Some(pushed),
+                    Some(Arc::default()),
+                )
+            }
+            None => (
+                EventBuffer::new(self.buffer, self.clock)?,
+                self.status_source,
+                None,
+                None,
+            ),
+        };
+        #[cfg(not(feature = "sidecar"))]
+        let (buffer, status_source, ingest_counters) = (
+            EventBuffer::new(self.buffer, self.clock)?,
+            self.status_source,
+            None,
+        );
         let meters = Meters::new(self.meter, self.service_name)?;
         let core = Arc::new(Core {
             buffer,
             labels: self.labels,
-            status_source: self.status_source,
+            status_source,
             stream_config: self.stream,
             activity: Arc::new(Activity::default()),
             shutdown: CancellationToken::new(),
@@ -304,6 +351,7 @@ impl RealtimeBuilder {
             instance_id,
             cluster,
             trusted_proxies,
+            ingest: ingest_counters,
         });
         #[cfg(feature = "usage")]
         let usage = match self.usage {
@@ -320,10 +368,19 @@ impl RealtimeBuilder {
         if let (Some(settings), Some(cluster)) = (&self.cluster, &core.cluster) {
             crate::cluster::start(&core, cluster, settings)?;
         }
+        #[cfg(feature = "sidecar")]
+        let ingest = match (self.ingest, pushed) {
+            (Some(config), Some(pushed)) => {
+                Some(crate::ingest::Ingest::start(&core, config, pushed)?)
+            }
+            _ => None,
+        };
         Ok(Realtime {
             core,
             stream: Arc::new(LiveStream::default()),
             metrics: Arc::new(metrics),
+            #[cfg(feature = "sidecar")]
+            ingest,
             #[cfg(feature = "usage")]
             usage,
         })

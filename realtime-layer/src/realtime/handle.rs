@@ -43,6 +43,11 @@ pub struct Realtime {
     /// the `prometheus` feature only kept, so the instruments live as long as the handle.
     #[cfg_attr(not(feature = "prometheus"), allow(dead_code))]
     pub(super) metrics: Arc<Metrics>,
+    /// The ingest endpoints' state (feature `sidecar`, with [`RealtimeBuilder::ingest`]).
+    ///
+    /// [`RealtimeBuilder::ingest`]: crate::RealtimeBuilder::ingest
+    #[cfg(feature = "sidecar")]
+    pub(super) ingest: Option<Arc<crate::ingest::Ingest>>,
     /// The usage tier, when configured (feature `usage`).
     #[cfg(feature = "usage")]
     pub(super) usage: Option<crate::usage::UsageTier>,
@@ -211,6 +216,30 @@ impl Realtime {
     /// ```
     pub fn snapshot_frame(&self, filter: &EventFilter) -> String {
         crate::stream::snapshot_frame(&self.core, filter)
+    }
+}
+
+#[cfg(feature = "sidecar")]
+impl Realtime {
+    /// The ingest routes (feature `sidecar`; `None` unless built with
+    /// [`RealtimeBuilder::ingest`](crate::RealtimeBuilder::ingest)):
+    ///
+    /// | route | what |
+    /// |---|---|
+    /// | `POST /v1/logs` | OTLP/HTTP logs (protobuf or JSON, gzip): lease events |
+    /// | `POST /ingest` | NDJSON events, one per line (gzip) |
+    /// | `PUT /status` | pool sizes, commits, overage limits and prices (valid for a TTL) |
+    /// | `GET /status` | the pushed statuses and their age |
+    ///
+    /// See [`ingest`](crate::ingest) and `docs/SIDECAR.md`.
+    pub fn ingest_routes<S: Clone + Send + Sync + 'static>(&self) -> Option<Router<S>> {
+        let ingest = self.ingest.as_ref()?;
+        Some(ingest.routes(self.core.clone()))
+    }
+
+    /// What the ingest endpoints did since start (`None` without ingest).
+    pub fn ingest_stats(&self) -> Option<crate::IngestStats> {
+        self.core.ingest.as_ref().map(|c| c.snapshot())
     }
 }
 

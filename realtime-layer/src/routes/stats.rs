@@ -87,6 +87,9 @@ pub struct StatsResponse {
     /// [`RealtimeLayer::http_metrics`](crate::RealtimeLayer::http_metrics); absent otherwise).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub http: Vec<crate::core::RouteStats>,
+    /// What the sidecar's ingest endpoints did since start (absent without ingest).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ingest: Option<crate::core::IngestStats>,
     /// Newest events in the window, newest first (at most 100).
     pub recent_events: Vec<EventRecord>,
 }
@@ -130,6 +133,7 @@ pub(crate) async fn stats(
         capacity,
         cost: CostSummary::of(&resources, window),
         http: core.http.snapshot(),
+        ingest: core.ingest.as_ref().map(|i| i.snapshot()),
         resources,
         recent_events,
     }))
