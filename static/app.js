@@ -5,6 +5,7 @@
 //   live.js      what the stream says now (decoder.js turns frames into it)
 //   timeline.js  the chart series (history + live points)
 //   answers.js   the polled stats (hold times, capacity, cost, HTTP routes, refusals)
+//   usage.js     the usage report and the advisor's cards (with a usage tier)
 //   render.js    when charts redraw (animation frames, pause)
 //
 // Wire contract: docs/PROTOCOL.md. All URLs are relative (`realtime/...`) so the page works under
@@ -29,6 +30,7 @@ import { renderHttp } from './js/http-table.js';
 import { renderRefusals } from './js/refusals.js';
 import { pollInstances, renderCluster, renderInstances } from './js/cluster.js';
 import { bindControls, fillRanges, showView, updateCsv } from './js/controls.js';
+import { startUsage } from './js/usage.js';
 
 let needHistoryOnSnapshot = false;
 
@@ -144,6 +146,7 @@ async function init() {
   onViewChange(onView);
   loadHistory(view, cfg.labels);
   startAnswers(currentView, onAnswers);
+  startUsage(cfg.usage);
   if (document.hidden) setHidden(true);
   else reconnectNow(true);
 }

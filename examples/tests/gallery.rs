@@ -126,8 +126,11 @@ async fn response_extensions_cover_parts_manual_and_multiple() {
         200
     );
     let s = stats(format!("http://{addr}/realtime/stats")).await;
-    let got = events(&s);
+    let mut got = events(&s);
     assert_eq!(got.len(), 7, "{got:?}");
+    // The refusal and the returns after it may share a millisecond, where readers order events
+    // by kind (borrow, return, failure), not by arrival: compare them as a set.
+    got[3..].sort();
     assert_eq!(got[3], ev("failure", "Library", "exhausted"));
     assert_eq!(got[4], ev("return", "Library", "false"));
     assert_eq!(

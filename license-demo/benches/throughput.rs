@@ -1,11 +1,15 @@
 //! Borrow+return throughput over real HTTP on loopback, unsigned and signed + keyed.
 //!
-//! Starts the full app (SQLite temp file, realtime layer, metrics) in-process on 127.0.0.1:0 and
-//! drives it with the stress runner: N workers each doing borrow -> return with no hold, for a
-//! fixed number of operations. Client and server share this machine's cores, as they would with
-//! `license-demo stress` against a local server.
+//! Two tables:
+//! - **in-process**: the full app (SQLite temp file, realtime layer, metrics) in this process on
+//!   127.0.0.1:0, driven by the stress runner: N workers each doing borrow -> return with no
+//!   hold, for a fixed number of operations. Client and server share this machine's cores, as
+//!   they would with `license-demo stress` against a local server.
+//! - **processes**: one database file under 1 or 2 real `license-demo` processes (the release
+//!   binary, as a user runs it), the same N workers split evenly over them: what two replicas on
+//!   one SQLite file give against one (SQLite serialises their write transactions).
 //!
-//! Each configuration runs twice per round: `unsigned` (no credentials, the default server) and
+//! In the in-process table each configuration runs twice per round: `unsigned` (no credentials, the default server) and
 //! `signed+keyed` (a server with `--api-keys` and `--require-signature`; every borrow signed in
 //! the nonce form and every request sent with its API key, so each signed borrow also writes its
 //! nonce to the replay memory). The two alternate in order from round to round, so drift in the
@@ -14,17 +18,22 @@
 //!
 //! Run: `cargo bench -p license-demo --bench throughput`
 //! Columns: cycles/s counts completed borrow+return pairs, requests/s both requests; latencies are
-//! borrow/return (b/r).
+//! borrow/return (b/r), the worse process's in the processes table.
 //! Tune: `BENCH_OPS` (total borrow+return cycles per row, default 40000),
 //!       `BENCH_WORKERS` (comma list, default `16,64`),
-//!       `BENCH_ROUNDS` (default 3), `BENCH_DURABILITY` (`normal`, `full` or `both`, default both).
+//!       `BENCH_ROUNDS` (in-process table, default 3), `BENCH_DURABILITY` (`normal`, `full` or
+//!       `both`, the default), `BENCH_TABLES` (`in-process`, `processes` or `all`, the default).
 
 use license_demo::auth::{ApiKeys, SecurityConfig, SignatureVerifier};
 use license_demo::config::{parse_api_keys_toml, ToolSpec};
 use license_demo::pool::{DbLocation, Durability};
 use license_demo::server::{self, ServerConfig};
+use license_demo::stress::report::StressReport;
 use license_demo::stress::{self, Credentials, Mode, Profile, StressConfig};
 use realtime_layer::SystemClock;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -77,12 +86,34 @@ fn main() {
         std::thread::available_parallelism().map_or(0, |n| n.get()),
         total_ops
     );
+    let tables = std::env::var("BENCH_TABLES").unwrap_or_else(|_| "all".into());
+    if matches!(tables.as_str(), "all" | "in-process") {
+        header("in-process: the app in this process", "auth, round");
+        in_process_table(&runtime, &durabilities, &workers, total_ops, rounds);
+    }
+    if matches!(tables.as_str(), "all" | "processes") {
+        header(
+            "processes: one database file, N license-demo processes (release binary), unsigned",
+            "processes",
+        );
+        for &durability in &durabilities {
+            for &w in &workers {
+                for processes in [1, 2] {
+                    let row = runtime.block_on(processes_row(durability, w, processes, total_ops));
+                    println!("{row}");
+                }
+            }
+        }
+    }
+}
+
+fn header(title: &str, extra: &str) {
+    println!("\n{title}");
     println!(
-        "{:<6} {:<10} {:>8} {:<13} {:>10} {:>10} {:>11} {:>14} {:>14} {:>7}",
-        "round",
+        "{:<10} {:<16} {:>8} {:>10} {:>10} {:>11} {:>14} {:>14} {:>7}",
         "durability",
+        extra,
         "workers",
-        "auth",
         "elapsed s",
         "cycles/s",
         "requests/s",
@@ -90,6 +121,17 @@ fn main() {
         "p99 ms b/r",
         "failed"
     );
+}
+
+/// Unsigned and signed+keyed rows, alternating in order from round to round, then the medians
+/// and their ratio.
+fn in_process_table(
+    runtime: &tokio::runtime::Runtime,
+    durabilities: &[Durability],
+    workers: &[usize],
+    total_ops: usize,
+    rounds: usize,
+) {
     let mut results: Vec<Measured> = durabilities
         .iter()
         .flat_map(|&d| {
@@ -113,8 +155,10 @@ fn main() {
                 [Auth::SignedKeyed, Auth::Unsigned]
             };
             for auth in order {
-                let (row, cycles) = runtime.block_on(one_row(config.0, config.1, total_ops, auth));
-                println!("{round:<6} {row}");
+                let label = format!("{} #{round}", auth.name());
+                let (row, cycles) =
+                    runtime.block_on(one_row(config.0, config.1, total_ops, auth, &label));
+                println!("{row}");
                 match auth {
                     Auth::Unsigned => unsigned.push(cycles),
                     Auth::SignedKeyed => signed.push(cycles),
@@ -186,11 +230,124 @@ fn security(auth: Auth) -> SecurityConfig {
     }
 }
 
+/// Full borrow -> return cycles with no hold, `workers` at once, against `target`.
+fn cycle_config(target: String, workers: usize, total_ops: usize) -> StressConfig {
+    let mut config = StressConfig::from_profile(target, Profile::Custom);
+    config.workers = workers;
+    config.ops_per_worker = total_ops.div_ceil(workers);
+    config.mode = Mode::FullCycle;
+    config.hold = Duration::ZERO;
+    config.tool = Some("Bench Tool".into());
+    config.user_prefix = "bench".into();
+    config
+}
+
+/// One table row from the runs against each process (run at the same time).
+fn row(durability: Durability, label: &str, workers: usize, reports: &[StressReport]) -> String {
+    let elapsed = reports.iter().map(|r| r.elapsed_secs).fold(0.0, f64::max);
+    let cycles: u64 = reports.iter().map(|r| r.returns_ok).sum();
+    let requests: u64 = reports.iter().map(|r| r.successes + r.returns_ok).sum();
+    let worst = |f: &dyn Fn(&StressReport) -> f64| reports.iter().map(f).fold(0.0, f64::max);
+    let p50 = format!(
+        "{:.2}/{:.2}",
+        worst(&|r| r.borrow_latency_ms.p50),
+        worst(&|r| r.return_latency_ms.unwrap_or_default().p50)
+    );
+    let p99 = format!(
+        "{:.2}/{:.2}",
+        worst(&|r| r.borrow_latency_ms.p99),
+        worst(&|r| r.return_latency_ms.unwrap_or_default().p99)
+    );
+    let failed: u64 = reports.iter().map(|r| r.failed() + r.returns_failed).sum();
+    format!(
+        "{:<10} {:<16} {:>8} {:>10.2} {:>10.0} {:>11.0} {:>14} {:>14} {:>7}",
+        format!("{durability:?}").to_lowercase(),
+        label,
+        workers,
+        elapsed,
+        cycles as f64 / elapsed,
+        requests as f64 / elapsed,
+        p50,
+        p99,
+        failed,
+    )
+}
+
+/// A `license-demo` process serving `db` (killed when dropped).
+struct Server {
+    child: Child,
+    url: String,
+}
+
+impl Server {
+    fn spawn(db: &Path, durability: Durability) -> Server {
+        let tools = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/bench-tools.toml");
+        let durability = format!("{durability:?}").to_lowercase();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_license-demo"))
+            .args(["--bind", "127.0.0.1:0", "--log", "warn", "--tools", tools])
+            .args(["--durability", &durability, "--db"])
+            .arg(db)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("license-demo starts");
+        let mut out = BufReader::new(child.stdout.take().expect("stdout"));
+        let mut line = String::new();
+        let url = loop {
+            line.clear();
+            if out.read_line(&mut line).expect("stdout readable") == 0 {
+                panic!("license-demo printed no URL");
+            }
+            if let Some(url) = line.split_whitespace().find(|w| w.starts_with("http://")) {
+                break url.to_string();
+            }
+        };
+        // Keep reading: a closed pipe would end the server.
+        std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
+        Server { child, url }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn processes_row(
+    durability: Durability,
+    workers: usize,
+    processes: usize,
+    total_ops: usize,
+) -> String {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = dir.path().join("bench.db");
+    let servers: Vec<Server> = (0..processes)
+        .map(|_| Server::spawn(&db, durability))
+        .collect();
+    // The workers split evenly over the processes, all running at once.
+    let runs: Vec<_> = servers
+        .iter()
+        .map(|s| {
+            let config = cycle_config(s.url.clone(), workers / processes, total_ops / processes);
+            tokio::spawn(stress::run(config))
+        })
+        .collect();
+    let mut reports = Vec::new();
+    for run in runs {
+        reports.push(run.await.expect("stress task").expect("stress run"));
+    }
+    drop(servers);
+    row(durability, &processes.to_string(), workers, &reports)
+}
+
 async fn one_row(
     durability: Durability,
     workers: usize,
     total_ops: usize,
     auth: Auth,
+    label: &str,
 ) -> (String, f64) {
     let dir = tempfile::tempdir().expect("temp dir");
     // One roomy tool so every borrow succeeds and the row measures borrow+return, not refusals.
@@ -211,16 +368,12 @@ async fn one_row(
         security: security(auth),
         serve: Default::default(),
         stream: Default::default(),
+        usage: None,
+        clock_offset_ms: 0,
     })
     .await
     .expect("server");
-    let mut config = StressConfig::from_profile(server.url(), Profile::Custom);
-    config.workers = workers;
-    config.ops_per_worker = total_ops.div_ceil(workers);
-    config.mode = Mode::FullCycle;
-    config.hold = Duration::ZERO;
-    config.tool = Some("Bench Tool".into());
-    config.user_prefix = "bench".into();
+    let mut config = cycle_config(server.url(), workers, total_ops);
     if auth == Auth::SignedKeyed {
         config.credentials = Credentials {
             vendor: Some((VENDOR.into(), VENDOR_SECRET.to_string().into())),
@@ -229,20 +382,6 @@ async fn one_row(
     }
     let report = stress::run(config).await.expect("stress run");
     server.shutdown().await.expect("shutdown");
-    let both = |b: f64, r: f64| format!("{b:.2}/{r:.2}");
-    let ret = report.return_latency_ms.unwrap_or_default();
     let cycles = report.returns_ok as f64 / report.elapsed_secs;
-    let row = format!(
-        "{:<10} {:>8} {:<13} {:>10.2} {:>10.0} {:>11.0} {:>14} {:>14} {:>7}",
-        format!("{durability:?}").to_lowercase(),
-        workers,
-        auth.name(),
-        report.elapsed_secs,
-        cycles,
-        report.requests_per_sec,
-        both(report.borrow_latency_ms.p50, ret.p50),
-        both(report.borrow_latency_ms.p99, ret.p99),
-        report.failed() + report.returns_failed,
-    );
-    (row, cycles)
+    (row(durability, label, workers, &[report]), cycles)
 }

@@ -4,7 +4,8 @@
 use crate::auth::{ApiKeys, DashboardAuth, SecurityConfig, SignatureVerifier};
 use crate::config::{load_api_keys_file, load_vendor_secrets_file, ConfigError};
 use crate::pool::Durability;
-use crate::stress::{Credentials, Mode, Profile, Secret, StressConfig, StressError};
+use crate::secret::Secret;
+use crate::stress::{Credentials, Mode, Profile, StressConfig, StressError};
 use clap::{Args, Parser, Subcommand};
 use realtime_layer::SystemClock;
 use std::net::SocketAddr;
@@ -39,6 +40,50 @@ pub struct Cli {
 pub enum Command {
     /// Drive load against a license server: interactive with no arguments, scripted with any.
     Stress(StressArgs),
+    /// Fill the usage tier beside a database with a synthetic history (working-day peaks, some
+    /// overage and refusals, one tool clearly over-committed), so the report and the advisor have
+    /// a month to show on first run.
+    SeedUsage(SeedArgs),
+}
+
+/// Options of `license-demo seed-usage`.
+#[derive(Debug, Clone, Args)]
+pub struct SeedArgs {
+    /// The license database the usage tier sits beside (the tier is `<db>.usage.db` unless
+    /// `--usage` says otherwise).
+    #[arg(long, env = "LICENSE_DEMO_DB", default_value = "./license-demo.db")]
+    pub db: String,
+    /// The usage tier's file (default: beside the database).
+    #[arg(long, env = "LICENSE_DEMO_USAGE", value_name = "PATH")]
+    pub usage: Option<PathBuf>,
+    /// Days of history, ending now (1..=30).
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=30))]
+    pub days: u64,
+    /// Tool catalogue as TOML (default: the built-in seed).
+    #[arg(long, env = "LICENSE_DEMO_TOOLS", value_name = "FILE")]
+    pub tools: Option<PathBuf>,
+    /// Start the tier over when it already holds usage (otherwise that is an error).
+    #[arg(long)]
+    pub replace: bool,
+    /// Seed of the generator (the same seed gives the same month).
+    #[arg(long, default_value_t = 20)]
+    pub seed: u64,
+}
+
+/// The usage tier's default file for a database path: `x.db` → `x.usage.db`; `None` for
+/// `:memory:` (a throw-away database keeps no usage).
+pub fn default_usage_path(db: &str) -> Option<PathBuf> {
+    if db == ":memory:" {
+        return None;
+    }
+    let path = PathBuf::from(db);
+    let stem = match path.extension() {
+        Some(ext) if ext == "db" || ext == "sqlite" || ext == "sqlite3" => path.with_extension(""),
+        _ => path.clone(),
+    };
+    let mut name = stem.into_os_string();
+    name.push(".usage.db");
+    Some(PathBuf::from(name))
 }
 
 /// Options of the server.
@@ -84,7 +129,7 @@ pub struct ServeArgs {
     )]
     pub allowed_origins: Vec<String>,
     /// API keys as TOML (`[keys."<key>"]` with `tenant` and `users`): borrow, return,
-    /// heartbeat and /borrows then need `Authorization: Bearer <key>`.
+    /// heartbeat, /borrows and /overage-charges then need `Authorization: Bearer <key>`.
     #[arg(long, env = "LICENSE_DEMO_API_KEYS", value_name = "FILE")]
     pub api_keys: Option<PathBuf>,
     /// Vendor signing secrets as TOML (`[vendors]` table of `"<vendor id>" = "<secret>"`).
@@ -115,7 +160,7 @@ pub struct ServeArgs {
         value_name = "USER:PASSWORD",
         hide_env_values = true
     )]
-    pub dashboard_auth: Option<String>,
+    pub dashboard_auth: Option<Secret>,
     /// Bearer token for /realtime* and /metrics, instead of --dashboard-auth.
     #[arg(
         long,
@@ -124,12 +169,18 @@ pub struct ServeArgs {
         hide_env_values = true,
         conflicts_with = "dashboard_auth"
     )]
-    pub dashboard_token: Option<String>,
+    pub dashboard_token: Option<Secret>,
     /// Cluster mode: share one live dashboard with every license-demo on this Redis, e.g.
-    /// `redis://127.0.0.1:6379` (`redis://:PASSWORD@HOST:PORT/DB` with AUTH). Without it the
-    /// dashboard shows this process only.
-    #[arg(long, env = "LICENSE_DEMO_REDIS", value_name = "URL")]
-    pub redis: Option<String>,
+    /// `redis://127.0.0.1:6379` (`redis://:PASSWORD@HOST:PORT/DB` with AUTH; prefer the
+    /// environment variable for a URL with a password). Without it the dashboard shows this
+    /// process only.
+    #[arg(
+        long,
+        env = "LICENSE_DEMO_REDIS",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub redis: Option<Secret>,
     /// Cluster name (instances with the same Redis and name share a view).
     #[arg(
         long,
@@ -141,8 +192,9 @@ pub struct ServeArgs {
     /// This instance's id in the cluster view (default: host name and process id).
     #[arg(long, env = "LICENSE_DEMO_INSTANCE_ID", value_name = "ID")]
     pub instance_id: Option<String>,
-    /// How the instances' pools add up: `per-instance` (each has its own database: totals are
-    /// summed) or `shared` (all on one database: the freshest count wins).
+    /// How the instances' pools add up in the cluster view: `per-instance` (each has its own
+    /// `--db`: totals are summed) or `shared` (all on one `--db` file on this host: every
+    /// instance reports the database's counts, the freshest row wins).
     #[arg(long, env = "LICENSE_DEMO_POOL_SCOPE", value_enum, default_value_t = PoolScopeArg::PerInstance)]
     pub pool_scope: PoolScopeArg,
     /// Longest wait, in milliseconds, between an event and the live-stream frame that carries
@@ -155,9 +207,43 @@ pub struct ServeArgs {
     #[arg(long, env = "LICENSE_DEMO_MAX_STREAMS", default_value_t = 1_000, value_name = "N",
           value_parser = clap::value_parser!(u64).range(1..=100_000))]
     pub max_streams: u64,
+    /// The usage tier's SQLite file (30 days of per-minute usage, /realtime/report and
+    /// /realtime/advice); `off` for none. Default: beside the database (`x.db` → `x.usage.db`).
+    #[arg(long, env = "LICENSE_DEMO_USAGE", value_name = "PATH|off")]
+    pub usage: Option<String>,
+    /// Milliseconds added to the dashboard's clock (for tests of minute boundaries).
+    #[arg(
+        long,
+        env = "LICENSE_DEMO_CLOCK_OFFSET_MS",
+        hide = true,
+        default_value_t = 0,
+        allow_negative_numbers = true
+    )]
+    pub clock_offset_ms: i64,
+    /// Reverse proxies (addresses or networks, comma-separated, e.g. `127.0.0.1,10.0.0.0/8`)
+    /// whose `Forwarded`/`X-Forwarded-For` headers name the client: each client behind them then
+    /// gets its own share of live-stream filters. Default: none (the TCP peer is the client).
+    #[arg(
+        long,
+        env = "LICENSE_DEMO_TRUSTED_PROXIES",
+        value_name = "ADDRS",
+        value_delimiter = ','
+    )]
+    pub trusted_proxies: Vec<String>,
     /// Connection limits, timeouts and the shutdown deadline.
     #[command(flatten)]
     pub limits: crate::limits::LimitArgs,
+}
+
+impl ServeArgs {
+    /// The usage tier's file: `--usage`, `None` for `off`, else beside the database.
+    pub fn usage_path(&self) -> Option<PathBuf> {
+        match self.usage.as_deref() {
+            Some("off") => None,
+            Some(path) => Some(PathBuf::from(path)),
+            None => default_usage_path(&self.db),
+        }
+    }
 }
 
 impl SecurityConfig {
@@ -177,7 +263,7 @@ impl SecurityConfig {
                     .strict_replay(args.strict_replay),
             )),
             (true, None) => {
-                return Err(ConfigError::Invalid(
+                return Err(ConfigError::Option(
                     "--require-signature needs --vendor-secrets FILE".into(),
                 ))
             }
@@ -188,30 +274,34 @@ impl SecurityConfig {
             (false, None) => None,
         };
         let dashboard_auth = match (&args.dashboard_auth, &args.dashboard_token) {
-            (Some(pair), _) => Some(DashboardAuth::basic(pair).ok_or_else(|| {
-                ConfigError::Invalid(
-                    "--dashboard-auth must be USER:PASSWORD, both non-empty".into(),
-                )
+            (Some(pair), _) => Some(DashboardAuth::basic(pair.expose()).ok_or_else(|| {
+                ConfigError::Option("--dashboard-auth must be USER:PASSWORD, both non-empty".into())
             })?),
-            (None, Some(token)) => Some(DashboardAuth::bearer(token).ok_or_else(|| {
-                ConfigError::Invalid(
-                    "--dashboard-token must be non-empty printable ASCII without spaces".into(),
-                )
-            })?),
+            (None, Some(token)) => {
+                Some(DashboardAuth::bearer(token.expose()).ok_or_else(|| {
+                    ConfigError::Option(
+                        "--dashboard-token must be non-empty printable ASCII without spaces".into(),
+                    )
+                })?)
+            }
             (None, None) => None,
         };
         let lease_ttl = match args.lease_ttl {
             Some(0) => {
-                return Err(ConfigError::Invalid(
+                return Err(ConfigError::Option(
                     "--lease-ttl must be at least 1 second".into(),
                 ))
             }
             Some(secs) => Some(Duration::from_secs(secs)),
             None => None,
         };
+        if let Err(e) = realtime_layer::serve::TrustedProxies::parse(&args.trusted_proxies) {
+            return Err(ConfigError::Option(format!("--trusted-proxies: {e}")));
+        }
         Ok(SecurityConfig {
             allowed_hosts: args.allowed_hosts.clone(),
             allowed_origins: args.allowed_origins.clone(),
+            trusted_proxies: args.trusted_proxies.clone(),
             api_keys,
             signatures,
             lease_ttl,
@@ -384,6 +474,29 @@ mod tests {
     #[test]
     fn cli_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn usage_sits_beside_the_database() {
+        assert_eq!(
+            default_usage_path("./license-demo.db"),
+            Some(PathBuf::from("./license-demo.usage.db"))
+        );
+        assert_eq!(
+            default_usage_path("/var/lib/x"),
+            Some(PathBuf::from("/var/lib/x.usage.db"))
+        );
+        assert_eq!(default_usage_path(":memory:"), None);
+        let cli = Cli::try_parse_from(["license-demo", "--usage", "off"]).unwrap();
+        assert_eq!(cli.serve.usage_path(), None);
+        let cli =
+            Cli::try_parse_from(["license-demo", "seed-usage", "--db", "a.db", "--days", "7"])
+                .unwrap();
+        let Some(Command::SeedUsage(args)) = cli.command else {
+            panic!("no seed-usage")
+        };
+        assert_eq!((args.db.as_str(), args.days), ("a.db", 7));
+        assert!(Cli::try_parse_from(["license-demo", "seed-usage", "--days", "31"]).is_err());
     }
 
     #[test]

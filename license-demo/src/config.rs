@@ -55,6 +55,9 @@ pub enum ConfigError {
     /// The catalogue parsed but breaks a rule (names, counts, prices).
     #[error("invalid tool catalogue: {0}")]
     Invalid(String),
+    /// A command-line option (or its environment variable) is invalid or misses another one.
+    #[error("{0}")]
+    Option(String),
     /// An API keys or vendor secrets file is unreadable, not TOML of its shape, or breaks a rule.
     /// The message never contains a key or a secret.
     #[error("invalid {what} file {path}: {why}")]

@@ -4,9 +4,10 @@
 //! The binary (`license-demo`) serves by default and runs the stress tester as
 //! `license-demo stress`; the library exposes the same pieces for tests and the bench.
 //!
-//! Modules depend downwards only: `config`, `limits`, `error` and `pool` at the bottom; `auth`,
+//! Modules depend downwards only: `secret`, `config`, `limits`, `error` and `pool` at the bottom; `auth`,
 //! then `api` (which uses `auth`); `server`, which wires them together; `stress` (which needs
-//! `pool`'s types and `auth`'s signing) and `cli` (the flags, turned into the settings of the others) on top.
+//! `pool`'s types, `auth`'s signing and `secret`), `seed` (a synthetic month for the usage tier,
+//! from `config`) and `cli` (the flags, turned into the settings of the others) on top.
 
 #![warn(missing_docs)]
 
@@ -17,5 +18,7 @@ pub mod config;
 pub mod error;
 pub mod limits;
 pub mod pool;
+pub mod secret;
+pub mod seed;
 pub mod server;
 pub mod stress;

@@ -2,7 +2,9 @@
 
 use clap::Parser;
 use license_demo::auth::SecurityConfig;
-use license_demo::cli::{Cli, Command, ServeArgs, StressArgs, DEFAULT_BIND};
+use license_demo::cli::{
+    default_usage_path, Cli, Command, SeedArgs, ServeArgs, StressArgs, DEFAULT_BIND,
+};
 use license_demo::config::{default_tools, load_tools_file};
 use license_demo::pool::DbLocation;
 use license_demo::server::{self, ClusterOptions, ServerConfig};
@@ -26,6 +28,7 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         Some(Command::Stress(args)) => stress_main(&args, &runtime),
+        Some(Command::SeedUsage(args)) => seed_main(&args),
         None => serve_main(&cli.serve, &runtime),
     };
     match result {
@@ -53,7 +56,7 @@ fn serve_main(args: &ServeArgs, runtime: &tokio::runtime::Runtime) -> anyhow::Re
         tools,
         durability: args.durability,
         cluster: args.redis.as_ref().map(|url| ClusterOptions {
-            redis_url: url.clone(),
+            redis_url: url.expose().to_string(),
             name: args.cluster_name.clone(),
             instance_id: args.instance_id.clone(),
             pool_scope: args.pool_scope.into(),
@@ -65,7 +68,10 @@ fn serve_main(args: &ServeArgs, runtime: &tokio::runtime::Runtime) -> anyhow::Re
             max_streams: args.max_streams as usize,
             ..StreamConfig::default()
         },
+        usage: args.usage_path(),
+        clock_offset_ms: args.clock_offset_ms,
     };
+    let usage = config.usage.clone();
     runtime.block_on(async {
         let server = server::start(config).await?;
         let url = server.url();
@@ -73,12 +79,20 @@ fn serve_main(args: &ServeArgs, runtime: &tokio::runtime::Runtime) -> anyhow::Re
             "License server listening on {url} (database {}, {tool_count} tools)",
             args.db
         );
-        println!("Dashboard: {url}/realtime");
+        // One write for both lines (a reader that stops after the first line sees both or none).
+        let usage_line = match &usage {
+            Some(path) => format!(
+                "Usage tier: {} (report: {url}/realtime/report, advice: {url}/realtime/advice)",
+                path.display()
+            ),
+            None => "Usage tier: off".to_string(),
+        };
+        println!("Dashboard: {url}/realtime\n{usage_line}");
         if let Some(url) = &args.redis {
             println!(
                 "Cluster mode: {} on {} (instance {})",
                 args.cluster_name,
-                redact(url),
+                realtime_layer::redact_redis_url(url.expose()),
                 server.instance_id()
             );
         }
@@ -97,16 +111,6 @@ fn serve_main(args: &ServeArgs, runtime: &tokio::runtime::Runtime) -> anyhow::Re
         server.wait().await?;
         Ok(ExitCode::SUCCESS)
     })
-}
-
-/// A Redis URL without its password (for logs).
-fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            format!("{}://***@{}", &url[..scheme], &url[at + 1..])
-        }
-        _ => url.to_string(),
-    }
 }
 
 /// A thousand idle connections reach the common soft limit of 1,024 descriptors: raise it to the
@@ -144,6 +148,20 @@ async fn wait_for_signal() {
     {
         let _ = tokio::signal::ctrl_c().await;
     }
+}
+
+fn seed_main(args: &SeedArgs) -> anyhow::Result<ExitCode> {
+    let tools = match &args.tools {
+        Some(path) => load_tools_file(path)?,
+        None => default_tools(),
+    };
+    let Some(path) = args.usage.clone().or_else(|| default_usage_path(&args.db)) else {
+        anyhow::bail!("--db :memory: keeps no usage tier: give --usage PATH");
+    };
+    let summary =
+        license_demo::seed::seed_usage(&path, &tools, args.days, args.seed, args.replace)?;
+    println!("{summary}");
+    Ok(ExitCode::SUCCESS)
 }
 
 fn stress_main(args: &StressArgs, runtime: &tokio::runtime::Runtime) -> anyhow::Result<ExitCode> {

@@ -8,9 +8,12 @@ use axum::response::Redirect;
 use axum::routing::get;
 use axum::Router;
 use realtime_layer::serve::ServeConfig;
-use realtime_layer::{Cluster, Event, Labels, Pricing, Realtime, ResourceStatus, StreamConfig};
+use realtime_layer::{
+    Clock, Cluster, Event, Labels, Pricing, Realtime, ResourceStatus, StreamConfig, SystemClock,
+};
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -35,12 +38,53 @@ pub struct ServerConfig {
     pub serve: ServeConfig,
     /// Live stream settings (push delay, most open streams).
     pub stream: StreamConfig,
+    /// The usage tier's SQLite file (30 days of per-minute usage, the report and the advisor);
+    /// `None`: no tier. The command line puts it beside the database by default.
+    pub usage: Option<PathBuf>,
+    /// Milliseconds added to the dashboard's clock (tests move time with it; 0 otherwise).
+    pub clock_offset_ms: i64,
 }
 
-/// Cluster mode settings of a license server.
+/// The system clock shifted by a fixed offset (see [`ServerConfig::clock_offset_ms`]).
 #[derive(Debug, Clone)]
+pub struct OffsetClock {
+    inner: SystemClock,
+    offset_ms: i64,
+}
+
+impl OffsetClock {
+    /// The system clock plus `offset_ms`.
+    pub fn new(offset_ms: i64) -> Self {
+        OffsetClock {
+            inner: SystemClock::new(),
+            offset_ms,
+        }
+    }
+}
+
+impl Clock for OffsetClock {
+    fn now_ms(&self) -> u64 {
+        self.inner.now_ms().saturating_add_signed(self.offset_ms)
+    }
+}
+
+/// Options of [`build_app_full`] beyond the pool and the security settings.
+#[derive(Debug, Clone, Default)]
+pub struct AppOptions {
+    /// Cluster mode.
+    pub cluster: Option<ClusterOptions>,
+    /// Live stream settings.
+    pub stream: StreamConfig,
+    /// The usage tier's file.
+    pub usage: Option<PathBuf>,
+    /// Offset of the dashboard's clock, in ms.
+    pub clock_offset_ms: i64,
+}
+
+/// Cluster mode settings of a license server (`Debug` shows the URL without its credentials).
+#[derive(Clone)]
 pub struct ClusterOptions {
-    /// Redis URL (`redis://host:port`).
+    /// Redis URL (`redis://host:port`, any form the `redis` crate reads).
     pub redis_url: String,
     /// Cluster name.
     pub name: String,
@@ -48,6 +92,20 @@ pub struct ClusterOptions {
     pub instance_id: Option<String>,
     /// How pools add up across instances.
     pub pool_scope: realtime_layer::PoolScope,
+}
+
+impl std::fmt::Debug for ClusterOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClusterOptions")
+            .field(
+                "redis_url",
+                &realtime_layer::redact_redis_url(&self.redis_url),
+            )
+            .field("name", &self.name)
+            .field("instance_id", &self.instance_id)
+            .field("pool_scope", &self.pool_scope)
+            .finish()
+    }
 }
 
 /// Why the server could not start.
@@ -97,19 +155,59 @@ pub fn build_app_with(
     cluster: Option<&ClusterOptions>,
     stream: StreamConfig,
 ) -> Result<(Router, Realtime), realtime_layer::ConfigError> {
+    let options = AppOptions {
+        cluster: cluster.cloned(),
+        stream,
+        ..AppOptions::default()
+    };
+    build_app_full(pool, security, addr, &options)
+}
+
+/// The status rows the dashboard and the usage tier read: sizes, commit, max overage and prices
+/// from the catalogue, borrowed from the pool's in-memory counters.
+pub fn status_rows(
+    tools: &[ToolSpec],
+    occupancy: Vec<(String, u32, u32, u32)>,
+) -> Vec<ResourceStatus> {
+    let terms: HashMap<&str, &ToolSpec> = tools.iter().map(|t| (t.name.as_str(), t)).collect();
+    occupancy
+        .into_iter()
+        .map(|(name, total, commit, borrowed)| {
+            let spec = terms.get(name.as_str()).copied();
+            let status = ResourceStatus::new(name, total, commit, borrowed);
+            match spec {
+                Some(t) => status
+                    .with_max_overage(t.max_overage)
+                    .with_pricing(Pricing::new(
+                        CURRENCY,
+                        t.commit_price,
+                        t.overage_price_per_license,
+                    )),
+                None => status,
+            }
+        })
+        .collect()
+}
+
+/// [`build_app`] with every option: cluster mode, stream settings, the usage tier.
+pub fn build_app_full(
+    pool: &LicensePool,
+    security: &SecurityConfig,
+    addr: SocketAddr,
+    options: &AppOptions,
+) -> Result<(Router, Realtime), realtime_layer::ConfigError> {
     let source_pool = pool.clone();
     let repeats_pool = pool.clone();
     let nonceless = security.signatures.clone();
-    let prices: HashMap<String, Pricing> = pool
-        .tools()
-        .iter()
-        .map(|t| {
-            let pricing = Pricing::new(CURRENCY, t.commit_price, t.overage_price_per_license);
-            (t.name.clone(), pricing)
-        })
-        .collect();
-    let mut builder = Realtime::builder().stream_config(stream);
-    if let Some(c) = cluster {
+    let tools = pool.tools().to_vec();
+    let mut builder = Realtime::builder()
+        .stream_config(options.stream.clone())
+        .trusted_proxies(security.trusted_proxies.iter().cloned())
+        .clock(OffsetClock::new(options.clock_offset_ms));
+    if let Some(path) = &options.usage {
+        builder = builder.usage(path.clone());
+    }
+    if let Some(c) = &options.cluster {
         if let Some(id) = &c.instance_id {
             builder = builder.instance_id(id.clone());
         }
@@ -141,20 +239,12 @@ pub fn build_app_with(
             "Nonce-less signed borrows accepted although their signature was used before",
             move || repeats_pool.signature_repeats(),
         )
-        // Reads the in-memory counters only: no SQLite, no await.
+        // The database's counts, whichever process committed them (read on every frame build,
+        // so levels follow another process's borrows and returns within one tick): the
+        // in-memory counters after one `PRAGMA data_version`, re-read in one query only when
+        // another process committed. No await.
         .status_source(move || -> Vec<ResourceStatus> {
-            source_pool
-                .occupancy()
-                .into_iter()
-                .map(|(name, total, commit, borrowed)| {
-                    let pricing = prices.get(&name).cloned();
-                    let status = ResourceStatus::new(name, total, commit, borrowed);
-                    match pricing {
-                        Some(p) => status.with_pricing(p),
-                        None => status,
-                    }
-                })
-                .collect()
+            status_rows(&tools, source_pool.occupancy())
         })
         .build()?;
     // Leases the pool ends are returns with reason `expired` on the dashboard.
@@ -165,7 +255,7 @@ pub fn build_app_with(
         }
     });
     // In cluster mode the replicas share a replay memory in Redis.
-    let replays = match (cluster, &security.signatures) {
+    let replays = match (&options.cluster, &security.signatures) {
         (Some(c), Some(_)) => Some(Arc::new(
             auth::RedisReplays::new(&c.redis_url, &c.name)
                 .map_err(|e| realtime_layer::ConfigError(format!("Redis URL: {e}")))?,
@@ -235,6 +325,8 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         cluster,
         serve,
         stream,
+        usage,
+        clock_offset_ms,
     } = config;
     let options = PoolOptions {
         lease_ttl: security.lease_ttl,
@@ -252,7 +344,13 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         .local_addr()
         .map_err(|source| StartError::Bind { addr: bind, source })?;
     // Built after binding: the Host check needs the real port (`--bind 127.0.0.1:0`).
-    let (app, rt) = build_app_with(&pool, &security, addr, cluster.as_ref(), stream)?;
+    let options = AppOptions {
+        cluster,
+        stream,
+        usage,
+        clock_offset_ms,
+    };
+    let (app, rt) = build_app_full(&pool, &security, addr, &options)?;
     // One token stops both the HTTP server and the realtime streams (which would otherwise
     // keep graceful shutdown waiting until its deadline).
     let shutdown = rt.shutdown_token();
@@ -306,6 +404,14 @@ impl RunningServer {
     /// database.
     pub async fn wait(self) -> std::io::Result<()> {
         let served = self.task.await;
+        if let Some(usage) = self.realtime.usage().cloned() {
+            // The open minute is written too: a graceful shutdown loses no usage.
+            match tokio::task::spawn_blocking(move || usage.close()).await {
+                Ok(Err(e)) => tracing::warn!(error = %e, "cannot close the usage tier"),
+                Err(e) => tracing::warn!(error = %e, "usage close task failed"),
+                Ok(Ok(())) => {}
+            }
+        }
         let pool = self.pool.clone();
         // Joining the writer thread blocks; keep it off the async workers.
         let _ = tokio::task::spawn_blocking(move || pool.close()).await;

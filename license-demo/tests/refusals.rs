@@ -127,7 +127,10 @@ async fn a_query_value_that_is_not_utf8_is_a_400_on_every_route() {
         let (code, body) = send(s.client.get(s.url(path)).bearer_auth(KEY)).await;
         assert_error(code, &body, 400, "invalid_query");
     }
-    // Lossy decoding used to answer 200 for a user named U+FFFD; valid text still works.
-    let (code, body) = send(s.client.get(s.url("/borrows?user=%C3%A9")).bearer_auth(KEY)).await;
+    // Lossy decoding used to answer 200 for a user named U+FFFD; valid text still works (the key
+    // acts for "ann" only, so "%61nn" is allowed and "%C3%A9" is refused as another user).
+    let (code, body) = send(s.client.get(s.url("/borrows?user=%61nn")).bearer_auth(KEY)).await;
     assert_eq!((code, body), (200, json!([])));
+    let (code, body) = send(s.client.get(s.url("/borrows?user=%C3%A9")).bearer_auth(KEY)).await;
+    assert_error(code, &body, 403, "forbidden_user");
 }

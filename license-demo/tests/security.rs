@@ -403,10 +403,14 @@ async fn an_idempotent_retry_returns_the_first_borrow() {
     let (code, other) = send(borrow("retry-2", "ivy")).await;
     assert_eq!(code, 200);
     assert_ne!(other["id"], first["id"]);
-    // Still the same answer after the borrow was returned (the retry must not borrow anew).
+    // After the borrow was returned the retry says so, and does not borrow anew.
     assert_eq!(s.return_id(first["id"].as_str().unwrap()).await.0, 200);
     let (code, late) = send(borrow("retry-1", "ivy")).await;
-    assert_eq!((code, &late["id"]), (200, &first["id"]));
+    assert_error(code, &late, 409, "borrow_returned");
+    assert_eq!(
+        (&late["id"], &late["state"]),
+        (&first["id"], &json!("returned"))
+    );
     assert_eq!(s.status_of(ECU).await["borrowed"], 1);
 }
 

@@ -3,56 +3,11 @@
 
 mod common;
 
+use common::binary::spawn;
 use serde_json::{json, Value};
-use std::io::{BufReader, Read};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 const ECU: &str = "ECU Development Suite";
-
-/// A running binary: the child, its base URL, and everything it prints (read in the
-/// background so a chatty log never fills the pipe).
-struct Binary {
-    child: Child,
-    url: String,
-    output: std::thread::JoinHandle<String>,
-}
-
-/// Starts the binary on a free port with `args` and `env`.
-fn spawn(args: &[&str], env: &[(&str, &str)]) -> Binary {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_license-demo"))
-        .args(["--bind", "127.0.0.1:0"])
-        .args(args)
-        .envs(env.iter().copied())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("binary starts");
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    let url = common::read_url(&mut stdout, &mut line);
-    let mut stderr = child.stderr.take().unwrap();
-    let output = std::thread::spawn(move || {
-        let err = std::thread::spawn(move || {
-            let mut text = String::new();
-            let _ = stderr.read_to_string(&mut text);
-            text
-        });
-        let mut text = line;
-        let _ = stdout.read_to_string(&mut text);
-        text + &err.join().unwrap_or_default()
-    });
-    Binary { child, url, output }
-}
-
-impl Binary {
-    /// SIGKILL (no shutdown code runs); answers everything the process printed.
-    fn kill(mut self) -> String {
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
-        self.output.join().unwrap()
-    }
-}
 
 #[tokio::test]
 async fn an_idempotent_retry_after_kill_dash_nine_returns_the_same_borrow() {

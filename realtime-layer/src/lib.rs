@@ -54,6 +54,11 @@
 //!   `Realtime::builder().cluster(Cluster::redis(url).name("my-service"))`; every route then
 //!   serves the whole cluster (`?scope=local`, `?instance=ID` for one process). See
 //!   `docs/OPERATIONS.md` ("Cluster mode on Redis").
+//! - `sidecar`: the `realtime-sidecar` binary and the [`ingest`] module: the same live view for
+//!   services in any language, fed by OTLP/HTTP logs or NDJSON over HTTP (`docs/SIDECAR.md`).
+//! - `usage`: the usage tier ([`usage`]): thirty days of per-minute usage in SQLite beside the
+//!   live buffer (`Realtime::builder().usage(path)`), `/realtime/report` and the pool-sizing
+//!   advisor `/realtime/advice`; `/realtime/history` then reaches back as far as the tier keeps.
 
 #![warn(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
@@ -77,8 +82,13 @@ mod views;
 
 mod capture;
 mod cluster;
+#[cfg(feature = "sidecar")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sidecar")))]
+pub mod ingest;
 mod metrics;
 mod stream;
+#[cfg(feature = "usage")]
+pub mod usage;
 
 mod routes;
 
@@ -95,9 +105,9 @@ pub use capture::{
 };
 pub use clock::{Clock, ManualClock, SystemClock};
 #[cfg(feature = "redis")]
-pub use cluster::Cluster;
+pub use cluster::{redact_redis_url, Cluster};
 pub use core::{
-    ClusterInfo, InstanceInfo, PoolScope, RefusalCount, RouteStats, StreamConfig,
+    ClusterInfo, IngestStats, InstanceInfo, PoolScope, RefusalCount, RouteStats, StreamConfig,
     HTTP_DURATION_BUCKETS, MAX_APP_COUNTERS, MAX_REFUSAL_SERIES, MAX_ROUTES, REFUSAL_STATUSES,
 };
 pub use error::{ApiError, Refusal};
@@ -109,4 +119,9 @@ pub use routes::{
     RECENT_EVENTS_LIMIT,
 };
 pub use status::{Pricing, ResourceStatus, StatusSource};
+#[cfg(feature = "usage")]
+pub use usage::{
+    AdviceReport, ResourceAdvice, ResourceUsage, UsageConfig, UsageError, UsageRecorder,
+    UsageReport, UsageStore, UsageTier,
+};
 pub use views::{CapacityTime, CostSummary, CurrencyCost, Rates, ResourceCost, ResourceView};

@@ -39,6 +39,10 @@ pub struct ResourceStatus {
     pub commit: u32,
     /// Units checked out now.
     pub borrowed: u32,
+    /// Most units lent above `commit` (`None`: up to `total`). The advisor's "today's
+    /// capacity" is `min(total, commit + max_overage)` (see [`ResourceStatus::with_max_overage`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_overage: Option<u32>,
     /// What the resource costs, when the app knows (see [`ResourceStatus::with_pricing`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pricing: Option<Pricing>,
@@ -52,8 +56,24 @@ impl ResourceStatus {
             total,
             commit,
             borrowed,
+            max_overage: None,
             pricing: None,
         }
+    }
+
+    /// The same status with an overage ceiling: at most `max_overage` units above commit (a
+    /// contract's cap; borrows past `commit + max_overage` are refused even below `total`). Used
+    /// by the usage advisor for today's capacity.
+    ///
+    /// ```
+    /// use realtime_layer::ResourceStatus;
+    ///
+    /// let s = ResourceStatus::new("IDE", 15, 10, 0).with_max_overage(3);
+    /// assert_eq!(s.max_overage, Some(3));
+    /// ```
+    pub fn with_max_overage(mut self, max_overage: u32) -> Self {
+        self.max_overage = Some(max_overage);
+        self
     }
 
     /// The same status with prices: the page then shows overage cost, `/realtime/stats` carries
@@ -86,6 +106,15 @@ impl ResourceStatus {
 pub trait StatusSource: Send + Sync + 'static {
     /// Current status of every resource.
     fn status(&self) -> Vec<ResourceStatus>;
+
+    /// Whether [`status`](Self::status) lists every resource the app has (default `true`):
+    /// resources with events but no row are then left out of the views, so failures for unknown
+    /// names do not invent pools. A source that may lack rows, such as statuses pushed by
+    /// another process that expire when not refreshed, returns `false`: such resources are shown
+    /// with unknown totals instead.
+    fn lists_every_resource(&self) -> bool {
+        true
+    }
 }
 
 impl<F> StatusSource for F

@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use test_support::browser::{binaries, start_session, Session};
+use test_support::browser::{assert_clean_log, binaries, start_session, Session};
 
 const HOSTILE: &str = "<img src=x onerror=alert(1)>";
 const HOSTILE_REASON: &str = "<b>exhausted</b>";
@@ -307,25 +307,6 @@ async fn dashboard_in_headless_chromium() {
     }
     // Everything the console saw during the whole run, CSP reports included.
     assert_clean_log(&log);
-}
-
-fn assert_clean_log(log: &[Value]) {
-    let bad: Vec<String> = log
-        .iter()
-        .filter(|entry| {
-            let level = entry["level"].as_str().unwrap_or("");
-            let msg = entry["message"].as_str().unwrap_or("");
-            level == "SEVERE"
-                || msg.contains("Content Security Policy")
-                || msg.contains("Content-Security-Policy")
-        })
-        .map(|entry| format!("{} {}", entry["level"], entry["message"]))
-        .collect();
-    assert!(
-        bad.is_empty(),
-        "browser console errors:\n{}",
-        bad.join("\n")
-    );
 }
 
 /// The server sees exactly one open stream (an old one may take a moment to be noticed closed).

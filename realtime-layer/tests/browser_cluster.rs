@@ -10,7 +10,7 @@
 use realtime_layer::{Cluster, Event, Realtime, ResourceStatus};
 use serde_json::json;
 use std::time::Duration;
-use test_support::browser::{binaries, start_session};
+use test_support::browser::{assert_clean_log, binaries, start_session};
 
 fn instance(redis: &str, id: &str, total: u32) -> Realtime {
     Realtime::builder()
@@ -160,16 +160,5 @@ async fn cluster_header_selector_and_degraded_banner() {
     browser.quit().await;
     drop(driver);
     drop(profile);
-    let errors: Vec<String> = log
-        .iter()
-        .filter(|e| {
-            e["level"] == "SEVERE"
-                || e["message"]
-                    .as_str()
-                    .unwrap_or("")
-                    .contains("Content Security Policy")
-        })
-        .map(|e| e["message"].to_string())
-        .collect();
-    assert!(errors.is_empty(), "browser console errors: {errors:#?}");
+    assert_clean_log(&log);
 }

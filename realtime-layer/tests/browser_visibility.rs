@@ -13,7 +13,7 @@ use axum::Router;
 use realtime_layer::{Event, Realtime, StreamConfig};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use test_support::browser::{binaries, start_session};
+use test_support::browser::{assert_clean_log, binaries, start_session};
 
 /// Every request the server saw: when, and its path with query.
 type Seen = Arc<Mutex<Vec<(Instant, String)>>>;
@@ -148,15 +148,5 @@ async fn a_background_tab_gets_keep_alives_only_and_catches_up_in_front() {
     drop(driver);
     drop(profile);
     rt.shutdown();
-    let bad: Vec<_> = console
-        .iter()
-        .filter(|e| {
-            e["level"] == "SEVERE"
-                || e["message"]
-                    .as_str()
-                    .unwrap_or("")
-                    .contains("Content Security Policy")
-        })
-        .collect();
-    assert!(bad.is_empty(), "console errors: {bad:?}");
+    assert_clean_log(&console);
 }

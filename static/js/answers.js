@@ -4,6 +4,7 @@
 // A hidden tab does not poll.
 
 import { getJson } from './dom.js';
+import { config } from './config.js';
 import { dataUrl } from './url-state.js';
 
 const POLL_MS = 5000;
@@ -42,7 +43,7 @@ export async function loadAnswers() {
   if (document.hidden) return;
   let st;
   try {
-    st = await getJson(dataUrl('stats', getView()));
+    st = await getJson(dataUrl('stats', getView(), null, config().liveRetention));
   } catch (err) {
     return; // keep the last answers; the next poll tries again
   }

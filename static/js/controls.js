@@ -3,6 +3,7 @@
 // reload what depends on them.
 
 import { $, option } from './dom.js';
+import { config } from './config.js';
 import { fmtRange } from './format.js';
 import { noteResource } from './names.js';
 import { csvFileName, dataUrl } from './url-state.js';
@@ -46,7 +47,7 @@ export function showView(view) {
 
 export function updateCsv(view) {
   const a = $('csv');
-  a.href = dataUrl('events.csv', view);
+  a.href = dataUrl('events.csv', view, null, config().liveRetention);
   a.setAttribute('download', csvFileName(view));
 }
 

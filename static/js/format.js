@@ -26,11 +26,24 @@ export function trimNum(v, digits) {
   return s.indexOf('.') < 0 ? s : s.replace(/\.?0+$/, '');
 }
 
-/** A window length: `45 s`, `5 min`, `1 h`, `1.5 h`. */
+/** A window length: `45 s`, `5 min`, `1 h`, `1.5 h`, `24 h`, `7 d`, `30 d`. */
 export function fmtRange(s) {
   if (s < 60) return s + ' s';
   if (s < 3600) return trimNum(s / 60, 1) + ' min';
-  return trimNum(s / 3600, 1) + ' h';
+  if (s <= 86400 || s % 86400 !== 0) return trimNum(s / 3600, 1) + ' h';
+  return trimNum(s / 86400, 1) + ' d';
+}
+
+/** A time with its day, for ranges longer than a day: `11-28 14:05` (local time). */
+export function fmtDayClock(ms) {
+  const d = new Date(ms);
+  return pad(d.getMonth() + 1) + '-' + pad(d.getDate()) + ' ' + fmtClock(ms, false);
+}
+
+/** An x-axis label for a bucket starting at `t` (Unix s): with the day when the range spans days. */
+export function fmtBucketTime(t, bucket, range) {
+  if (range >= 86400) return fmtDayClock(t * 1000);
+  return fmtClock(t * 1000, bucket < 60);
 }
 
 export function fmtInt(v) {

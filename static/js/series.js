@@ -11,7 +11,7 @@ const MAX_ALERTS = 60;
 const ARRAYS = ['bSum', 'bMax', 'oSum', 'oMax', 'rSum', 'rMax', 'fSum', 'fMax', 'pMax'];
 
 export function emptySeries(bucket, t) {
-  const s = { bucket, t: t || [], origin: t && t.length ? t[0] : 0 };
+  const s = { bucket, t: t || [], origin: t && t.length ? t[0] : 0, maxPeriod: 1 };
   for (const k of ARRAYS) s[k] = [];
   return s;
 }
@@ -33,6 +33,8 @@ export function seriesFromHistory(h, zero) {
     for (const k of ARRAYS) s[k].push(z * num(src[k], i));
   }
   s.origin = s.t.length ? s.t[0] : (h.start || 0);
+  // What `max` is the largest of: a second (live buffer), a minute or an hour (usage tier).
+  s.maxPeriod = h.max_period_seconds || 1;
   return s;
 }
 
@@ -139,7 +141,7 @@ export function analyse(s) {
 /** A frozen copy of `s` with its analysis, for the charts and their tooltips. */
 export function renderedSeries(s) {
   const a = analyse(s);
-  const r = { bucket: s.bucket, t: s.t.slice(), alerts: a.alerts, pct: a.pct };
+  const r = { bucket: s.bucket, t: s.t.slice(), alerts: a.alerts, pct: a.pct, maxPeriod: s.maxPeriod || 1 };
   for (const k of ARRAYS) r[k] = s[k].slice();
   return r;
 }

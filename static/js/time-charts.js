@@ -3,7 +3,7 @@
 
 import { $ } from './dom.js';
 import { axisTitle, baseOptions, chartLib, countTicks, legend, tickLimitPlugin } from './chart-kit.js';
-import { fmtClock, fmtInt, fmtRange } from './format.js';
+import { fmtBucketTime, fmtInt, fmtRange } from './format.js';
 import { alpha, fontFamily, theme } from './theme.js';
 
 const charts = {};
@@ -61,8 +61,9 @@ const tooltip = {
     if (!items.length || !r) return '';
     const t = r.t[items[0].dataIndex];
     if (t == null) return '';
-    const s = fmtClock(t * 1000);
-    return r.bucket > 1 ? s + ' – ' + fmtClock((t + r.bucket) * 1000) : s;
+    const span = r.t.length * r.bucket;
+    const s = fmtBucketTime(t, 1, span);
+    return r.bucket > 1 ? s + ' – ' + fmtBucketTime(t + r.bucket, 1, span) : s;
   },
   label(item) {
     const v = item.parsed.y;
@@ -72,7 +73,8 @@ const tooltip = {
     if (ds.level) return ds.label + ': ' + fmtInt(v);
     let txt = ds.label + ': ' + fmtInt(v) + ' in ' + bucketText(r);
     if (ds.maxOf && r && r.bucket > 1 && r[ds.maxOf]) {
-      txt += ' (busiest second: ' + fmtInt(r[ds.maxOf][item.dataIndex]) + ')';
+      const unit = r.maxPeriod >= 3600 ? 'hour' : r.maxPeriod >= 60 ? 'minute' : 'second';
+      txt += ' (busiest ' + unit + ': ' + fmtInt(r[ds.maxOf][item.dataIndex]) + ')';
     }
     return txt;
   },
@@ -172,7 +174,8 @@ export function destroyTimeCharts() {
 /** Draws `r` (a renderedSeries); y titles say what one bucket is (`events / 5 s`). */
 export function renderTimeCharts(r) {
   rendered = r;
-  const labels = r.t.map((t) => fmtClock(t * 1000, r.bucket < 60));
+  const span = r.t.length * r.bucket;
+  const labels = r.t.map((t) => fmtBucketTime(t, r.bucket, span));
   const per = ' / ' + bucketText(r);
   for (const [name, what] of [['borrows', 'events'], ['overage', 'borrows'], ['failures', 'failures']]) {
     const c = charts[name];

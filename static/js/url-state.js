@@ -67,22 +67,27 @@ export function writeView(search, view, defaults) {
 }
 
 // Which view fields each data route takes (history is per resource only: the server keeps no
-// per-user aggregates; the stream's window is fixed at 60 s).
+// per-user aggregates; the stream's window is fixed at 60 s). `live`: the route reads the live
+// buffer only, so its window stops at the buffer's retention (history reaches further with a
+// usage tier).
 const ROUTES = {
   stream: { window: false, keys: ['resource', 'user', 'scope', 'instance'] },
   history: { window: true, keys: ['resource', 'scope', 'instance'] },
-  stats: { window: true, keys: ['resource', 'user', 'scope', 'instance'] },
-  'events.csv': { window: true, keys: ['resource', 'user', 'scope', 'instance'] },
+  stats: { window: true, live: true, keys: ['resource', 'user', 'scope', 'instance'] },
+  'events.csv': { window: true, live: true, keys: ['resource', 'user', 'scope', 'instance'] },
 };
 
 /**
  * The relative URL of a data route for `view`: `realtime/history?window=1800&resource=GPU`.
- * `extra` pairs are appended (e.g. `[['last_event_id', 42]]`).
+ * `extra` pairs are appended (e.g. `[['last_event_id', 42]]`); `liveMax` (seconds) caps the
+ * window of the routes that read the live buffer only.
  */
-export function dataUrl(route, view, extra) {
+export function dataUrl(route, view, extra, liveMax) {
   const spec = ROUTES[route];
   const q = [];
-  if (spec.window && view.range) q.push(pair('window', view.range));
+  let win = view.range;
+  if (spec.live && liveMax > 0 && win > liveMax) win = liveMax;
+  if (spec.window && win) q.push(pair('window', win));
   for (const k of spec.keys) if (view[k]) q.push(pair(k, view[k]));
   for (const [k, v] of extra || []) if (v != null && v !== '') q.push(pair(k, v));
   return 'realtime/' + route + (q.length ? '?' + q.join('&') : '');

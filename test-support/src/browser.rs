@@ -47,6 +47,27 @@ pub fn binaries(test: &str) -> Option<Binaries> {
     )
 }
 
+/// Fails the test when Chromium's console `log` (from [`Session::browser_log`]) holds an error
+/// or a Content-Security-Policy report.
+pub fn assert_clean_log(log: &[Value]) {
+    let bad: Vec<String> = log
+        .iter()
+        .filter(|entry| {
+            let level = entry["level"].as_str().unwrap_or("");
+            let msg = entry["message"].as_str().unwrap_or("");
+            level == "SEVERE"
+                || msg.contains("Content Security Policy")
+                || msg.contains("Content-Security-Policy")
+        })
+        .map(|entry| format!("{} {}", entry["level"], entry["message"]))
+        .collect();
+    assert!(
+        bad.is_empty(),
+        "browser console errors:\n{}",
+        bad.join("\n")
+    );
+}
+
 /// A browser profile directory, removed when dropped.
 #[derive(Debug)]
 pub struct Profile(pub PathBuf);

@@ -5,6 +5,7 @@
 //!   a failure instead when CI sets the component's `REQUIRE_*` variable;
 //! - [`redis`]: a real `redis-server` on its own loopback port and temp dir, stopped by pid;
 //! - [`prometheus`]: a real `prometheus` scraping given targets, and its query API;
+//! - [`python`]: a Python with the OpenTelemetry SDK (a virtualenv made by `.ci/run`);
 //! - [`http`]: JSON GET/POST helpers returning `(status, body)`, Prometheus text lookups;
 //! - [`wait`]: bounded polling (`until`) and waiting for a cluster view to be ready.
 //!
@@ -13,6 +14,7 @@
 pub mod browser;
 pub mod http;
 pub mod prometheus;
+pub mod python;
 pub mod redis;
 pub mod require;
 pub mod wait;

@@ -70,35 +70,27 @@ impl Prometheus {
 
     /// An instant query's result vector (empty while Prometheus is not up yet or on an error).
     pub async fn query(&self, promql: &str) -> Vec<Value> {
-        let Ok(res) = crate::http::client()
-            .get(format!("http://{}/api/v1/query", self.addr))
-            .query(&[("query", promql)])
-            .send()
-            .await
-        else {
-            return Vec::new();
-        };
-        let body: Value = res.json().await.unwrap_or(Value::Null);
-        body["data"]["result"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default()
+        self.api("query", &[("query", promql)], "result").await
     }
 
     /// The alerts Prometheus holds now (pending and firing).
     pub async fn alerts(&self) -> Vec<Value> {
+        self.api("alerts", &[], "alerts").await
+    }
+
+    /// `data[field]` of `GET /api/v1/{path}` as an array (empty while Prometheus is not up yet,
+    /// or on an error).
+    async fn api(&self, path: &str, query: &[(&str, &str)], field: &str) -> Vec<Value> {
         let Ok(res) = crate::http::client()
-            .get(format!("http://{}/api/v1/alerts", self.addr))
+            .get(format!("http://{}/api/v1/{path}", self.addr))
+            .query(query)
             .send()
             .await
         else {
             return Vec::new();
         };
         let body: Value = res.json().await.unwrap_or(Value::Null);
-        body["data"]["alerts"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default()
+        body["data"][field].as_array().cloned().unwrap_or_default()
     }
 }
 

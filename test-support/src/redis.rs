@@ -10,18 +10,28 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// A running `redis-server` (killed when dropped).
+/// A running `redis-server` (killed when dropped). It also listens on a Unix socket
+/// ([`RedisServer::socket`]).
 pub struct RedisServer {
     binary: PathBuf,
     child: Option<Child>,
     pub port: u16,
     pub url: String,
     dir: tempfile::TempDir,
+    /// Extra `redis-server` arguments ([`RedisServer::start_with`]).
+    extra: Vec<String>,
+    /// The default user's password, when `--requirepass` is among the extra arguments.
+    password: Option<String>,
 }
 
 impl RedisServer {
     /// A fresh server, or `None` (after a loud SKIPPED line) when Redis is not installed.
     pub fn start(test: &str) -> Option<RedisServer> {
+        Self::start_with(test, &[])
+    }
+
+    /// [`RedisServer::start`] with extra `redis-server` arguments (`--requirepass PW`, ...).
+    pub fn start_with(test: &str, extra: &[&str]) -> Option<RedisServer> {
         let binary = or_skip(
             find_binary("REDIS_SERVER", &["redis-server"]),
             "REQUIRE_REDIS",
@@ -35,6 +45,11 @@ impl RedisServer {
             port,
             url: format!("redis://127.0.0.1:{port}"),
             dir: tempfile::tempdir().expect("temp dir"),
+            extra: extra.iter().map(|a| a.to_string()).collect(),
+            password: extra
+                .windows(2)
+                .find(|w| w[0] == "--requirepass")
+                .map(|w| w[1].to_string()),
         };
         server.launch();
         Some(server)
@@ -46,6 +61,10 @@ impl RedisServer {
             .arg(self.port.to_string())
             .args(["--save", "", "--appendonly", "no", "--dir"])
             .arg(self.dir.path())
+            .arg("--unixsocket")
+            .arg(self.socket())
+            .args(["--unixsocketperm", "700"])
+            .args(&self.extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -72,15 +91,61 @@ impl RedisServer {
         self.launch();
     }
 
-    /// Runs `redis-cli` against it; returns stdout.
+    /// The path of its Unix socket.
+    pub fn socket(&self) -> PathBuf {
+        self.dir.path().join("redis.sock")
+    }
+
+    /// Runs `redis-cli` against it (with its password, if any); returns stdout.
     pub fn cli(&self, args: &[&str]) -> String {
-        let out = Command::new("redis-cli")
-            .args(["-h", "127.0.0.1", "-p"])
-            .arg(self.port.to_string())
-            .args(args)
-            .output()
-            .expect("redis-cli runs");
+        let mut cmd = Command::new("redis-cli");
+        cmd.args(["-h", "127.0.0.1", "-p"])
+            .arg(self.port.to_string());
+        if let Some(password) = &self.password {
+            cmd.args(["--no-auth-warning", "-a", password]);
+        }
+        let out = cmd.args(args).output().expect("redis-cli runs");
         String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Sends one command over RESP (after `AUTH` with its password, if any) and returns the raw
+    /// reply: for arguments too large for a command line (a 13 MB `XADD`).
+    pub fn command(&self, args: &[&[u8]]) -> Vec<u8> {
+        use std::io::{Read, Write};
+        let mut conn = TcpStream::connect(("127.0.0.1", self.port)).expect("redis connects");
+        conn.set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        let mut out = Vec::new();
+        let mut push = |args: &[&[u8]]| {
+            out.extend_from_slice(format!("*{}\r\n", args.len()).as_bytes());
+            for a in args {
+                out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
+                out.extend_from_slice(a);
+                out.extend_from_slice(b"\r\n");
+            }
+        };
+        if let Some(password) = &self.password {
+            push(&[b"AUTH", password.as_bytes()]);
+        }
+        push(args);
+        conn.write_all(&out).expect("command sent");
+        let mut conn = std::io::BufReader::new(conn);
+        let mut reply = Vec::new();
+        // One reply per command sent: a line, plus the body of a bulk string.
+        for _ in 0..1 + usize::from(self.password.is_some()) {
+            reply.clear();
+            std::io::BufRead::read_until(&mut conn, b'\n', &mut reply).expect("reply");
+            if let Some(len) = reply
+                .strip_prefix(b"$")
+                .and_then(|l| std::str::from_utf8(l).ok())
+                .and_then(|l| l.trim().parse::<usize>().ok())
+            {
+                let mut body = vec![0; len + 2];
+                conn.read_exact(&mut body).expect("bulk reply");
+                reply.extend_from_slice(&body);
+            }
+        }
+        reply
     }
 
     /// Bytes of memory the server uses (`INFO memory` → `used_memory`).

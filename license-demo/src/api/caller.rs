@@ -13,7 +13,9 @@ use axum::response::{IntoResponse, Response};
 /// Without `--api-keys` nobody is authenticated (`tenant` is `None`) and a Bearer header is only
 /// kept for signature checks (the original's clients send one whatever the server). With keys,
 /// extracting a `Caller` answers 401 unless a configured key is presented.
-#[derive(Debug, Clone, Default)]
+///
+/// Its `Debug` output never shows the key (only whether one was sent).
+#[derive(Clone, Default)]
 pub struct Caller {
     /// The tenant of the presented key (keys on).
     pub tenant: Option<Tenant>,
@@ -21,10 +23,34 @@ pub struct Caller {
     pub api_key: Option<String>,
 }
 
+impl std::fmt::Debug for Caller {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Caller")
+            .field("tenant", &self.tenant)
+            .field("api_key", &self.api_key.as_ref().map(|_| "***"))
+            .finish()
+    }
+}
+
 impl Caller {
     /// The tenant name, for storing with a borrow or scoping a query.
     pub fn tenant_name(&self) -> Option<String> {
         self.tenant.as_ref().map(|t| t.name.to_string())
+    }
+
+    /// Whether this caller may act as `user` (always without API keys).
+    pub fn may_act_as(&self, user: &str) -> bool {
+        self.tenant.as_ref().is_none_or(|t| t.may_act_as(user))
+    }
+
+    /// Whose borrows and charges this caller may see or touch: its tenant's, of the users its
+    /// key may act as, narrowed to `user` when given.
+    pub fn owner(&self, user: Option<String>) -> crate::pool::Owner {
+        crate::pool::Owner {
+            user,
+            tenant: self.tenant_name(),
+            users: self.tenant.as_ref().and_then(Tenant::users),
+        }
     }
 }
 

@@ -7,8 +7,9 @@ use crate::config::validate_name;
 // `crate::pool` of a braced `use` to `RunningServer::pool`, a false api -> server edge.
 use crate::pool::BorrowOptions;
 use crate::pool::BorrowOutcome;
+use crate::pool::Closed;
+use crate::pool::ClosedBorrow;
 use crate::pool::Owned;
-use crate::pool::Owner;
 use crate::pool::PoolError;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
@@ -76,12 +77,7 @@ pub struct UserFilter {
     user: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
-pub struct ToolFilter {
-    tool: Option<String>,
-}
-
-fn check_name(field: &str, value: &str) -> Result<(), ApiError> {
+pub(super) fn check_name(field: &str, value: &str) -> Result<(), ApiError> {
     validate_name(value).map_err(|why| {
         ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -91,7 +87,7 @@ fn check_name(field: &str, value: &str) -> Result<(), ApiError> {
     })
 }
 
-fn pool_error(e: PoolError) -> ApiError {
+pub(super) fn pool_error(e: PoolError) -> ApiError {
     match e {
         PoolError::UnknownTool => {
             ApiError::new(StatusCode::NOT_FOUND, "unknown_tool", "Tool not found.")
@@ -112,12 +108,12 @@ fn pool_error(e: PoolError) -> ApiError {
     }
 }
 
-fn bad_query(e: QueryRejection) -> ApiError {
+pub(super) fn bad_query(e: QueryRejection) -> ApiError {
     ApiError::new(StatusCode::BAD_REQUEST, "bad_query", e.body_text())
 }
 
 /// Empty filter values mean "no filter", as in the original (`?user=`).
-fn non_empty(v: Option<String>) -> Option<String> {
+pub(super) fn non_empty(v: Option<String>) -> Option<String> {
     v.filter(|s| !s.is_empty())
 }
 
@@ -138,6 +134,49 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
         ));
     }
     Ok(Some(String::from_utf8_lossy(bytes).into_owned()))
+}
+
+/// A user-restricted API key names a user it may not act as.
+pub(super) fn forbidden_user() -> ApiError {
+    ApiError::new(
+        StatusCode::FORBIDDEN,
+        "forbidden_user",
+        "This API key may not act for that user.",
+    )
+}
+
+/// The replay of a borrow no longer held: 409, saying how and when it ended (the JSON error
+/// shape plus `id`, `state` and `returned_at`); nothing new was borrowed.
+fn replayed_closed(c: ClosedBorrow) -> Response {
+    let state = c.closed.as_str();
+    let (code, how) = match c.closed {
+        Closed::Returned => ("borrow_returned", "was returned"),
+        Closed::Expired => ("borrow_expired", "expired (its lease was not renewed)"),
+    };
+    let when = c
+        .returned_at
+        .as_deref()
+        .map_or(String::new(), |at| format!(" at {at}"));
+    let detail = format!(
+        "The borrow {} made with this Idempotency-Key {how}{when}: it is no longer held and \
+         nothing new was borrowed. Send a new Idempotency-Key to borrow again.",
+        c.borrow.id
+    );
+    let body = serde_json::json!({
+        "error": code,
+        "detail": detail,
+        "id": c.borrow.id,
+        "tool": c.borrow.tool,
+        "user": c.borrow.user,
+        "state": state,
+        "returned_at": c.returned_at,
+    });
+    (
+        StatusCode::CONFLICT,
+        [("idempotent-replayed", HeaderValue::from_static("true"))],
+        Json(body),
+    )
+        .into_response()
 }
 
 fn not_owner() -> ApiError {
@@ -188,17 +227,8 @@ pub async fn borrow(
         Ok(key) => key,
         Err(e) => return e.into_response(),
     };
-    if caller
-        .tenant
-        .as_ref()
-        .is_some_and(|t| !t.may_act_as(&req.user))
-    {
-        return ApiError::new(
-            StatusCode::FORBIDDEN,
-            "forbidden_user",
-            "This API key may not borrow for that user.",
-        )
-        .into_response();
+    if !caller.may_act_as(&req.user) {
+        return forbidden_user().into_response();
     }
     // The signature is checked here (HMAC, clock); whether it is a replay is decided with the
     // borrow itself, so the capacity answer and idempotent retries come first (see signed.rs).
@@ -236,6 +266,10 @@ pub async fn borrow(
             )
                 .into_response()
         }
+        Ok(BorrowOutcome::ReplayedClosed(closed)) => {
+            tracing::debug!(id = %closed.borrow.id, state = closed.closed.as_str(), "idempotent borrow replayed, no longer held");
+            replayed_closed(closed)
+        }
         Ok(BorrowOutcome::KeyConflict) => ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "idempotency_key_reused",
@@ -272,19 +306,19 @@ pub async fn borrow(
 fn borrow_ref(
     caller: Result<Caller, Response>,
     body: Result<JsonBody<ReturnRequest>, ApiError>,
-) -> Result<(String, Owner), Box<Response>> {
+) -> Result<(String, crate::pool::Owner), Box<Response>> {
     let refuse = |e: ApiError| Box::new(e.into_response());
     let caller = caller.map_err(Box::new)?;
     let JsonBody(req) = body.map_err(refuse)?;
     check_name("id", &req.id).map_err(refuse)?;
     if let Some(user) = &req.user {
         check_name("user", user).map_err(refuse)?;
+        if !caller.may_act_as(user) {
+            return Err(refuse(forbidden_user()));
+        }
     }
-    let owner = Owner {
-        user: req.user,
-        tenant: caller.tenant_name(),
-    };
-    Ok((req.id, owner))
+    // A key limited to some users touches only their borrows (403 `not_owner` otherwise).
+    Ok((req.id, caller.owner(req.user)))
 }
 
 pub async fn return_license(
@@ -364,32 +398,14 @@ pub async fn open_borrows(
         Ok(q) => q,
         Err(e) => return bad_query(e).into_response(),
     };
-    // With API keys a caller only ever sees its own tenant's borrows.
-    let filter = Owner {
-        user: non_empty(filter.user),
-        tenant: caller.tenant_name(),
-    };
-    match state.pool.open_borrows(filter).await {
-        Ok(list) => Json(list).into_response(),
-        Err(e) => pool_error(e).into_response(),
+    // With API keys a caller only ever sees its own tenant's borrows, of the users its key may
+    // act as.
+    let user = non_empty(filter.user);
+    if user.as_deref().is_some_and(|u| !caller.may_act_as(u)) {
+        return forbidden_user().into_response();
     }
-}
-
-#[derive(Serialize)]
-struct ChargesResponse {
-    charges: Vec<crate::pool::OverageCharge>,
-}
-
-pub async fn overage_charges(
-    State(state): State<AppState>,
-    query: Result<Query<ToolFilter>, QueryRejection>,
-) -> Response {
-    let Query(filter) = match query {
-        Ok(q) => q,
-        Err(e) => return bad_query(e).into_response(),
-    };
-    match state.pool.overage_charges(non_empty(filter.tool)).await {
-        Ok(charges) => Json(ChargesResponse { charges }).into_response(),
+    match state.pool.open_borrows(caller.owner(user)).await {
+        Ok(list) => Json(list).into_response(),
         Err(e) => pool_error(e).into_response(),
     }
 }

@@ -5,12 +5,14 @@
 
 mod body;
 mod caller;
+mod charges;
 mod handlers;
 mod signed;
 
 pub use crate::error::ApiError;
 pub use body::{JsonBody, MAX_BODY_BYTES};
 pub use caller::Caller;
+pub use charges::DEFAULT_CHARGES_PAGE;
 
 use crate::auth::{ApiKeys, RedisReplays, SignatureVerifier};
 use crate::pool::LicensePool;
@@ -24,7 +26,7 @@ use std::sync::Arc;
 pub struct AppState {
     /// The license state.
     pub pool: LicensePool,
-    /// API keys, when borrow/return/heartbeat/list require them.
+    /// API keys, when the borrow and charge routes require them.
     pub keys: Option<Arc<ApiKeys>>,
     /// Signature checks, when borrows must be signed.
     pub signatures: Option<Arc<SignatureVerifier>>,
@@ -54,7 +56,7 @@ pub fn license_routes(state: AppState) -> Router {
         .route("/licenses/status", get(handlers::all_status))
         .route("/licenses/{tool}/status", get(handlers::tool_status))
         .route("/borrows", get(handlers::open_borrows))
-        .route("/overage-charges", get(handlers::overage_charges))
+        .route("/overage-charges", get(charges::overage_charges))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
 }

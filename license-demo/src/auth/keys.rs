@@ -26,11 +26,23 @@ enum Users {
 }
 
 impl Tenant {
-    /// Whether this key may borrow as `user`.
+    /// Whether this key may act as `user` (borrow, return, renew, list).
     pub fn may_act_as(&self, user: &str) -> bool {
         match &*self.users {
             Users::Any => true,
             Users::Only(users) => users.contains(user),
+        }
+    }
+
+    /// The users this key may act as, sorted; `None` when it may act as any user.
+    pub fn users(&self) -> Option<Vec<String>> {
+        match &*self.users {
+            Users::Any => None,
+            Users::Only(users) => {
+                let mut list: Vec<String> = users.iter().cloned().collect();
+                list.sort();
+                Some(list)
+            }
         }
     }
 }
@@ -121,6 +133,7 @@ mod tests {
         let acme = keys.authenticate("key-acme-0123456789").unwrap();
         assert_eq!(&*acme.name, "acme");
         assert!(acme.may_act_as("alice") && !acme.may_act_as("bob"));
+        assert_eq!(acme.users(), Some(vec!["alice".to_string()]));
         assert!(keys
             .authenticate("key-globex-0123456789")
             .unwrap()

@@ -33,7 +33,11 @@ pub struct SecurityConfig {
     pub allowed_hosts: Vec<String>,
     /// Origins allowed to make state-changing requests besides the server's own (`*`: any).
     pub allowed_origins: Vec<String>,
-    /// API keys: when set, borrow/return/heartbeat/list need `Authorization: Bearer <key>`.
+    /// Reverse proxies (addresses or networks) whose forwarding headers name the client, for the
+    /// live stream's per-client limits.
+    pub trusted_proxies: Vec<String>,
+    /// API keys: when set, every route that names or touches a borrow or a charge (borrow,
+    /// return, heartbeat, `/borrows`, `/overage-charges`) needs `Authorization: Bearer <key>`.
     pub api_keys: Option<Arc<ApiKeys>>,
     /// When set, borrows must be signed (`X-Signature`, `X-Timestamp`, `X-Vendor-ID`, and
     /// `X-Nonce` in the recommended form); `--strict-replay` is its

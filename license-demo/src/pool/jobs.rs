@@ -2,7 +2,8 @@
 //! `Done` holds its result until the batch commits, then answers the caller.
 
 use super::types::{
-    BorrowOptions, BorrowOutcome, OpenBorrow, OverageCharge, Owned, Owner, PoolError, Returned,
+    BorrowOptions, BorrowOutcome, ChargesPage, ChargesQuery, OpenBorrow, Owned, Owner, PoolError,
+    Returned,
 };
 use tokio::sync::oneshot;
 
@@ -32,9 +33,10 @@ pub(super) enum Job {
     Sweep {
         reply: Reply<usize>,
     },
+    /// Lists run here only for a `:memory:` database (files have readers, see `reader`).
     Charges {
-        tool: Option<String>,
-        reply: Reply<Vec<OverageCharge>>,
+        query: ChargesQuery,
+        reply: Reply<ChargesPage>,
     },
 }
 
@@ -48,10 +50,7 @@ pub(super) enum Done {
     ),
     Sweep(Reply<usize>, Result<usize, PoolError>),
     OpenBorrows(Reply<Vec<OpenBorrow>>, Result<Vec<OpenBorrow>, PoolError>),
-    Charges(
-        Reply<Vec<OverageCharge>>,
-        Result<Vec<OverageCharge>, PoolError>,
-    ),
+    Charges(Reply<ChargesPage>, Result<ChargesPage, PoolError>),
 }
 
 impl Done {

@@ -18,6 +18,18 @@
 //! `GET /licenses/status` and the realtime status source) are updated after `COMMIT` and before
 //! the replies are sent.
 //!
+//! # Several processes on one database
+//! Several license servers may share one database file (replicas behind a load balancer): SQLite
+//! serialises their write transactions, so grants, charges, idempotency keys and lease expiry
+//! stay exact across them (a borrow on one process and its return on another, a retry with the
+//! same `Idempotency-Key` on the other process answering the first borrow, an expired lease
+//! returned by whichever process sweeps first and found gone by the other). The counters follow
+//! the database, not this process: a status read checks `PRAGMA data_version` and re-reads the
+//! counts in one query only when another connection committed (module `live`), so a process
+//! alone on its database pays one cheap `PRAGMA` per status read and nothing else. Overage sums
+//! are kept per tool in the database (`overage_totals`, by triggers), so every process reports
+//! the same cost.
+//!
 //! # Idempotency and leases
 //! A borrow may carry an idempotency key: the key, the request (tool, user) and the borrow it
 //! produced are stored in the same transaction as the borrow, so a retry after a lost answer, a
@@ -40,6 +52,7 @@
 //! # Layout
 //! - `types`: the public data types (options, outcomes, statuses, errors);
 //! - `state`: what the handles and the writer thread share (catalogue, live counters);
+//! - `live`: the live counters and how they follow other processes' commits;
 //! - `jobs`: the messages to the writer thread and their answers;
 //! - `writer`: the writer thread (batching, sweeps, publishing after `COMMIT`);
 //! - `transactions`: the SQL of each operation inside a batch transaction;
@@ -48,6 +61,9 @@
 //! - `timestamps`: the stored time formats.
 
 mod jobs;
+mod lists;
+mod live;
+mod reader;
 mod replays;
 mod schema;
 mod state;
@@ -57,19 +73,23 @@ mod types;
 mod writer;
 
 pub use types::{
-    Borrow, BorrowOptions, BorrowOutcome, DbLocation, Denial, Durability, Expired, OpenBorrow,
-    OverageCharge, Owned, Owner, PoolError, PoolOptions, ReplayClaim, Returned, ToolStatus,
-    IDEMPOTENCY_WINDOW, MAX_REMEMBERED_SIGNATURES,
+    Borrow, BorrowOptions, BorrowOutcome, ChargesPage, ChargesQuery, Closed, ClosedBorrow,
+    DbLocation, Denial, Durability, Expired, OpenBorrow, OverageCharge, Owned, Owner, PoolError,
+    PoolOptions, ReplayClaim, Returned, ToolStatus, IDEMPOTENCY_WINDOW, MAX_CHARGES_PAGE,
+    MAX_REMEMBERED_SIGNATURES,
 };
 pub use writer::MAX_BATCH;
 
 use crate::config::ToolSpec;
 use jobs::{Job, Reply};
+use live::{Live, WriterMark};
+use reader::Reader;
 use realtime_layer::{Clock, SystemClock};
 use replays::ReplayMemory;
 use rusqlite::Connection;
 use schema::{count_replays, load_catalogue, prepare_schema};
 use state::{lock_mutex, read_lock, tool_status, write_lock, ExpiryListener, ExpirySink, Shared};
+use std::collections::HashMap;
 use std::sync::mpsc;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -119,34 +139,45 @@ impl LicensePool {
             .map(|ttl| u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1));
         let mut tools = tools;
         tools.sort_by(|a, b| a.name.cmp(&b.name));
-        let conn = match location {
+        let mut conn = match location {
             DbLocation::File(path) => Connection::open(path)?,
             DbLocation::Memory => Connection::open_in_memory()?,
         };
-        prepare_schema(&conn, durability, clock.now_ms())?;
-        let counters = load_catalogue(&conn, &tools)?;
+        // Room for every statement of the batch transactions, the version check and the counts.
+        conn.set_prepared_statement_cache_capacity(32);
+        prepare_schema(&mut conn, durability, clock.now_ms())?;
         let replay_rows = count_replays(&conn, clock.now_ms())?;
-        let index = tools
+        let index: HashMap<String, usize> = tools
             .iter()
             .enumerate()
             .map(|(i, t)| (t.name.clone(), i))
             .collect();
+        let counters = load_catalogue(&mut conn, &tools, &index)?;
+        let (live, mark) = match location {
+            DbLocation::File(path) => Live::watching(path, &conn, &index)?,
+            DbLocation::Memory => (Live::private(counters), WriterMark::default()),
+        };
         let (sender, receiver) = mpsc::channel();
+        let reader = match location {
+            DbLocation::File(path) => Some(Arc::new(Reader::new(path))),
+            DbLocation::Memory => None,
+        };
         let shared = Arc::new(Shared {
             tools,
             index,
-            counters: RwLock::new(counters),
+            live,
             sender: RwLock::new(Some(sender)),
             writer: std::sync::Mutex::new(None),
             lease_ttl_ms,
             clock,
             expiries: std::sync::Mutex::new(ExpirySink::Pending(Vec::new())),
+            reader,
             replays: ReplayMemory::new(replay_rows),
         });
         let writer_shared = Arc::clone(&shared);
         let handle = std::thread::Builder::new()
             .name("license-db-writer".into())
-            .spawn(move || writer_loop(conn, receiver, &writer_shared))
+            .spawn(move || writer_loop(conn, mark, receiver, &writer_shared))
             .map_err(|e| PoolError::Storage(format!("cannot start writer thread: {e}")))?;
         *lock_mutex(&shared.writer) = Some(handle);
         Ok(LicensePool { shared })
@@ -212,9 +243,13 @@ impl LicensePool {
         .await
     }
 
-    /// Open borrows, newest first, of the user and/or tenant in `filter` (all when empty).
+    /// Open borrows, newest first, that `filter` matches (all when empty). Read outside the
+    /// writer's transaction (see the `reader` module).
     pub async fn open_borrows(&self, filter: Owner) -> Result<Vec<OpenBorrow>, PoolError> {
-        self.ask(|reply| Job::OpenBorrows { filter, reply }).await
+        match self.reader()? {
+            Some(reader) => reader.read(move |c| lists::list_open(c, &filter)).await,
+            None => self.ask(|reply| Job::OpenBorrows { filter, reply }).await,
+        }
     }
 
     /// Expires every borrow whose lease has run out now, without waiting for the next sweep;
@@ -248,53 +283,85 @@ impl LicensePool {
         *sink = ExpirySink::Listener(listener);
     }
 
-    /// Recorded overage charges, newest first, optionally of one tool only.
-    pub async fn overage_charges(
-        &self,
-        tool: Option<String>,
-    ) -> Result<Vec<OverageCharge>, PoolError> {
-        self.ask(|reply| Job::Charges { tool, reply }).await
+    /// One page of recorded overage charges, newest first, that `query` selects. Read outside
+    /// the writer's transaction (see the `reader` module): a long list never delays a borrow.
+    pub async fn overage_charges(&self, query: ChargesQuery) -> Result<ChargesPage, PoolError> {
+        match self.reader()? {
+            Some(reader) => reader.read(move |c| lists::list_charges(c, &query)).await,
+            None => self.ask(|reply| Job::Charges { query, reply }).await,
+        }
     }
 
-    /// Status of every tool, sorted by name, from the in-memory counters (no SQLite access).
+    /// The reader of a database file (`None` for `:memory:`); `Closed` once the pool is.
+    fn reader(&self) -> Result<Option<&Arc<Reader>>, PoolError> {
+        if read_lock(&self.shared.sender).is_none() {
+            return Err(PoolError::Closed);
+        }
+        Ok(self.shared.reader.as_ref())
+    }
+
+    /// Status of every tool, sorted by name: the database's state, from the in-memory
+    /// counters (see [`LicensePool::occupancy`] for what a read costs).
     pub fn status(&self) -> Vec<ToolStatus> {
-        let counters = read_lock(&self.shared.counters);
-        self.shared
-            .tools
-            .iter()
-            .zip(counters.iter())
-            .map(|(spec, c)| tool_status(spec, c))
-            .collect()
+        let shared = &self.shared;
+        shared.live.read(&shared.index, |counters| {
+            shared
+                .tools
+                .iter()
+                .zip(counters)
+                .map(|(spec, c)| tool_status(spec, c))
+                .collect()
+        })
     }
 
     /// Status of one tool, `None` when unknown.
     pub fn tool_status(&self, tool: &str) -> Option<ToolStatus> {
         let i = *self.shared.index.get(tool)?;
-        let counters = read_lock(&self.shared.counters);
-        Some(tool_status(&self.shared.tools[i], &counters[i]))
+        let spec = &self.shared.tools[i];
+        Some(self.shared.live.read(&self.shared.index, |counters| {
+            tool_status(spec, &counters[i])
+        }))
     }
 
     /// `(name, total, commit, borrowed)` per tool: the cheap feed for the realtime status source.
+    ///
+    /// Like [`LicensePool::status`] it answers the database's state, whichever process wrote
+    /// it: one `PRAGMA data_version` (a few microseconds, no await) tells whether another
+    /// connection committed since the counters were last known exact, and only then are the
+    /// counts re-read, in one query. A process alone on its database never re-reads.
     pub fn occupancy(&self) -> Vec<(String, u32, u32, u32)> {
-        let counters = read_lock(&self.shared.counters);
-        self.shared
-            .tools
-            .iter()
-            .zip(counters.iter())
-            .map(|(t, c)| (t.name.clone(), t.total, t.commit, c.borrowed))
-            .collect()
+        let shared = &self.shared;
+        shared.live.read(&shared.index, |counters| {
+            shared
+                .tools
+                .iter()
+                .zip(counters)
+                .map(|(t, c)| (t.name.clone(), t.total, t.commit, c.borrowed))
+                .collect()
+        })
+    }
+
+    /// How many times the live counters were re-read from the database because another
+    /// connection (another process on the same file) had committed; 0 for a process alone on
+    /// its database.
+    pub fn resyncs(&self) -> u64 {
+        self.shared.live.resyncs()
     }
 
     /// Stops accepting work, lets the writer finish what is queued and waits for it; the
     /// connection is closed (and the WAL checkpointed) when this returns. Idempotent.
     pub fn close(&self) {
         write_lock(&self.shared.sender).take();
+        if let Some(reader) = &self.shared.reader {
+            reader.close();
+        }
         let handle = lock_mutex(&self.shared.writer).take();
         if let Some(handle) = handle {
             if handle.join().is_err() {
                 tracing::error!("license-db-writer thread panicked");
             }
         }
+        self.shared.live.close();
         // The listener may hold what holds this pool (the dashboard's status source): let go.
         *lock_mutex(&self.shared.expiries) = ExpirySink::Pending(Vec::new());
     }
@@ -314,5 +381,7 @@ impl LicensePool {
     }
 }
 
+#[cfg(test)]
+mod shared_db_tests;
 #[cfg(test)]
 mod tests;

@@ -2,6 +2,7 @@
 //! SQLite, the job channel and the expiry listener, plus the poison-tolerant lock helpers.
 
 use super::jobs::Job;
+use super::live::{Live, ToolCounters};
 use super::replays::ReplayMemory;
 use super::types::{Expired, ToolStatus};
 use crate::config::ToolSpec;
@@ -19,24 +20,18 @@ pub(super) enum ExpirySink {
     Listener(ExpiryListener),
 }
 
-/// Live counters for one tool, mirrored from SQLite after each commit.
-#[derive(Debug, Clone, Copy, Default)]
-pub(super) struct ToolCounters {
-    pub(super) borrowed: u32,
-    pub(super) overage_borrows: u64,
-    pub(super) overage_charged: f64,
-}
-
 /// What every clone of a [`LicensePool`](super::LicensePool) and the writer thread share.
 pub(super) struct Shared {
     pub(super) tools: Vec<ToolSpec>,
     pub(super) index: HashMap<String, usize>,
-    pub(super) counters: RwLock<Vec<ToolCounters>>,
+    pub(super) live: Live,
     pub(super) sender: RwLock<Option<mpsc::Sender<Job>>>,
     pub(super) writer: std::sync::Mutex<Option<JoinHandle<()>>>,
     pub(super) lease_ttl_ms: Option<u64>,
     pub(super) clock: Arc<dyn Clock>,
     pub(super) expiries: std::sync::Mutex<ExpirySink>,
+    /// Read-only connections for the lists (a database file only).
+    pub(super) reader: Option<Arc<super::reader::Reader>>,
     /// The replay memory's bookkeeping (rows, prunes, accepted repeats).
     pub(super) replays: ReplayMemory,
 }

@@ -54,7 +54,8 @@ async fn limits_overage_and_charges() {
     let s = pool.tool_status("T").unwrap();
     assert_eq!(s.borrowed, 0);
     assert_eq!(s.current_overage_cost, 10.0, "charges persist after return");
-    assert_eq!(pool.overage_charges(None).await.unwrap().len(), 1);
+    let page = pool.overage_charges(ChargesQuery::default()).await.unwrap();
+    assert_eq!((page.charges.len(), page.next), (1, None));
     pool.close();
     assert!(matches!(
         pool.borrow("T", "u").await,
@@ -115,7 +116,17 @@ async fn a_database_from_before_leases_and_keys_is_upgraded_on_open() {
              borrowed_at TEXT NOT NULL, is_overage INTEGER NOT NULL) WITHOUT ROWID;
          CREATE TABLE borrow_history (id TEXT NOT NULL, tool TEXT NOT NULL, user TEXT NOT NULL,
              borrowed_at TEXT NOT NULL, returned_at TEXT NOT NULL, is_overage INTEGER NOT NULL);
-         INSERT INTO open_borrows VALUES ('old-1', 'T', 'u', '2026-01-01T00:00:00.000000Z', 0);",
+         INSERT INTO open_borrows VALUES ('old-1', 'T', 'u', '2026-01-01T00:00:00.000000Z', 0);
+         CREATE TABLE overage_charges (seq INTEGER PRIMARY KEY, id TEXT NOT NULL,
+             tool TEXT NOT NULL, borrow_id TEXT NOT NULL, user TEXT NOT NULL,
+             charged_at TEXT NOT NULL, amount REAL NOT NULL);
+         INSERT INTO overage_charges VALUES (1, 'c-1', 'T', 'gone-1', 'u', '2026-01-01T00:00:00.000000Z', 5.0);
+         CREATE TABLE idempotency_keys (scope TEXT NOT NULL, key TEXT NOT NULL, tool TEXT NOT NULL,
+             user TEXT NOT NULL, borrow_id TEXT NOT NULL, borrowed_at TEXT NOT NULL,
+             is_overage INTEGER NOT NULL, created_ms INTEGER NOT NULL,
+             PRIMARY KEY (scope, key)) WITHOUT ROWID;
+         INSERT INTO idempotency_keys VALUES ('', 'old-key', 'T', 'u', 'gone-1',
+             '2026-01-01T00:00:00.000000Z', 1, 1800000000000);",
     )
     .unwrap();
     drop(old);
@@ -131,6 +142,35 @@ async fn a_database_from_before_leases_and_keys_is_upgraded_on_open() {
     )
     .unwrap();
     assert_eq!(pool.tool_status("T").unwrap().borrowed, 1);
+    // Old charges are listed (without a tenant: only while keys are off).
+    let page = pool.overage_charges(ChargesQuery::default()).await.unwrap();
+    assert_eq!(page.charges[0].id, "c-1");
+    let keyed = ChargesQuery {
+        owner: Owner {
+            tenant: Some("acme".into()),
+            ..Owner::default()
+        },
+        ..ChargesQuery::default()
+    };
+    assert!(pool
+        .overage_charges(keyed)
+        .await
+        .unwrap()
+        .charges
+        .is_empty());
+    // An old key whose borrow was returned before the upgrade says it is no longer held.
+    let old_key = BorrowOptions {
+        idempotency_key: Some("old-key".into()),
+        ..BorrowOptions::default()
+    };
+    let BorrowOutcome::ReplayedClosed(gone) = pool.borrow_with("T", "u", old_key).await.unwrap()
+    else {
+        panic!("not a closed replay")
+    };
+    assert_eq!(
+        (gone.borrow.id.as_str(), gone.returned_at),
+        ("gone-1", None)
+    );
     // The old borrow's lease starts at the upgrade, not at the epoch.
     assert_eq!(pool.expire_due().await.unwrap(), 0);
     let options = BorrowOptions {
@@ -167,7 +207,7 @@ async fn state_survives_reopen() {
     assert_eq!(s.overage_borrows, 2);
     let of = |user: &str| Owner {
         user: Some(user.into()),
-        tenant: None,
+        ..Owner::default()
     };
     assert_eq!(pool.open_borrows(of("a")).await.unwrap().len(), 7);
     assert!(pool.open_borrows(of("b")).await.unwrap().is_empty());
@@ -280,4 +320,168 @@ async fn signed_borrows_are_remembered_in_the_database_until_their_window_ends()
         .query_row("SELECT COUNT(*) FROM signature_replays", [], |r| r.get(0))
         .unwrap();
     assert_eq!(rows, 1, "the expired rows are gone, the new one is kept");
+}
+
+fn file_pool(dir: &tempfile::TempDir, options: PoolOptions) -> LicensePool {
+    LicensePool::open_with(
+        &DbLocation::File(dir.path().join("p.db")),
+        vec![spec("T", 100, 0, 100)], // every borrow is charged
+        Durability::Normal,
+        options,
+    )
+    .unwrap()
+}
+
+async fn borrow_for(pool: &LicensePool, tenant: &str, user: &str) -> Borrow {
+    let options = BorrowOptions {
+        tenant: Some(tenant.into()),
+        ..BorrowOptions::default()
+    };
+    match pool.borrow_with("T", user, options).await.unwrap() {
+        BorrowOutcome::Granted(b) => b,
+        other => panic!("not granted: {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn charges_come_in_pages_scoped_to_a_tenant_and_its_users() {
+    let dir = tempfile::tempdir().unwrap();
+    let pool = file_pool(&dir, PoolOptions::default());
+    let mut acme = Vec::new();
+    for i in 0..8 {
+        let user = if i < 5 { "alice" } else { "bob" };
+        acme.push(borrow_for(&pool, "acme", user).await.id);
+    }
+    for _ in 0..4 {
+        borrow_for(&pool, "globex", "carol").await;
+    }
+    let of = |tenant: Option<&str>, users: Option<&[&str]>| Owner {
+        tenant: tenant.map(Into::into),
+        users: users.map(|u| u.iter().map(|s| s.to_string()).collect()),
+        ..Owner::default()
+    };
+    // Walk acme's charges two at a time: every one once, newest first, then no cursor.
+    let mut seen = Vec::new();
+    let mut before = None;
+    loop {
+        let page = pool
+            .overage_charges(ChargesQuery {
+                owner: of(Some("acme"), None),
+                limit: 2,
+                before,
+                ..ChargesQuery::default()
+            })
+            .await
+            .unwrap();
+        assert!(page.charges.len() <= 2);
+        seen.extend(page.charges.into_iter().map(|c| c.borrow_id));
+        match page.next {
+            Some(next) => before = Some(next),
+            None => break,
+        }
+    }
+    acme.reverse();
+    assert_eq!(seen, acme);
+    let count = |owner: Owner| {
+        let pool = pool.clone();
+        async move {
+            let q = ChargesQuery {
+                owner,
+                limit: MAX_CHARGES_PAGE,
+                ..ChargesQuery::default()
+            };
+            pool.overage_charges(q).await.unwrap().charges.len()
+        }
+    };
+    assert_eq!(count(of(Some("acme"), Some(&["alice"]))).await, 5);
+    assert_eq!(count(of(Some("acme"), Some(&["carol"]))).await, 0);
+    assert_eq!(count(of(Some("globex"), None)).await, 4);
+    assert_eq!(count(of(None, None)).await, 12);
+    // The same scoping lists open borrows.
+    let open = pool
+        .open_borrows(of(Some("acme"), Some(&["bob"])))
+        .await
+        .unwrap();
+    assert_eq!(open.len(), 3);
+    assert!(open.iter().all(|b| b.user == "bob"));
+}
+
+#[tokio::test]
+async fn lists_are_read_while_another_connection_holds_the_write_lock() {
+    let dir = tempfile::tempdir().unwrap();
+    let pool = file_pool(&dir, PoolOptions::default());
+    borrow_for(&pool, "acme", "alice").await;
+    // A writer elsewhere holds the database's write lock: inside the writer's transaction these
+    // reads would wait for it (busy_timeout 5 s, then fail).
+    let other = Connection::open(dir.path().join("p.db")).unwrap();
+    other.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let quick = std::time::Duration::from_secs(2);
+    let page = tokio::time::timeout(quick, pool.overage_charges(ChargesQuery::default()))
+        .await
+        .expect("charges answered without the write lock")
+        .unwrap();
+    assert_eq!(page.charges.len(), 1);
+    let open = tokio::time::timeout(quick, pool.open_borrows(Owner::default()))
+        .await
+        .expect("borrows listed without the write lock")
+        .unwrap();
+    assert_eq!(open.len(), 1);
+    other.execute_batch("ROLLBACK").unwrap();
+    pool.close();
+    assert!(matches!(
+        pool.overage_charges(ChargesQuery::default()).await,
+        Err(PoolError::Closed)
+    ));
+}
+
+#[tokio::test]
+async fn a_replay_says_whether_its_borrow_was_returned_or_expired() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = realtime_layer::ManualClock::new(1_800_000_000_000);
+    let pool = file_pool(
+        &dir,
+        PoolOptions {
+            lease_ttl: Some(Duration::from_secs(10)),
+            clock: Some(Arc::new(clock.clone())),
+        },
+    );
+    let keyed = |key: &str| BorrowOptions {
+        idempotency_key: Some(key.into()),
+        ..BorrowOptions::default()
+    };
+    let BorrowOutcome::Granted(b) = pool.borrow_with("T", "u", keyed("k1")).await.unwrap() else {
+        panic!("not granted")
+    };
+    assert!(matches!(
+        pool.borrow_with("T", "u", keyed("k1")).await.unwrap(),
+        BorrowOutcome::Replayed(again) if again.id == b.id && again.lease_expires_at.is_some()
+    ));
+    pool.return_license(&b.id).await.unwrap().unwrap();
+    let BorrowOutcome::ReplayedClosed(c) = pool.borrow_with("T", "u", keyed("k1")).await.unwrap()
+    else {
+        panic!("a returned borrow replayed as held")
+    };
+    assert_eq!(
+        (c.borrow.id.as_str(), c.closed),
+        (b.id.as_str(), Closed::Returned)
+    );
+    assert!(c.returned_at.is_some());
+    let BorrowOutcome::Granted(e) = pool.borrow_with("T", "u", keyed("k2")).await.unwrap() else {
+        panic!("not granted")
+    };
+    clock.advance(Duration::from_secs(11));
+    pool.expire_due().await.unwrap();
+    let BorrowOutcome::ReplayedClosed(c) = pool.borrow_with("T", "u", keyed("k2")).await.unwrap()
+    else {
+        panic!("an expired borrow replayed as held")
+    };
+    assert_eq!(
+        (c.borrow.id.as_str(), c.closed),
+        (e.id.as_str(), Closed::Expired)
+    );
+    assert_eq!(
+        pool.tool_status("T").unwrap().borrowed,
+        0,
+        "nothing new borrowed"
+    );
 }

@@ -1,10 +1,10 @@
-//! The SQL of each operation, run inside the writer's batch transaction: borrow (with idempotency
-//! keys), return, heartbeat, lease expiry, and the two lists.
+//! The SQL of each write, run inside the writer's batch transaction: borrow (with idempotency
+//! keys), return, heartbeat, lease expiry. The lists are in `lists`.
 
 use super::state::Shared;
 use super::timestamps::{ms_i64, ms_rfc3339, now_rfc3339};
 use super::types::{
-    Borrow, BorrowOptions, BorrowOutcome, Denial, Expired, OpenBorrow, OverageCharge, Owned, Owner,
+    Borrow, BorrowOptions, BorrowOutcome, Closed, ClosedBorrow, Denial, Expired, Owned, Owner,
     PoolError, Returned, IDEMPOTENCY_WINDOW,
 };
 use crate::config::ToolSpec;
@@ -25,25 +25,45 @@ pub(super) fn borrow_in_tx(
             .execute([ms_i64(now_ms.saturating_sub(window_ms))])?;
         let first = tx
             .prepare_cached(
-                "SELECT tool, user, borrow_id, borrowed_at, is_overage FROM idempotency_keys
-                 WHERE scope = ?1 AND key = ?2",
+                "SELECT tool, user, borrow_id, borrowed_at, is_overage, returned_at, return_reason
+                 FROM idempotency_keys WHERE scope = ?1 AND key = ?2",
             )?
             .query_row([scope, key.as_str()], |r| {
-                Ok(Borrow {
+                let borrow = Borrow {
                     tool: r.get(0)?,
                     user: r.get(1)?,
                     id: r.get(2)?,
                     borrowed_at: r.get(3)?,
                     overage: r.get(4)?,
                     lease_expires_at: None,
-                })
+                };
+                let returned_at: Option<String> = r.get(5)?;
+                let reason: Option<String> = r.get(6)?;
+                Ok((borrow, returned_at, reason))
             })
             .optional()?;
-        if let Some(mut first) = first {
+        if let Some((mut first, returned_at, reason)) = first {
             if first.tool != spec.name || first.user != user {
                 return Ok(BorrowOutcome::KeyConflict);
             }
-            first.lease_expires_at = lease_end(tx, &first.id, lease_ttl_ms)?;
+            let closed = match reason.as_deref() {
+                Some("expired") => Closed::Expired,
+                _ => Closed::Returned,
+            };
+            // Still open (a borrow closed before returns were noted here is simply gone).
+            let renewed = match returned_at {
+                Some(_) => None,
+                None => open_renewed_ms(tx, &first.id)?,
+            };
+            let Some(renewed) = renewed else {
+                return Ok(BorrowOutcome::ReplayedClosed(ClosedBorrow {
+                    borrow: first,
+                    closed,
+                    returned_at,
+                }));
+            };
+            first.lease_expires_at = lease_ttl_ms
+                .map(|ttl| ms_rfc3339(u64::try_from(renewed).unwrap_or(0).saturating_add(ttl)));
             return Ok(BorrowOutcome::Replayed(first));
         }
     }
@@ -74,8 +94,8 @@ pub(super) fn borrow_in_tx(
     ])?;
     if overage {
         tx.prepare_cached(
-            "INSERT INTO overage_charges(id, tool, borrow_id, user, charged_at, amount)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            "INSERT INTO overage_charges(id, tool, borrow_id, user, charged_at, amount, tenant)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         )?
         .execute(params![
             uuid::Uuid::new_v4().to_string(),
@@ -83,7 +103,8 @@ pub(super) fn borrow_in_tx(
             id,
             user,
             borrowed_at,
-            spec.overage_price_per_license
+            spec.overage_price_per_license,
+            options.tenant
         ])?;
     }
     if let Some(key) = &options.idempotency_key {
@@ -112,20 +133,14 @@ pub(super) fn borrow_in_tx(
     }))
 }
 
-/// The lease end of an open borrow (None when leases are off or the borrow is closed).
-fn lease_end(
+/// When the open borrow `id` was last renewed (borrow or heartbeat); `None` when it is not open.
+fn open_renewed_ms(
     tx: &rusqlite::Transaction<'_>,
     id: &str,
-    lease_ttl_ms: Option<u64>,
-) -> Result<Option<String>, rusqlite::Error> {
-    let Some(ttl) = lease_ttl_ms else {
-        return Ok(None);
-    };
-    let renewed: Option<i64> = tx
-        .prepare_cached("SELECT renewed_ms FROM open_borrows WHERE id = ?1")?
+) -> Result<Option<i64>, rusqlite::Error> {
+    tx.prepare_cached("SELECT renewed_ms FROM open_borrows WHERE id = ?1")?
         .query_row([id], |r| r.get(0))
-        .optional()?;
-    Ok(renewed.map(|ms| ms_rfc3339(u64::try_from(ms).unwrap_or(0).saturating_add(ttl))))
+        .optional()
 }
 
 /// Whether the open borrow `id` may be touched by `owner`; `None` when there is no such borrow.
@@ -140,13 +155,7 @@ fn owned_by(
             Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?))
         })
         .optional()?;
-    Ok(row.map(|(user, tenant)| {
-        owner.user.as_ref().is_none_or(|u| *u == user)
-            && owner
-                .tenant
-                .as_ref()
-                .is_none_or(|t| Some(t) == tenant.as_ref())
-    }))
+    Ok(row.map(|(user, tenant)| owner.matches(&user, tenant.as_deref())))
 }
 
 pub(super) fn return_in_tx(
@@ -176,6 +185,7 @@ pub(super) fn return_in_tx(
     let Some((tool, user, borrowed_at, overage)) = closed else {
         return Ok(Owned::NotFound);
     };
+    let returned_at = now_rfc3339();
     tx.prepare_cached(
         "INSERT INTO borrow_history(id, tool, user, borrowed_at, returned_at, is_overage, reason)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -185,10 +195,15 @@ pub(super) fn return_in_tx(
         tool,
         user,
         borrowed_at,
-        now_rfc3339(),
+        returned_at,
         overage,
         reason
     ])?;
+    // An idempotent retry of this borrow now says it is no longer held.
+    tx.prepare_cached(
+        "UPDATE idempotency_keys SET returned_at = ?2, return_reason = ?3 WHERE borrow_id = ?1",
+    )?
+    .execute(params![id, returned_at, reason])?;
     Ok(Owned::Done(Returned { tool, user }))
 }
 
@@ -239,45 +254,4 @@ pub(super) fn expire_in_tx(
         }
     }
     Ok(())
-}
-
-pub(super) fn list_open(
-    tx: &rusqlite::Transaction<'_>,
-    filter: &Owner,
-) -> Result<Vec<OpenBorrow>, rusqlite::Error> {
-    let mut stmt = tx.prepare_cached(
-        "SELECT id, tool, user, borrowed_at FROM open_borrows
-         WHERE (?1 IS NULL OR user = ?1) AND (?2 IS NULL OR tenant = ?2)
-         ORDER BY borrowed_at DESC, id DESC",
-    )?;
-    let rows = stmt.query_map([filter.user.as_deref(), filter.tenant.as_deref()], |r| {
-        Ok(OpenBorrow {
-            id: r.get(0)?,
-            tool: r.get(1)?,
-            user: r.get(2)?,
-            borrowed_at: r.get(3)?,
-        })
-    })?;
-    rows.collect()
-}
-
-pub(super) fn list_charges(
-    tx: &rusqlite::Transaction<'_>,
-    tool: Option<&str>,
-) -> Result<Vec<OverageCharge>, rusqlite::Error> {
-    let mut stmt = tx.prepare_cached(
-        "SELECT id, tool, borrow_id, user, charged_at, amount FROM overage_charges
-         WHERE (?1 IS NULL OR tool = ?1) ORDER BY seq DESC",
-    )?;
-    let rows = stmt.query_map([tool], |r| {
-        Ok(OverageCharge {
-            id: r.get(0)?,
-            tool: r.get(1)?,
-            borrow_id: r.get(2)?,
-            user: r.get(3)?,
-            charged_at: r.get(4)?,
-            amount: r.get(5)?,
-        })
-    })?;
-    rows.collect()
 }

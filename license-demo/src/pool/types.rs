@@ -66,13 +66,66 @@ pub struct ReplayClaim {
     pub seen_elsewhere: bool,
 }
 
-/// Who asks to return, renew or list borrows: each given field must match the borrow's.
+/// Who asks to return, renew or list borrows (or charges): each given field must match the
+/// borrow's.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Owner {
     /// The borrowing user.
     pub user: Option<String>,
     /// The tenant of the borrow (API keys on).
     pub tenant: Option<String>,
+    /// The users the caller may act for (an API key limited to some users): the borrow's user
+    /// must be one of them. `None`: any user.
+    pub users: Option<Vec<String>>,
+}
+
+impl Owner {
+    /// Whether a borrow of `user` for `tenant` matches every given field.
+    pub fn matches(&self, user: &str, tenant: Option<&str>) -> bool {
+        self.user.as_deref().is_none_or(|u| u == user)
+            && self.tenant.as_deref().is_none_or(|t| Some(t) == tenant)
+            && self
+                .users
+                .as_ref()
+                .is_none_or(|allowed| allowed.iter().any(|u| u == user))
+    }
+}
+
+/// Most charges one page of [`LicensePool::overage_charges`](super::LicensePool::overage_charges)
+/// holds.
+pub const MAX_CHARGES_PAGE: usize = 1_000;
+
+/// Which overage charges to list, newest first, one page at a time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChargesQuery {
+    /// Only this tool's.
+    pub tool: Option<String>,
+    /// Only the charges of borrows `owner` matches (tenant, user, allowed users).
+    pub owner: Owner,
+    /// Most charges in the page, 1..=[`MAX_CHARGES_PAGE`] (larger values are lowered to it).
+    pub limit: usize,
+    /// Only charges older than this cursor: the `next` of the previous page.
+    pub before: Option<i64>,
+}
+
+impl Default for ChargesQuery {
+    fn default() -> Self {
+        ChargesQuery {
+            tool: None,
+            owner: Owner::default(),
+            limit: 100,
+            before: None,
+        }
+    }
+}
+
+/// One page of overage charges.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChargesPage {
+    /// The charges, newest first.
+    pub charges: Vec<OverageCharge>,
+    /// The cursor of the next (older) page; `None` on the last page.
+    pub next: Option<i64>,
 }
 
 /// Result of an operation on one existing borrow (return, heartbeat).
@@ -174,15 +227,48 @@ pub enum BorrowOutcome {
     Granted(Borrow),
     /// No license could be given.
     Denied(Denial),
-    /// The idempotency key was used before with the same request: this is that first borrow
-    /// (it may have been returned since); nothing new was borrowed.
+    /// The idempotency key was used before with the same request: this is that first borrow,
+    /// still held; nothing new was borrowed.
     Replayed(Borrow),
+    /// The idempotency key was used before with the same request, and that borrow has been
+    /// returned or has expired since: nothing is held and nothing new was borrowed.
+    ReplayedClosed(ClosedBorrow),
     /// The idempotency key was used before with a different tool or user; nothing was borrowed.
     KeyConflict,
     /// The signature was used before (see [`ReplayClaim`]); nothing was borrowed.
     SignatureReplayed,
     /// The replay memory holds [`MAX_REMEMBERED_SIGNATURES`] rows; nothing was borrowed.
     ReplayMemoryFull,
+}
+
+/// How a borrow ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Closed {
+    /// A client returned it.
+    Returned,
+    /// Its lease ran out and the pool returned it.
+    Expired,
+}
+
+impl Closed {
+    /// `returned` or `expired`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Closed::Returned => "returned",
+            Closed::Expired => "expired",
+        }
+    }
+}
+
+/// A borrow that is no longer held, as an idempotent replay finds it.
+#[derive(Debug, Clone)]
+pub struct ClosedBorrow {
+    /// The borrow as it was granted.
+    pub borrow: Borrow,
+    /// How it ended.
+    pub closed: Closed,
+    /// When it ended, RFC 3339 UTC (`None` for a borrow closed before the server recorded it).
+    pub returned_at: Option<String>,
 }
 
 /// A return that closed an open borrow.

@@ -2,11 +2,11 @@
 //! commit), sweeping expired leases, and publishing counters and answers after `COMMIT`.
 
 use super::jobs::{Done, Job};
+use super::lists::{list_charges, list_open};
+use super::live::WriterMark;
 use super::replays::{admit, Admission, ReplayDelta};
-use super::state::{lock_mutex, write_lock, ExpirySink, Shared};
-use super::transactions::{
-    borrow_in_tx, expire_in_tx, heartbeat_in_tx, list_charges, list_open, return_in_tx,
-};
+use super::state::{lock_mutex, ExpirySink, Shared};
+use super::transactions::{borrow_in_tx, expire_in_tx, heartbeat_in_tx, return_in_tx};
 use super::types::{BorrowOutcome, Expired, Owned, PoolError};
 use rusqlite::{Connection, TransactionBehavior};
 use std::sync::mpsc;
@@ -19,7 +19,12 @@ pub const MAX_BATCH: usize = 512;
 const MAX_SWEEP_INTERVAL: Duration = Duration::from_secs(1);
 
 /// The writer thread: batches of queued jobs (and lease sweeps), one transaction each.
-pub(super) fn writer_loop(mut conn: Connection, receiver: mpsc::Receiver<Job>, shared: &Shared) {
+pub(super) fn writer_loop(
+    mut conn: Connection,
+    mut mark: WriterMark,
+    receiver: mpsc::Receiver<Job>,
+    shared: &Shared,
+) {
     let sweep_every = shared.lease_ttl_ms.map(|ttl| {
         Duration::from_millis(ttl / 4).clamp(Duration::from_millis(10), MAX_SWEEP_INTERVAL)
     });
@@ -51,19 +56,28 @@ pub(super) fn writer_loop(mut conn: Connection, receiver: mpsc::Receiver<Job>, s
             next_sweep_ms = now + every.as_millis() as u64;
         }
         if sweep || !batch.is_empty() {
-            run_batch(&mut conn, batch, shared, sweep);
+            run_batch(&mut conn, &mut mark, batch, shared, sweep);
         }
     }
 }
 
-fn run_batch(conn: &mut Connection, batch: Vec<Job>, shared: &Shared, sweep: bool) {
+fn run_batch(
+    conn: &mut Connection,
+    writer_mark: &mut WriterMark,
+    batch: Vec<Job>,
+    shared: &Shared,
+    sweep: bool,
+) {
     let mut done = Vec::with_capacity(batch.len());
     let mut expired = Vec::new();
     // Per-tool changes, applied to the shared counters only after COMMIT succeeds.
     let mut delta: Vec<(usize, i64, u64, f64)> = Vec::new();
     let mut replays = ReplayDelta::default();
-    let outcome = (|| -> Result<(), PoolError> {
+    let changes_before = conn.total_changes();
+    let outcome = (|| -> Result<_, PoolError> {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        // Whether other processes committed since the counters were last settled.
+        let mark = shared.live.mark_batch(&tx, writer_mark);
         // Expire first, so a borrow in this batch can take a license that just came back.
         let swept = if sweep {
             expire_in_tx(&tx, shared, &mut expired, &mut delta)
@@ -89,25 +103,23 @@ fn run_batch(conn: &mut Connection, batch: Vec<Job>, shared: &Shared, sweep: boo
             return Err(e);
         }
         tx.commit()?;
-        Ok(())
+        Ok(mark)
     })();
-    if let Err(e) = outcome {
-        tracing::error!(error = %e, jobs = done.len(), "license batch rolled back");
-        for d in done {
-            d.fail_writes(e.clone());
+    let mark = match outcome {
+        Ok(mark) => mark,
+        Err(e) => {
+            tracing::error!(error = %e, jobs = done.len(), "license batch rolled back");
+            for d in done {
+                d.fail_writes(e.clone());
+            }
+            return;
         }
-        return;
-    }
+    };
     shared.replays.apply(&replays);
-    if !delta.is_empty() {
-        let mut counters = write_lock(&shared.counters);
-        for (tool, borrowed, charges, amount) in delta {
-            let c = &mut counters[tool];
-            c.borrowed = (i64::from(c.borrowed) + borrowed).max(0) as u32;
-            c.overage_borrows += charges;
-            c.overage_charged += amount;
-        }
-    }
+    let wrote = conn.total_changes() != changes_before;
+    shared
+        .live
+        .settle(conn, mark, writer_mark, &delta, wrote, &shared.index);
     if !expired.is_empty() {
         tracing::debug!(count = expired.len(), "leases expired");
         let mut sink = lock_mutex(&shared.expiries);
@@ -176,9 +188,8 @@ fn run_job(
         Job::OpenBorrows { filter, reply } => {
             Done::OpenBorrows(reply, list_open(tx, &filter).map_err(PoolError::from))
         }
-        Job::Charges { tool, reply } => Done::Charges(
-            reply,
-            list_charges(tx, tool.as_deref()).map_err(PoolError::from),
-        ),
+        Job::Charges { query, reply } => {
+            Done::Charges(reply, list_charges(tx, &query).map_err(PoolError::from))
+        }
     }
 }

@@ -9,40 +9,9 @@ mod runner;
 
 pub use runner::{list_tools, run};
 
+use crate::secret::Secret;
 use serde::{Serialize, Serializer};
 use std::time::Duration;
-
-/// A secret given on the command line or in the environment (a vendor secret, an API key): its
-/// `Debug` output and the reports never show it.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    /// The secret itself.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl From<String> for Secret {
-    fn from(s: String) -> Self {
-        Secret(s)
-    }
-}
-
-impl std::str::FromStr for Secret {
-    type Err = std::convert::Infallible;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Ok(Secret(s.to_string()))
-    }
-}
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Secret(***)")
-    }
-}
 
 /// What the stress tool authenticates with: every borrow signed in the nonce form (with a vendor)
 /// and/or `Authorization: Bearer` on every borrow and return (with an API key).

@@ -1,9 +1,10 @@
 //! The load loop: workers, pacing, HTTP calls, and the before/after status snapshots.
 
 use super::report::{Latency, StressReport};
-use super::{Credentials, Mode, Secret, StressConfig, StressError};
+use super::{Credentials, Mode, StressConfig, StressError};
 use crate::auth::signature::{new_nonce, sign_with_nonce};
 use crate::pool::ToolStatus;
+use crate::secret::Secret;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Deserialize;
 use std::collections::BTreeMap;

@@ -49,6 +49,8 @@ pub async fn start_secured_at(
         security,
         serve: Default::default(),
         stream: Default::default(),
+        usage: None,
+        clock_offset_ms: 0,
     })
     .await
     .expect("server starts")

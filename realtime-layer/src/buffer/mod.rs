@@ -20,6 +20,7 @@
 //! - `capture.rs`: the capture queue, and the buffer's lock, which applies it.
 //! - `cluster.rs`: cluster tagging (instances, events in their stored form).
 //! - `holds.rs`, `denials.rs`, `levels.rs`: hold times, refusals, seconds at or above a level.
+//! - `usage_feed.rs` (feature `usage`): events and levels as the usage tier reads them.
 
 mod answers;
 mod borrow_id;
@@ -29,6 +30,9 @@ mod config;
 mod denials;
 mod filter;
 mod holds;
+// The ingest path (`timed.rs`, the duplicate index) is used by feature `sidecar` only.
+#[cfg_attr(not(feature = "sidecar"), allow(dead_code))]
+mod id_index;
 mod interner;
 mod levels;
 mod queries;
@@ -36,6 +40,10 @@ mod ring;
 mod seconds;
 mod static_names;
 mod store;
+#[cfg_attr(not(feature = "sidecar"), allow(dead_code))]
+mod timed;
+#[cfg(feature = "usage")]
+mod usage_feed;
 
 pub use answers::{
     BufferStats, EventRecord, LifetimeTotals, MemoryBreakdown, ResourceActivity, SecondPoint,
@@ -50,6 +58,8 @@ pub use denials::Denials;
 pub use filter::{Cursor, EventFilter};
 pub use holds::{HoldSummary, HoldTimes, HOLD_BUCKETS_SECONDS};
 pub use interner::OTHER_NAME;
+#[cfg_attr(not(feature = "sidecar"), allow(unused_imports))]
+pub(crate) use timed::{TimedEvent, TimedOutcome};
 
 use crate::clock::Clock;
 use crate::event::Event;

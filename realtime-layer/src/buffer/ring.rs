@@ -1,5 +1,6 @@
 //! One bounded, time-ordered ring of packed events per kind.
 
+use super::id_index::IdIndex;
 use std::collections::VecDeque;
 
 /// Low 12 bits of [`PackedEvent::res`]: the resource index.
@@ -51,6 +52,17 @@ impl PackedEvent {
     }
 }
 
+/// The borrow id of the event at a 32-bit wrapping sequence number (what the id index keeps).
+fn key_at(
+    events: &VecDeque<PackedEvent>,
+    front_seq: u64,
+) -> impl Fn(u32) -> Option<(u8, u64)> + '_ {
+    move |seq| {
+        let i = seq.wrapping_sub(front_seq as u32) as usize;
+        events.get(i).map(|e| (e.id_kind(), e.id))
+    }
+}
+
 /// A ring of events of one kind, oldest first, with a running sequence number so readers can
 /// resume where they stopped even while old events are dropped.
 pub(crate) struct EventRing {
@@ -59,6 +71,9 @@ pub(crate) struct EventRing {
     /// buffer keeps this empty and pays nothing for it). Kept beside the events rather than in
     /// them so a stored event stays 16 bytes.
     tags: Option<VecDeque<u8>>,
+    /// The borrow ids this ring holds (ingest buffers only, for duplicate detection; see
+    /// `id_index.rs`).
+    ids: Option<IdIndex>,
     cap: usize,
     /// Sequence number of `events[0]`.
     front_seq: u64,
@@ -69,9 +84,32 @@ impl EventRing {
         EventRing {
             events: VecDeque::new(),
             tags: None,
+            ids: None,
             cap,
             front_seq: 0,
         }
+    }
+
+    /// The same ring, also indexing its events by borrow id ([`contains_id`](Self::contains_id)).
+    #[cfg(test)]
+    pub(crate) fn with_id_index(mut self) -> Self {
+        self.index_ids();
+        self
+    }
+
+    #[cfg_attr(not(feature = "sidecar"), allow(dead_code))]
+    /// Starts indexing events by borrow id (an empty ring: events already held are not indexed).
+    pub(crate) fn index_ids(&mut self) {
+        debug_assert!(self.events.is_empty());
+        self.ids.get_or_insert_with(IdIndex::default);
+    }
+
+    #[cfg_attr(not(feature = "sidecar"), allow(dead_code))]
+    /// Whether the ring holds an event with this borrow id (`false` without an id index).
+    pub(crate) fn contains_id(&self, kind: u8, code: u64) -> bool {
+        self.ids
+            .as_ref()
+            .is_some_and(|ids| ids.contains(kind, code, key_at(&self.events, self.front_seq)))
     }
 
     /// A ring that also keeps one instance tag per event.
@@ -100,6 +138,7 @@ impl EventRing {
     pub(crate) fn capacity_bytes(&self) -> usize {
         self.events.capacity() * std::mem::size_of::<PackedEvent>()
             + self.tags.as_ref().map_or(0, |t| t.capacity())
+            + self.ids.as_ref().map_or(0, |i| i.heap_bytes())
     }
 
     /// Sequence number the next pushed event will get.
@@ -142,9 +181,18 @@ impl EventRing {
         if let Some(tags) = &mut self.tags {
             tags.push_back(tag);
         }
+        if let Some(ids) = &mut self.ids {
+            let seq = self.front_seq + self.events.len() as u64 - 1;
+            let key = key_at(&self.events, self.front_seq);
+            ids.insert(seq, event.id_kind(), event.id, key);
+        }
     }
 
     fn pop_front(&mut self) {
+        if let (Some(ids), Some(front)) = (&mut self.ids, self.events.front()) {
+            let key = key_at(&self.events, self.front_seq);
+            ids.remove(self.front_seq, front.id_kind(), front.id, key);
+        }
         self.events.pop_front();
         if let Some(tags) = &mut self.tags {
             tags.pop_front();
@@ -210,6 +258,80 @@ mod tests {
         ring.expire_before(3);
         assert_eq!((ring.front_seq(), ring.tag(2)), (2, 7));
         assert_eq!(EventRing::new(4).tag(0), 0);
+    }
+
+    #[test]
+    fn id_index_follows_the_ring() {
+        let mut ring = EventRing::new(3).with_id_index();
+        let with_id = |t: u32, code: u64| PackedEvent::new(t, 1, 1, false, 2, code);
+        for (t, code) in [(1, 10), (2, 11), (3, 12)] {
+            ring.push(with_id(t, code));
+        }
+        ring.push(at(4)); // no id: not indexed, drops code 10 at the cap
+        assert!(!ring.contains_id(2, 10));
+        assert!(ring.contains_id(2, 11) && ring.contains_id(2, 12));
+        assert!(!ring.contains_id(1, 11), "the id kind is part of the key");
+        ring.expire_before(3);
+        assert!(!ring.contains_id(2, 11) && ring.contains_id(2, 12));
+        // Growth rehashes from the events themselves.
+        let mut big = EventRing::new(10_000).with_id_index();
+        for i in 0..5_000u64 {
+            big.push(with_id(i as u32, i * 7));
+        }
+        assert!((0..5_000u64).all(|i| big.contains_id(2, i * 7)));
+        assert!(!big.contains_id(2, 3));
+        assert_eq!(big.ids.as_ref().unwrap().len(), 5_000);
+        // 4-byte slots and a tag byte each, at most 80% full: 8,192 slots for 5,000 ids.
+        assert_eq!(big.ids.as_ref().unwrap().heap_bytes(), 8_192 * 5);
+        // Churn (the ring's steady state) keeps the table at its size: no tombstones.
+        for i in 5_000..100_000u64 {
+            big.push(with_id(i as u32, i * 7));
+            big.expire_before(i as u32 - 4_999);
+        }
+        assert_eq!(big.ids.as_ref().unwrap().len(), 5_000);
+        assert_eq!(big.ids.as_ref().unwrap().heap_bytes(), 8_192 * 5);
+        assert!((95_000..100_000u64).all(|i| big.contains_id(2, i * 7)));
+        assert!(!big.contains_id(2, 94_999 * 7));
+    }
+
+    #[test]
+    fn id_index_matches_the_ring_under_random_churn() {
+        // Few distinct codes (many repeats and long probe clusters), a small cap, random expiry.
+        let mut ring = EventRing::new(500).with_id_index();
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut rand = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for t in 0..20_000u32 {
+            let code = rand() % 900;
+            let kind = if rand() % 10 == 0 { 0 } else { 2 };
+            ring.push(PackedEvent::new(t, 1, 1, false, kind, code));
+            if rand() % 50 == 0 {
+                ring.expire_before(t.saturating_sub((rand() % 400) as u32));
+            }
+            if t % 97 == 0 {
+                let held: std::collections::HashSet<u64> = (ring.front_seq()..ring.end_seq())
+                    .filter_map(|s| ring.get(s))
+                    .filter(|e| e.id_kind() == 2)
+                    .map(|e| e.id)
+                    .collect();
+                for code in 0..900 {
+                    assert_eq!(
+                        ring.contains_id(2, code),
+                        held.contains(&code),
+                        "t {t} code {code}"
+                    );
+                }
+                let ids = ring.ids.as_ref().unwrap();
+                let with_ids = (ring.front_seq()..ring.end_seq())
+                    .filter(|s| ring.get(*s).is_some_and(|e| e.id_kind() != 0))
+                    .count();
+                assert_eq!(ids.len(), with_ids);
+            }
+        }
     }
 
     #[test]

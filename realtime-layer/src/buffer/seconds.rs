@@ -49,6 +49,26 @@ pub(crate) struct SecondAggregates {
     pub(crate) dropped_seconds: u64,
 }
 
+#[cfg_attr(not(feature = "sidecar"), allow(dead_code))]
+/// How far back (entries) a late event looks for its resource's level before it is counted in
+/// the newest second instead.
+pub(crate) const LATE_SCAN: usize = 65_536;
+
+#[cfg_attr(not(feature = "sidecar"), allow(dead_code))]
+/// What a late event counts ([`SecondAggregates::count_late`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum LateKind {
+    /// A borrow (and whether it was overage).
+    Borrow {
+        /// Overage borrow.
+        overage: bool,
+    },
+    /// A return.
+    Return,
+    /// A failure.
+    Failure,
+}
+
 /// Grows by a quarter when full (not by doubling): at steady state the aggregates hold about as
 /// many slots as they use, which is most of the memory left after the events themselves.
 /// Never past `cap` slots, so a capped deque holds no spare room beyond it.
@@ -287,6 +307,144 @@ impl SecondAggregates {
             let i = self.touch(sec, res, |_| false);
             self.set_level_inner(i, res, level);
         }
+    }
+
+    #[cfg_attr(not(feature = "sidecar"), allow(dead_code))]
+    /// The newest active second, if any.
+    pub(crate) fn newest_sec(&self) -> Option<u32> {
+        self.heads.back().map(|h| h.sec)
+    }
+
+    #[cfg_attr(not(feature = "sidecar"), allow(dead_code))]
+    /// Counts one event of `res` into the past second `sec` (older than the newest active
+    /// second: a late event of a sender, see `timed.rs`), and moves the resource's level now.
+    ///
+    /// The counts land in `sec` (found, or inserted in time order: entries and heads after it
+    /// shift by one, which costs what lies between `sec` and now); the borrowed level moves in
+    /// the newest second, where the event became known: levels of past seconds are not
+    /// rewritten. False (nothing changed) when the resource's level at `sec` cannot be found
+    /// within [`LATE_SCAN`] entries: the caller then counts the event in the newest second.
+    pub(crate) fn count_late(&mut self, sec: u32, res: u16, kind: LateKind) -> bool {
+        self.ensure_res(res);
+        let room = |e: &ResSecond| match kind {
+            LateKind::Borrow { overage } => {
+                e.borrows < u8::MAX && (!overage || e.overage < u8::MAX)
+            }
+            LateKind::Return => e.returns < u8::MAX,
+            LateKind::Failure => e.failures < u8::MAX,
+        };
+        let i = self.first_head(sec);
+        let index = if self.heads.get(i).is_some_and(|h| h.sec == sec) {
+            let range = self.head_range(i);
+            let found = range.clone().rev().find(|&j| self.entries[j].res == res);
+            match found {
+                Some(j) if room(&self.entries[j]) => j,
+                Some(j) => {
+                    let level = self.entries[j].end;
+                    self.insert_entry(i, range.end, res, level)
+                }
+                None => {
+                    let Some(level) = self.level_at(i, res) else {
+                        return false;
+                    };
+                    self.insert_entry(i, range.end, res, level)
+                }
+            }
+        } else {
+            let Some(level) = self.level_at(i, res) else {
+                return false;
+            };
+            let start = match self.heads.get(i) {
+                Some(h) => h.start,
+                None => self.front_entry.wrapping_add(self.entries.len() as u32),
+            };
+            let total = i.checked_sub(1).map_or(0, |p| self.heads[p].end_total);
+            self.heads.insert(
+                i,
+                SecondHead {
+                    sec,
+                    start,
+                    peak_total: total,
+                    end_total: total,
+                },
+            );
+            let at = start.wrapping_sub(self.front_entry) as usize;
+            self.insert_entry(i, at, res, level)
+        };
+        let entry = &mut self.entries[index];
+        match kind {
+            LateKind::Borrow { overage } => {
+                entry.borrows += 1;
+                entry.overage += overage as u8;
+            }
+            LateKind::Return => entry.returns += 1,
+            LateKind::Failure => entry.failures += 1,
+        }
+        if let (LateKind::Borrow { .. } | LateKind::Return, Some(now)) = (kind, self.newest_sec()) {
+            let level = step(
+                self.levels[res as usize],
+                matches!(kind, LateKind::Borrow { .. }),
+            );
+            let i = self.touch(now, res, |_| false);
+            self.set_level_inner(i, res, level);
+        }
+        if self.entries.len() > self.max_entries && self.heads.len() > 1 {
+            self.drop_oldest_second();
+            self.dropped_seconds += 1;
+        }
+        true
+    }
+
+    #[cfg_attr(not(feature = "sidecar"), allow(dead_code))]
+    /// The level of `res` at the end of the seconds before head `i` (where a late entry goes):
+    /// the newest value known there. `None` when it lies further back than [`LATE_SCAN`] entries.
+    fn level_at(&self, i: usize, res: u16) -> Option<u16> {
+        let (cur_sec, _) = self.current[res as usize];
+        let before = self.heads.get(i).map_or(u32::MAX, |h| h.sec);
+        if cur_sec == u32::MAX {
+            // Never active: at 0 ever since (unless set before the entries we hold).
+            return Some(sat16(self.levels[res as usize]));
+        }
+        if cur_sec < before {
+            // No entry of `res` since: its level has not moved.
+            return Some(sat16(self.levels[res as usize]));
+        }
+        let end = self.heads.get(i).map_or(self.entries.len(), |h| {
+            h.start.wrapping_sub(self.front_entry) as usize
+        });
+        let from = end.saturating_sub(LATE_SCAN);
+        match (from..end).rev().find(|&j| self.entries[j].res == res) {
+            Some(j) => Some(self.entries[j].end),
+            None if from == 0 => Some(0),
+            None => None,
+        }
+    }
+
+    #[cfg_attr(not(feature = "sidecar"), allow(dead_code))]
+    /// Inserts an entry of `res` at `level` at position `at` of the entries, which belongs to
+    /// head `i`: every later head and every resource's current entry move one on. Returns `at`.
+    fn insert_entry(&mut self, i: usize, at: usize, res: u16, level: u16) -> usize {
+        let seq = self.front_entry.wrapping_add(at as u32);
+        grow(&mut self.entries, self.max_entries + 1);
+        self.entries.insert(
+            at,
+            ResSecond {
+                res,
+                peak: level,
+                end: level,
+                ..ResSecond::default()
+            },
+        );
+        for head in self.heads.iter_mut().skip(i + 1) {
+            head.start = head.start.wrapping_add(1);
+        }
+        let front = self.front_entry;
+        for (cur_sec, cur_seq) in self.current.iter_mut() {
+            if *cur_sec != u32::MAX && cur_seq.wrapping_sub(front) >= seq.wrapping_sub(front) {
+                *cur_seq = cur_seq.wrapping_add(1);
+            }
+        }
+        at
     }
 
     /// Drops seconds older than `sec_min`.

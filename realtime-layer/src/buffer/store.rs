@@ -55,9 +55,9 @@ pub(super) struct Inner {
     static_users: StaticNames,
     pub(super) folded_instances: u64,
     /// Since start, per resource: borrows, overage borrows, returns (for counters).
-    lifetime: Vec<[u64; 3]>,
+    pub(super) lifetime: Vec<[u64; 3]>,
     /// Since start, per (resource, reason): failures.
-    lifetime_failures: HashMap<(u16, u16), u64, ahash::RandomState>,
+    pub(super) lifetime_failures: HashMap<(u16, u16), u64, ahash::RandomState>,
     /// Open borrows by id and measured hold times.
     pub(super) holds: Holds,
     /// The capture queue's swap partner (see [`EventBuffer::lock`](super::EventBuffer::lock)).
@@ -115,6 +115,13 @@ impl Inner {
             applying,
             config,
         }
+    }
+
+    /// Moves the time base of an empty store a retention back, so events older than the store
+    /// (a cluster view's backfill, a sender's late batch) keep their own times.
+    pub(super) fn base_a_retention_back(&mut self) {
+        debug_assert!(self.rings.iter().all(|r| r.len() == 0));
+        self.base_ms = self.base_ms.saturating_sub(self.retention_ms);
     }
 
     pub(super) fn rel(&self, abs_ms: u64) -> u32 {

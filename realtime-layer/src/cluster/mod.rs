@@ -46,8 +46,10 @@ use std::time::Duration;
 /// # Ok(()) }
 /// # }
 /// ```
+///
+/// Its `Debug` output shows the URL with credentials redacted ([`Cluster::redacted_url`]).
 #[cfg(feature = "redis")]
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Cluster {
     pub(crate) url: String,
     pub(crate) name: String,
@@ -60,6 +62,87 @@ pub struct Cluster {
     pub(crate) replay_window: Duration,
     pub(crate) max_stream_entries: usize,
     pub(crate) capacity_factor: usize,
+}
+
+#[cfg(feature = "redis")]
+impl std::fmt::Debug for Cluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cluster")
+            .field("url", &self.redacted_url())
+            .field("name", &self.name)
+            .field("pool_scope", &self.pool_scope)
+            .field("heartbeat", &self.heartbeat)
+            .field("instance_ttl", &self.instance_ttl)
+            .field("flush_interval", &self.flush_interval)
+            .field("max_batch", &self.max_batch)
+            .field("max_pending", &self.max_pending)
+            .field("replay_window", &self.replay_window)
+            .field("max_stream_entries", &self.max_stream_entries)
+            .field("capacity_factor", &self.capacity_factor)
+            .finish()
+    }
+}
+
+/// `url` with its credentials replaced by `***`, for logs and banners: the user name and password
+/// of a TCP URL (`redis://user:password@host`, `rediss://`, `valkey://`, `valkeys://`) and every
+/// query value but `db` and `protocol` (the `user` and `pass` of a Unix socket URL,
+/// `redis+unix:///path?pass=...`, `unix://`, `valkey+unix://`). An unparseable URL is not shown
+/// at all (it might be a password pasted in the wrong place).
+///
+/// ```
+/// # #[cfg(feature = "redis")] {
+/// use realtime_layer::redact_redis_url;
+///
+/// assert_eq!(redact_redis_url("redis://app:s3cret@db:6379/2"), "redis://***@db:6379/2");
+/// assert_eq!(
+///     redact_redis_url("redis+unix:///run/redis.sock?pass=s3cret&db=1"),
+///     "redis+unix:///run/redis.sock?pass=***&db=1"
+/// );
+/// # }
+/// ```
+#[cfg(feature = "redis")]
+pub fn redact_redis_url(url: &str) -> String {
+    const UNREADABLE: &str = "<unparseable Redis URL>";
+    let Ok(parsed) = url::Url::parse(url.trim()) else {
+        return UNREADABLE.into();
+    };
+    let scheme = parsed.scheme();
+    let mut out = format!("{scheme}://");
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        out.push_str("***@");
+    }
+    match scheme {
+        "redis" | "rediss" | "valkey" | "valkeys" => {
+            // Rebuilt from what the `redis` crate reads: host, port, database number.
+            let Some(host) = parsed.host() else {
+                return UNREADABLE.into();
+            };
+            out.push_str(&host.to_string());
+            if let Some(port) = parsed.port() {
+                out.push_str(&format!(":{port}"));
+            }
+            match parsed.path().trim_matches('/') {
+                "" => {}
+                db if db.parse::<i64>().is_ok() => out.push_str(&format!("/{db}")),
+                _ => out.push_str("/***"),
+            }
+        }
+        "redis+unix" | "valkey+unix" | "unix" => out.push_str(parsed.path()),
+        _ => return UNREADABLE.into(),
+    }
+    let pairs: Vec<String> = parsed
+        .query_pairs()
+        .map(|(k, v)| match &*k {
+            "db" | "protocol" => format!("{k}={v}"),
+            "user" | "pass" => format!("{k}=***"),
+            _ => "***".into(),
+        })
+        .collect();
+    if !pairs.is_empty() {
+        out.push('?');
+        out.push_str(&pairs.join("&"));
+    }
+    out
 }
 
 #[cfg(feature = "redis")]
@@ -80,6 +163,12 @@ impl Cluster {
             max_stream_entries: 1_000_000,
             capacity_factor: 4,
         }
+    }
+
+    /// The Redis URL with its credentials replaced by `***` (see [`redact_redis_url`]): what to
+    /// print instead of the URL.
+    pub fn redacted_url(&self) -> String {
+        redact_redis_url(&self.url)
     }
 
     /// The cluster's name (default `realtime`): instances with the same name and Redis share one
@@ -114,7 +203,8 @@ impl Cluster {
         self
     }
 
-    /// Most events per stream entry (default 1,000).
+    /// Most events per stream entry (default 1,000; at most 10,000, the bound every instance
+    /// applies to the entries it reads). Entries are also split to stay under 1 MiB.
     pub fn max_batch(mut self, n: usize) -> Self {
         self.max_batch = n;
         self
@@ -176,6 +266,13 @@ impl Cluster {
                 "cluster flush interval, max batch and max pending must be above zero".into(),
             );
         }
+        if self.max_batch > wire::MAX_EVENTS {
+            return err(format!(
+                "cluster max batch must be at most {} events, got {}",
+                wire::MAX_EVENTS,
+                self.max_batch
+            ));
+        }
         if self.capacity_factor == 0 || self.capacity_factor > 64 {
             return err(format!(
                 "cluster capacity factor must be in 1..=64, got {}",
@@ -183,5 +280,40 @@ impl Cluster {
             ));
         }
         Ok(())
+    }
+}
+
+#[cfg(all(test, feature = "redis"))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacted_urls_keep_where_and_drop_who() {
+        for (url, shown) in [
+            ("redis://127.0.0.1:6379", "redis://127.0.0.1:6379"),
+            ("redis://app:pw@db:6379/2", "redis://***@db:6379/2"),
+            ("redis://:pw@[::1]:6379", "redis://***@[::1]:6379"),
+            ("redis://pw@db", "redis://***@db"),
+            (
+                "rediss://:pw@db/0?protocol=resp3#insecure",
+                "rediss://***@db/0?protocol=resp3",
+            ),
+            ("valkey://db/pw", "valkey://db/***"),
+            (
+                "redis+unix:///run/r.sock?user=app&pass=pw",
+                "redis+unix:///run/r.sock?user=***&pass=***",
+            ),
+            ("unix:///run/r.sock?db=1&pw", "unix:///run/r.sock?db=1&***"),
+            ("redis:/pw", "<unparseable Redis URL>"),
+            ("http://:pw@db", "<unparseable Redis URL>"),
+            ("pw", "<unparseable Redis URL>"),
+        ] {
+            assert_eq!(redact_redis_url(url), shown, "{url}");
+        }
+        let debug = format!("{:?}", Cluster::redis("redis://:hunter2@db"));
+        assert!(
+            debug.contains("redis://***@db") && !debug.contains("hunter2"),
+            "{debug}"
+        );
     }
 }

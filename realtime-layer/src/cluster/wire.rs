@@ -15,35 +15,104 @@
 //! status rows of the batch's resources at send time, `[resource, total, commit, borrowed]`, so
 //! other instances' live totals move with the events instead of waiting for the next heartbeat.
 //! Anything else found in the stream is skipped and counted, never trusted.
+//!
+//! **Bounds.** An entry is checked against fixed bounds before anything is allocated for it: the
+//! batch is at most [`MAX_ENTRY_BYTES`] (1 MiB), lists at most [`MAX_NAMES`] names of at most
+//! 1,024 bytes, [`MAX_EVENTS`] events and [`MAX_STATUS_ROWS`] status rows. The sequences are
+//! deserialised through a counting visitor that stops at the bound, so a hostile entry costs at
+//! most its own bytes, never a multiple of them. Publishers split their batches to stay within
+//! the bounds ([`encode_bounded`]); an entry over them is skipped and counted as oversized.
 
 use crate::buffer::StoredEvent;
 use crate::event::EventKind;
 use crate::status::ResourceStatus;
+use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
+use std::marker::PhantomData;
 use std::sync::Arc;
 
 /// Format version written in field `v`.
 pub(crate) const VERSION: &str = "1";
+/// Longest batch (field `b`) accepted from the stream, in bytes.
+pub(crate) const MAX_ENTRY_BYTES: usize = 1 << 20;
 /// Longest name accepted from the stream (the routes' filters use the same bound).
-const MAX_NAME: usize = 1024;
-/// Most events accepted in one entry (publishers write far fewer).
-const MAX_EVENTS: usize = 100_000;
+pub(crate) const MAX_NAME: usize = 1024;
+/// Most events accepted in one entry (and the most [`Cluster::max_batch`](super::Cluster::max_batch)
+/// accepts).
+pub(crate) const MAX_EVENTS: usize = 10_000;
+/// Most names in one entry: each event names at most three (resource, user, reason).
+pub(crate) const MAX_NAMES: usize = 3 * MAX_EVENTS;
+/// Most status rows in one entry or heartbeat (and per instance).
+pub(crate) const MAX_STATUS_ROWS: usize = 4_096;
+/// The prefix of the deserialiser's message when a bound stopped it.
+const OVER: &str = "over the bound: ";
+
+type Tuple = (u64, u8, u32, u32, u8, u64);
 
 #[derive(Serialize, Deserialize)]
 struct Batch {
     t: u64,
-    n: Vec<String>,
-    e: Vec<(u64, u8, u32, u32, u8, u64)>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    s: Vec<(u32, u32, u32, u32)>,
+    n: Bounded<String, MAX_NAMES>,
+    e: Bounded<Tuple, MAX_EVENTS>,
+    #[serde(default, skip_serializing_if = "Bounded::is_empty")]
+    s: Bounded<(u32, u32, u32, u32), MAX_STATUS_ROWS>,
+}
+
+/// A sequence of at most `MAX` items: deserialising stops at item `MAX + 1`, before storing it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Bounded<T, const MAX: usize>(pub(crate) Vec<T>);
+
+impl<T, const MAX: usize> Default for Bounded<T, MAX> {
+    fn default() -> Self {
+        Bounded(Vec::new())
+    }
+}
+
+impl<T, const MAX: usize> Bounded<T, MAX> {
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl<T: Serialize, const MAX: usize> Serialize for Bounded<T, MAX> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(serializer)
+    }
+}
+
+impl<'de, T: Deserialize<'de>, const MAX: usize> Deserialize<'de> for Bounded<T, MAX> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Counting<T, const MAX: usize>(PhantomData<T>);
+        impl<'de, T: Deserialize<'de>, const MAX: usize> Visitor<'de> for Counting<T, MAX> {
+            type Value = Bounded<T, MAX>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                write!(f, "a sequence of at most {MAX} items")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                // Never trust a length hint: grow as items actually arrive.
+                let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(256));
+                while let Some(item) = seq.next_element()? {
+                    if items.len() == MAX {
+                        return Err(de::Error::custom(format_args!(
+                            "{OVER}more than {MAX} items in a sequence"
+                        )));
+                    }
+                    items.push(item);
+                }
+                Ok(Bounded(items))
+            }
+        }
+        deserializer.deserialize_seq(Counting(PhantomData))
+    }
 }
 
 /// A decoded batch.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Decoded {
     pub(crate) events: Vec<StoredEvent>,
-    /// The publisher's rows of the batch's resources: (name, total, commit, borrowed).
+    /// The publisher's rows of the batch's resources: (name, total, commit, borrowed), names
+    /// escaped like every recorded name (see [`crate::names`]).
     pub(crate) status: Vec<(Arc<str>, u32, u32, u32)>,
 }
 
@@ -56,6 +125,9 @@ pub(crate) enum WireError {
     /// Valid JSON whose content is out of range.
     #[error("invalid batch: {0}")]
     Invalid(&'static str),
+    /// Over a size, name, event or status row bound (see the module documentation).
+    #[error("oversized batch: {0}")]
+    Oversized(String),
 }
 
 /// Encodes `events` (oldest first) as one batch, with the `status` rows of its resources.
@@ -93,27 +165,67 @@ pub(crate) fn encode(events: &[StoredEvent], status: &[ResourceStatus]) -> Strin
             let i = *index.get(row.name.as_str())?;
             Some((i, row.total, row.commit, row.borrowed))
         })
+        .take(MAX_STATUS_ROWS)
         .collect();
     serde_json::to_string(&Batch {
         t: base,
-        n: names,
-        e,
-        s,
+        n: Bounded(names),
+        e: Bounded(e),
+        s: Bounded(s),
     })
     .unwrap_or_default()
 }
 
-/// Decodes a batch, checking every index and bound.
-pub(crate) fn decode(json: &[u8]) -> Result<Decoded, WireError> {
-    let batch: Batch =
-        serde_json::from_slice(json).map_err(|e| WireError::Malformed(e.to_string()))?;
-    if batch.e.len() > MAX_EVENTS {
-        return Err(WireError::Invalid("too many events"));
+/// Encodes `events` as as many batches as the bounds need: each at most [`MAX_EVENTS`] events
+/// and [`MAX_ENTRY_BYTES`] bytes (halved until it fits). Events that alone exceed the size bound
+/// (impossible with names of at most 1,024 bytes) are left out and counted in the second value.
+pub(crate) fn encode_bounded(
+    events: &[StoredEvent],
+    status: &[ResourceStatus],
+) -> (Vec<String>, usize) {
+    let mut out = Vec::new();
+    let mut dropped = 0;
+    let mut todo: Vec<&[StoredEvent]> = events.chunks(MAX_EVENTS).rev().collect();
+    while let Some(part) = todo.pop() {
+        let json = encode(part, status);
+        if json.len() <= MAX_ENTRY_BYTES {
+            out.push(json);
+        } else if part.len() == 1 {
+            dropped += 1;
+        } else {
+            let (a, b) = part.split_at(part.len() / 2);
+            todo.push(b);
+            todo.push(a);
+        }
     }
-    if batch.n.iter().any(|n| n.is_empty() || n.len() > MAX_NAME) {
+    (out, dropped)
+}
+
+/// Decodes a batch, checking every bound (before allocating for it), index and range.
+pub(crate) fn decode(json: &[u8]) -> Result<Decoded, WireError> {
+    if json.len() > MAX_ENTRY_BYTES {
+        return Err(WireError::Oversized(format!(
+            "{} bytes, more than {MAX_ENTRY_BYTES}",
+            json.len()
+        )));
+    }
+    let batch: Batch = serde_json::from_slice(json).map_err(|e| {
+        let text = e.to_string();
+        match text.strip_prefix(OVER) {
+            Some(why) => WireError::Oversized(why.to_string()),
+            None => WireError::Malformed(text),
+        }
+    })?;
+    if batch.n.0.iter().any(|n| n.is_empty() || n.len() > MAX_NAME) {
         return Err(WireError::Invalid("name empty or longer than 1024 bytes"));
     }
-    let names: Vec<Arc<str>> = batch.n.iter().map(|n| Arc::from(n.as_str())).collect();
+    // Names as every recorded name is shown: deceptive characters made visible.
+    let names: Vec<Arc<str>> = batch
+        .n
+        .0
+        .iter()
+        .map(|n| Arc::from(crate::names::visible(n).as_ref()))
+        .collect();
     let get = |i: u64| {
         names
             .get(i as usize)
@@ -122,11 +234,13 @@ pub(crate) fn decode(json: &[u8]) -> Result<Decoded, WireError> {
     };
     let status = batch
         .s
+        .0
         .iter()
         .map(|&(res, total, commit, borrowed)| Ok((get(res as u64)?, total, commit, borrowed)))
         .collect::<Result<Vec<_>, WireError>>()?;
     let events = batch
         .e
+        .0
         .iter()
         .map(|&(dt, kind, res, user, flags, id)| {
             let kind = match kind {
@@ -212,5 +326,68 @@ mod tests {
         ] {
             assert!(decode(bad).is_err(), "{}", String::from_utf8_lossy(bad));
         }
+    }
+
+    fn oversized(json: &str) -> String {
+        match decode(json.as_bytes()) {
+            Err(WireError::Oversized(why)) => why,
+            other => panic!("not refused as oversized: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn bounds_stop_hostile_entries_before_they_are_stored() {
+        // Bytes first: never parsed at all.
+        let big = format!(
+            r#"{{"t":1,"n":["{}"],"e":[]}}"#,
+            "a".repeat(MAX_ENTRY_BYTES)
+        );
+        assert!(oversized(&big).contains("bytes"));
+        // Names: one past the bound, each one character (the 2M-names entry, scaled down).
+        let names = vec!["\"a\""; MAX_NAMES + 1].join(",");
+        let why = oversized(&format!(r#"{{"t":1,"n":[{names}],"e":[]}}"#));
+        assert!(why.contains(&MAX_NAMES.to_string()), "{why}");
+        // Events.
+        let events = vec!["[0,0,0,0,0,0]"; MAX_EVENTS + 1].join(",");
+        oversized(&format!(r#"{{"t":1,"n":["a"],"e":[{events}]}}"#));
+        // Status rows (the 1M-rows entry, scaled down).
+        let rows = vec!["[0,1,1,1]"; MAX_STATUS_ROWS + 1].join(",");
+        oversized(&format!(
+            r#"{{"t":1,"n":["a"],"e":[[0,0,0,0,0,0]],"s":[{rows}]}}"#
+        ));
+        // At the bounds, accepted.
+        let rows = vec!["[0,1,1,1]"; MAX_STATUS_ROWS].join(",");
+        let ok = format!(r#"{{"t":1,"n":["a"],"e":[[0,0,0,0,0,0]],"s":[{rows}]}}"#);
+        assert_eq!(decode(ok.as_bytes()).unwrap().status.len(), MAX_STATUS_ROWS);
+    }
+
+    #[test]
+    fn names_from_the_stream_are_escaped_like_recorded_names() {
+        let json = "{\"t\":1,\"n\":[\"CAD\\u202e\",\"ann\\u200b\"],\"e\":[[0,0,0,1,0,0]],\"s\":[[0,4,2,1]]}";
+        let decoded = decode(json.as_bytes()).unwrap();
+        assert_eq!(&*decoded.events[0].resource, "CAD<U+202E>");
+        assert_eq!(&*decoded.events[0].user, "ann<U+200B>");
+        assert_eq!(&*decoded.status[0].0, "CAD<U+202E>");
+    }
+
+    #[test]
+    fn publishers_split_batches_to_stay_within_the_bounds() {
+        // 25,000 events with distinct 900-byte users: far over both the event and byte bounds.
+        let long = "u".repeat(900);
+        let events: Vec<StoredEvent> = (0..25_000u64)
+            .map(|i| StoredEvent {
+                user: Arc::from(format!("{long}{i}").as_str()),
+                ..ev(1_700_000_000_000 + i, EventKind::Borrow, "x")
+            })
+            .collect();
+        let (batches, dropped) = encode_bounded(&events, &[]);
+        assert_eq!(dropped, 0);
+        assert!(batches.len() > 20, "{}", batches.len());
+        let mut back = Vec::new();
+        for b in &batches {
+            assert!(b.len() <= MAX_ENTRY_BYTES);
+            back.extend(decode(b.as_bytes()).unwrap().events);
+        }
+        assert_eq!(back, events);
     }
 }

@@ -43,6 +43,79 @@ pub(crate) fn validate_instance_id(id: &str) -> Result<(), crate::buffer::Config
     Ok(())
 }
 
+/// An instance id as every route shows it: checked ([`validate_instance_id`]), then with
+/// deceptive characters made visible like every recorded name ([`crate::names`]), so a U+202E in
+/// a peer's id shows as `<U+202E>` and cannot reorder what the page shows around it.
+pub(crate) fn shown_instance_id(id: &str) -> Result<Arc<str>, crate::buffer::ConfigError> {
+    validate_instance_id(id)?;
+    Ok(Arc::from(crate::names::visible(id).as_ref()))
+}
+
+/// One instance's status rows with an index by name, shared behind an `Arc`: readers copy the
+/// pointer under the peers lock (never the rows), and the link builds a new version off the lock
+/// and swaps it in, so merging a batch never blocks a request. A new version shares what did not
+/// change: each row is an `Arc` (an update replaces only its own), and the index is shared until
+/// a name is added (positions never change), so it costs one pointer copy per row plus the
+/// batch's own updates, never a row's strings.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct PeerRows {
+    rows: Vec<Arc<ResourceStatus>>,
+    index: Arc<HashMap<Arc<str>, usize>>,
+}
+
+impl PeerRows {
+    /// At most `max` rows from `rows` (a later row of the same name replaces an earlier one), names
+    /// escaped like every recorded name.
+    pub(crate) fn new(rows: impl IntoIterator<Item = ResourceStatus>, max: usize) -> Self {
+        let mut out = PeerRows::default();
+        for mut row in rows {
+            if let std::borrow::Cow::Owned(shown) = crate::names::visible(&row.name) {
+                row.name = shown;
+            }
+            out.put(row, max);
+        }
+        out
+    }
+
+    /// These rows with `updates` (name, total, commit, borrowed) applied: existing names updated,
+    /// new ones added while under `max`. One hash lookup per update.
+    pub(crate) fn updated(&self, updates: &[(Arc<str>, u32, u32, u32)], max: usize) -> Self {
+        let mut next = self.clone();
+        for (name, total, commit, borrowed) in updates {
+            match next.index.get(name) {
+                Some(&i) => {
+                    let row = Arc::make_mut(&mut next.rows[i]);
+                    row.total = *total;
+                    row.commit = *commit;
+                    row.borrowed = *borrowed;
+                }
+                None => next.put(
+                    ResourceStatus::new(&**name, *total, *commit, *borrowed),
+                    max,
+                ),
+            }
+        }
+        next
+    }
+
+    fn put(&mut self, row: ResourceStatus, max: usize) {
+        match self.index.get(row.name.as_str()) {
+            Some(&i) => self.rows[i] = Arc::new(row),
+            None if self.rows.len() < max => {
+                let at = self.rows.len();
+                Arc::make_mut(&mut self.index).insert(Arc::from(row.name.as_str()), at);
+                self.rows.push(Arc::new(row));
+            }
+            None => {}
+        }
+    }
+
+    /// The rows, in the order they were first seen.
+    pub(crate) fn rows(&self) -> impl Iterator<Item = &ResourceStatus> {
+        self.rows.iter().map(|r| &**r)
+    }
+}
+
 /// Another instance as its heartbeats describe it.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Peer {
@@ -54,7 +127,7 @@ pub(crate) struct Peer {
     /// Its heartbeat key was there at the newest read (it expires a TTL after the last write).
     pub(crate) present: bool,
     pub(crate) started_ms: u64,
-    pub(crate) status: Option<Vec<ResourceStatus>>,
+    pub(crate) status: Option<Arc<PeerRows>>,
     /// Newest event of it received, and how late it arrived (receipt − event time).
     pub(crate) last_event_ms: Option<u64>,
     pub(crate) lag_ms: Option<u64>,
@@ -76,6 +149,8 @@ pub(crate) struct Counters {
     pub(crate) publish_dropped: AtomicU64,
     pub(crate) received: AtomicU64,
     pub(crate) skipped_entries: AtomicU64,
+    /// Of `skipped_entries`: over a size, name, status row or event bound.
+    pub(crate) oversized_entries: AtomicU64,
     pub(crate) backfilled: AtomicU64,
     pub(crate) errors: AtomicU64,
 }
@@ -152,6 +227,9 @@ pub struct ClusterInfo {
     pub backfilled_events: u64,
     /// Stream entries or heartbeats skipped as malformed or foreign.
     pub skipped_entries: u64,
+    /// Of `skipped_entries`: those over a bound (1 MiB, 30,000 names, 10,000 events or 4,096
+    /// status rows per entry; 8 MiB per heartbeat), never parsed.
+    pub oversized_entries: u64,
     /// Events whose instance was folded into `(other)` (more than 64 instances).
     pub folded_instances: u64,
     /// Failed Redis commands and connection attempts.
@@ -294,27 +372,28 @@ impl ClusterState {
         own: Option<Vec<ResourceStatus>>,
         now_ms: u64,
     ) -> Option<Vec<ResourceStatus>> {
+        // The peers lock is held only to copy pointers (`live_peers`); the rows are read after.
         let peers = self.live_peers(now_ms);
-        let mut sources: Vec<(u64, Vec<ResourceStatus>)> = Vec::new();
-        if let Some(own) = own {
-            sources.push((u64::MAX, own));
+        let mut sources: Vec<(u64, Vec<&ResourceStatus>)> = Vec::new();
+        if let Some(own) = &own {
+            sources.push((u64::MAX, own.iter().collect()));
         }
-        for (_, p) in peers {
-            if let Some(rows) = p.status {
-                sources.push((p.heartbeat_ms, rows));
+        for (_, p) in &peers {
+            if let Some(rows) = &p.status {
+                sources.push((p.heartbeat_ms, rows.rows().collect()));
             }
         }
         if sources.is_empty() {
             return None;
         }
         let mut merged: Vec<ResourceStatus> = Vec::new();
-        let mut at: HashMap<String, (usize, u64)> = HashMap::new();
+        let mut at: HashMap<&str, (usize, u64)> = HashMap::new();
         for (fresh, rows) in sources {
             for row in rows {
-                match at.get_mut(&row.name) {
+                match at.get_mut(row.name.as_str()) {
                     None => {
-                        at.insert(row.name.clone(), (merged.len(), fresh));
-                        merged.push(row);
+                        at.insert(&row.name, (merged.len(), fresh));
+                        merged.push(row.clone());
                     }
                     Some((i, seen)) => match self.scope {
                         PoolScope::PerInstance => {
@@ -322,10 +401,14 @@ impl ClusterState {
                             m.total = m.total.saturating_add(row.total);
                             m.commit = m.commit.saturating_add(row.commit);
                             m.borrowed = m.borrowed.saturating_add(row.borrowed);
+                            m.max_overage = match (m.max_overage, row.max_overage) {
+                                (Some(a), Some(b)) => Some(a.saturating_add(b)),
+                                _ => None,
+                            };
                         }
                         PoolScope::Shared => {
                             if fresh > *seen {
-                                merged[*i] = row;
+                                merged[*i] = row.clone();
                                 *seen = fresh;
                             }
                         }
@@ -338,7 +421,8 @@ impl ClusterState {
 
     /// The status rows of one other instance (`None`: it has no status source or is unknown).
     pub(crate) fn peer_status(&self, id: &str) -> Option<Vec<ResourceStatus>> {
-        self.peers.lock().get(id).and_then(|p| p.status.clone())
+        let rows = self.peers.lock().get(id).and_then(|p| p.status.clone());
+        rows.map(|r| r.rows().cloned().collect())
     }
 
     /// Known instance ids: this one, those heartbeating, and those with events in the view.
@@ -353,9 +437,10 @@ impl ClusterState {
     }
 
     pub(crate) fn set_error(&self, error: impl std::fmt::Display) {
-        self.connected.store(false, Ordering::Release);
-        self.counters.errors.fetch_add(1, Ordering::Relaxed);
+        // The error first: whoever sees the cluster degraded also sees why.
         *self.last_error.lock() = Some(error.to_string());
+        self.counters.errors.fetch_add(1, Ordering::Relaxed);
+        self.connected.store(false, Ordering::Release);
     }
 
     pub(crate) fn set_connected(&self) {
@@ -400,6 +485,7 @@ impl ClusterState {
             received_events: c.received.load(Ordering::Relaxed),
             backfilled_events: c.backfilled.load(Ordering::Relaxed),
             skipped_entries: c.skipped_entries.load(Ordering::Relaxed),
+            oversized_entries: c.oversized_entries.load(Ordering::Relaxed),
             folded_instances: self.buffer.folded_instances(),
             redis_errors: c.errors.load(Ordering::Relaxed),
             last_error: self.last_error.lock().clone(),
@@ -434,7 +520,7 @@ mod tests {
                 heartbeat_ms: at,
                 seen_ms: at,
                 present,
-                status: Some(rows),
+                status: Some(Arc::new(PeerRows::new(rows, 4_096))),
                 ..Peer::default()
             },
         );

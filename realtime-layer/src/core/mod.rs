@@ -11,14 +11,22 @@ pub(crate) mod cluster_state;
 mod counters;
 mod http_metrics;
 mod refusals;
+// Written by the ingest module (feature `sidecar`) only; read by stats and metrics always.
+#[cfg_attr(not(feature = "sidecar"), allow(dead_code))]
+mod ingest_counters;
 
 pub(crate) use activity::Activity;
-pub(crate) use cluster_state::{default_instance_id, validate_instance_id, ClusterState};
+#[cfg(feature = "redis")]
+pub(crate) use cluster_state::PeerRows;
+pub(crate) use cluster_state::{default_instance_id, shown_instance_id, ClusterState};
 pub use cluster_state::{ClusterInfo, InstanceInfo, PoolScope};
 pub use counters::MAX_APP_COUNTERS;
 pub(crate) use counters::{read_all as read_counters, validate as validate_counters, AppCounter};
 pub(crate) use http_metrics::{HttpMetrics, HttpStart};
 pub use http_metrics::{RouteStats, HTTP_DURATION_BUCKETS, MAX_ROUTES};
+pub use ingest_counters::IngestStats;
+#[cfg_attr(not(feature = "sidecar"), allow(unused_imports))]
+pub(crate) use ingest_counters::{IngestCounters, IngestRefusal, Rejection};
 pub(crate) use refusals::{is_refusal, Refusals};
 pub use refusals::{RefusalCount, MAX_REFUSAL_SERIES, REFUSAL_STATUSES};
 
@@ -80,6 +88,10 @@ pub(crate) struct Core {
     pub(crate) instance_id: Arc<str>,
     /// Cluster mode's state, when on.
     pub(crate) cluster: Option<Arc<ClusterState>>,
+    /// Reverse proxies whose forwarding headers name the client (per-client stream limits).
+    pub(crate) trusted_proxies: crate::serve::TrustedProxies,
+    /// The ingest endpoints' counters (`realtime-sidecar`), when on.
+    pub(crate) ingest: Option<Arc<IngestCounters>>,
 }
 
 impl Core {
@@ -135,8 +147,15 @@ impl Core {
         }
     }
 
-    /// The status source's rows now (`None` without a source).
+    /// The status source's rows now (`None` without a source), names shown like every recorded
+    /// name (deceptive characters escaped, see [`crate::names`]): they then match the events'.
     pub(crate) fn own_status(&self) -> Option<Vec<crate::status::ResourceStatus>> {
-        self.status_source.as_ref().map(|s| s.status())
+        let mut rows = self.status_source.as_ref().map(|s| s.status())?;
+        for row in &mut rows {
+            if let std::borrow::Cow::Owned(shown) = crate::names::visible(&row.name) {
+                row.name = shown;
+            }
+        }
+        Some(rows)
     }
 }

@@ -37,6 +37,7 @@
 //! buffer's `max_resources` cap (extra names fold into `(other)`).
 
 mod cluster;
+mod ingest;
 #[cfg(feature = "prometheus")]
 mod prometheus_export;
 mod register;
@@ -133,6 +134,7 @@ impl Metrics {
             register_stream_instruments(&mut r);
             register_request_counters(&mut r, &core);
             cluster::register(&mut r);
+            ingest::register(&mut r);
         }
         Metrics {
             _instruments: instruments,

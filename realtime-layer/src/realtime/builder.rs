@@ -5,11 +5,12 @@ use super::handle::Realtime;
 use crate::buffer::{BufferConfig, ConfigError, EventBuffer};
 use crate::clock::{Clock, SystemClock};
 use crate::core::{
-    default_instance_id, validate_counters, validate_instance_id, Activity, AppCounter, Core,
+    default_instance_id, shown_instance_id, validate_counters, Activity, AppCounter, Core,
     Refusals, StreamConfig,
 };
 use crate::labels::Labels;
 use crate::metrics::{Meters, Metrics};
+use crate::serve::TrustedProxies;
 use crate::status::StatusSource;
 use crate::stream::LiveStream;
 use std::sync::atomic::AtomicU64;
@@ -47,11 +48,16 @@ pub struct RealtimeBuilder {
     stream: StreamConfig,
     meter: Option<opentelemetry::metrics::Meter>,
     instance_id: Option<String>,
+    trusted_proxies: Vec<String>,
     #[cfg(feature = "redis")]
     cluster: Option<crate::Cluster>,
     failure_reasons: Vec<String>,
     service_name: Option<String>,
     counters: Vec<AppCounter>,
+    #[cfg(feature = "sidecar")]
+    ingest: Option<crate::ingest::IngestConfig>,
+    #[cfg(feature = "usage")]
+    usage: Option<crate::usage::UsageConfig>,
 }
 
 impl Default for RealtimeBuilder {
@@ -64,11 +70,16 @@ impl Default for RealtimeBuilder {
             stream: StreamConfig::default(),
             meter: None,
             instance_id: None,
+            trusted_proxies: Vec::new(),
             #[cfg(feature = "redis")]
             cluster: None,
             failure_reasons: Vec::new(),
             service_name: None,
             counters: Vec::new(),
+            #[cfg(feature = "sidecar")]
+            ingest: None,
+            #[cfg(feature = "usage")]
+            usage: None,
         }
     }
 }
@@ -163,10 +174,36 @@ impl RealtimeBuilder {
     }
 
     /// This instance's id (default: host name and process id, e.g. `web-1-4242`): 1..=128
-    /// bytes without spaces. Give replicas stable ids (a pod name) to keep them apart across
-    /// restarts.
+    /// bytes without spaces or control characters. Bidirectional and invisible characters are
+    /// shown as `<U+XXXX>` (like every name, see the crate documentation). Give replicas stable
+    /// ids (a pod name) to keep them apart across restarts.
     pub fn instance_id(mut self, id: impl Into<String>) -> Self {
         self.instance_id = Some(id.into());
+        self
+    }
+
+    /// Reverse proxies (addresses or networks: `10.0.0.5`, `10.0.0.0/8`, `fd00::/8`) whose
+    /// `Forwarded: for=` or `X-Forwarded-For` headers name the client. The live stream allows
+    /// each client 8 distinct filters at once; behind a proxy every request comes from the
+    /// proxy's address, so without this every user would share one client's 8. Headers from
+    /// other peers are ignored (anyone can send them). An entry that is neither an address nor a
+    /// network fails [`build`](Self::build).
+    ///
+    /// ```
+    /// use realtime_layer::Realtime;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let realtime = Realtime::builder().trusted_proxies(["127.0.0.1", "10.0.0.0/8"]).build();
+    /// assert!(realtime.is_ok());
+    /// assert!(Realtime::builder().trusted_proxies(["proxy.internal"]).build().is_err());
+    /// # }
+    /// ```
+    pub fn trusted_proxies<I, S>(mut self, proxies: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.trusted_proxies = proxies.into_iter().map(Into::into).collect();
         self
     }
 
@@ -234,6 +271,43 @@ impl RealtimeBuilder {
         self
     }
 
+    /// Ingest endpoints for services in any language (feature `sidecar`; what
+    /// `realtime-sidecar` serves): events posted as OTLP/HTTP logs or NDJSON, stored at their
+    /// senders' times and counted once per borrow id, and pool statuses pushed with a TTL
+    /// (unless a [`status_source`](Self::status_source) is set). Serve them with
+    /// [`Realtime::ingest_routes`]. Build inside a Tokio runtime: a task applies the batches.
+    #[cfg(feature = "sidecar")]
+    pub fn ingest(mut self, config: crate::ingest::IngestConfig) -> Self {
+        self.ingest = Some(config);
+        self
+    }
+
+    /// Keeps a usage tier in the SQLite file at `path` (feature `usage`): per-minute usage for
+    /// 30 days and hourly rollups for 400 days, written by a thread of its own off the request
+    /// path; `/realtime/report`, `/realtime/advice` and long `/realtime/history` windows answer
+    /// from it. The file is created when missing and survives restarts. See
+    /// [`usage_config`](Self::usage_config) for retention and the billing period.
+    ///
+    /// ```
+    /// use realtime_layer::Realtime;
+    ///
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let realtime = Realtime::builder().usage(dir.path().join("usage.db")).build().unwrap();
+    /// assert!(realtime.usage().is_some());
+    /// # realtime.usage().unwrap().close().unwrap();
+    /// ```
+    #[cfg(feature = "usage")]
+    pub fn usage(self, path: impl Into<std::path::PathBuf>) -> Self {
+        self.usage_config(crate::usage::UsageConfig::new(path))
+    }
+
+    /// The usage tier with all its settings (feature `usage`).
+    #[cfg(feature = "usage")]
+    pub fn usage_config(mut self, config: crate::usage::UsageConfig) -> Self {
+        self.usage = Some(config);
+        self
+    }
+
     /// Builds the instance.
     pub fn build(self) -> Result<Realtime, ConfigError> {
         validate_counters(&self.counters)?;
@@ -242,9 +316,11 @@ impl RealtimeBuilder {
                 "stream tick and push delay must be above zero".into(),
             ));
         }
+        let trusted_proxies =
+            TrustedProxies::parse(&self.trusted_proxies).map_err(|e| ConfigError(e.to_string()))?;
         let instance_id = self.instance_id.unwrap_or_else(default_instance_id);
-        validate_instance_id(&instance_id)?;
-        let instance_id: Arc<str> = Arc::from(instance_id);
+        // Shown (and published) with deceptive characters escaped, like every name.
+        let instance_id: Arc<str> = shown_instance_id(&instance_id)?;
         #[cfg(feature = "redis")]
         let cluster = match &self.cluster {
             Some(settings) => {
@@ -271,12 +347,44 @@ impl RealtimeBuilder {
         };
         #[cfg(not(feature = "redis"))]
         let cluster = None;
-        let buffer = EventBuffer::new(self.buffer, self.clock)?;
+        #[cfg(feature = "sidecar")]
+        let (buffer, status_source, pushed, ingest_counters) = match &self.ingest {
+            Some(config) => {
+                config.validate()?;
+                let pushed = crate::ingest::Ingest::status_source(
+                    config,
+                    self.buffer.max_resources,
+                    self.clock.clone(),
+                );
+                let source: Box<dyn StatusSource> = match self.status_source {
+                    Some(source) => source,
+                    None => Box::new(pushed.clone()),
+                };
+                (
+                    EventBuffer::new_ingest(self.buffer, self.clock)?,
+                    Some(source),
+                    Some(pushed),
+                    Some(Arc::default()),
+                )
+            }
+            None => (
+                EventBuffer::new(self.buffer, self.clock)?,
+                self.status_source,
+                None,
+                None,
+            ),
+        };
+        #[cfg(not(feature = "sidecar"))]
+        let (buffer, status_source, ingest_counters) = (
+            EventBuffer::new(self.buffer, self.clock)?,
+            self.status_source,
+            None,
+        );
         let meters = Meters::new(self.meter, self.service_name)?;
         let core = Arc::new(Core {
             buffer,
             labels: self.labels,
-            status_source: self.status_source,
+            status_source,
             stream_config: self.stream,
             activity: Arc::new(Activity::default()),
             shutdown: CancellationToken::new(),
@@ -287,17 +395,39 @@ impl RealtimeBuilder {
             counters: self.counters,
             instance_id,
             cluster,
+            trusted_proxies,
+            ingest: ingest_counters,
         });
+        #[cfg(feature = "usage")]
+        let usage = match self.usage {
+            Some(config) => {
+                let fail = |e: crate::usage::UsageError| ConfigError(e.to_string());
+                let store = crate::usage::UsageStore::open(config).map_err(fail)?;
+                Some(crate::usage::UsageTier::start(&core, store).map_err(fail)?)
+            }
+            None => None,
+        };
         let reasons: Arc<[String]> = self.failure_reasons.into();
         let metrics = Metrics::install(meters, Arc::downgrade(&core), reasons);
         #[cfg(feature = "redis")]
         if let (Some(settings), Some(cluster)) = (&self.cluster, &core.cluster) {
             crate::cluster::start(&core, cluster, settings)?;
         }
+        #[cfg(feature = "sidecar")]
+        let ingest = match (self.ingest, pushed) {
+            (Some(config), Some(pushed)) => {
+                Some(crate::ingest::Ingest::start(&core, config, pushed)?)
+            }
+            _ => None,
+        };
         Ok(Realtime {
             core,
             stream: Arc::new(LiveStream::default()),
             metrics: Arc::new(metrics),
+            #[cfg(feature = "sidecar")]
+            ingest,
+            #[cfg(feature = "usage")]
+            usage,
         })
     }
 }

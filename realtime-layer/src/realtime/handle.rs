@@ -43,6 +43,14 @@ pub struct Realtime {
     /// the `prometheus` feature only kept, so the instruments live as long as the handle.
     #[cfg_attr(not(feature = "prometheus"), allow(dead_code))]
     pub(super) metrics: Arc<Metrics>,
+    /// The ingest endpoints' state (feature `sidecar`, with [`RealtimeBuilder::ingest`]).
+    ///
+    /// [`RealtimeBuilder::ingest`]: crate::RealtimeBuilder::ingest
+    #[cfg(feature = "sidecar")]
+    pub(super) ingest: Option<Arc<crate::ingest::Ingest>>,
+    /// The usage tier, when configured (feature `usage`).
+    #[cfg(feature = "usage")]
+    pub(super) usage: Option<crate::usage::UsageTier>,
 }
 
 impl std::fmt::Debug for Realtime {
@@ -124,6 +132,14 @@ impl Realtime {
         self.core.shutdown.cancel();
     }
 
+    /// The usage tier (feature `usage`; `None` unless built with
+    /// [`RealtimeBuilder::usage`](crate::RealtimeBuilder::usage)): reports, advice, and
+    /// [`close`](crate::UsageTier::close) for a shutdown that loses nothing.
+    #[cfg(feature = "usage")]
+    pub fn usage(&self) -> Option<&crate::usage::UsageTier> {
+        self.usage.as_ref()
+    }
+
     /// Open live streams (SSE and WebSocket) right now.
     pub fn stream_clients(&self) -> u64 {
         self.core.stream_clients()
@@ -179,6 +195,8 @@ impl Realtime {
     /// | `GET /realtime/ws?resource=&user=` | the same frames over a WebSocket (JSON text messages) |
     /// | `GET /realtime/history?window=S&resource=` | downsampled chart series (JSON) |
     /// | `GET /realtime/events.csv?window=S&resource=&user=` | buffered events (CSV, streamed) |
+    /// | `GET /realtime/report?window=30d&format=csv` | usage report from the usage tier (JSON or CSV) |
+    /// | `GET /realtime/advice?window=30d` | pool-sizing advice from the usage tier (JSON) |
     ///
     /// Merge them into an app (`app.merge(realtime.routes())`) or nest them under a prefix
     /// (`Router::new().nest("/admin", realtime.routes())` serves `/admin/realtime`); the page
@@ -187,6 +205,8 @@ impl Realtime {
         crate::routes::dashboard(RouteState {
             core: self.core.clone(),
             stream: self.stream.clone(),
+            #[cfg(feature = "usage")]
+            usage: self.usage.clone(),
         })
     }
 
@@ -219,6 +239,30 @@ impl Realtime {
     /// ```
     pub fn snapshot_frame(&self, filter: &EventFilter) -> String {
         crate::stream::snapshot_frame(&self.core, filter)
+    }
+}
+
+#[cfg(feature = "sidecar")]
+impl Realtime {
+    /// The ingest routes (feature `sidecar`; `None` unless built with
+    /// [`RealtimeBuilder::ingest`](crate::RealtimeBuilder::ingest)):
+    ///
+    /// | route | what |
+    /// |---|---|
+    /// | `POST /v1/logs` | OTLP/HTTP logs (protobuf or JSON, gzip): lease events |
+    /// | `POST /ingest` | NDJSON events, one per line (gzip) |
+    /// | `PUT /status` | pool sizes, commits, overage limits and prices (valid for a TTL) |
+    /// | `GET /status` | the pushed statuses and their age |
+    ///
+    /// See [`ingest`](crate::ingest) and `docs/SIDECAR.md`.
+    pub fn ingest_routes<S: Clone + Send + Sync + 'static>(&self) -> Option<Router<S>> {
+        let ingest = self.ingest.as_ref()?;
+        Some(ingest.routes(self.core.clone()))
+    }
+
+    /// What the ingest endpoints did since start (`None` without ingest).
+    pub fn ingest_stats(&self) -> Option<crate::IngestStats> {
+        self.core.ingest.as_ref().map(|c| c.snapshot())
     }
 }
 

@@ -53,7 +53,7 @@ pub(crate) fn rfc3339_ms(ts_ms: u64) -> String {
 }
 
 /// `cell` with a leading `'` when a spreadsheet would read it as a formula.
-fn neutralise(cell: &str) -> std::borrow::Cow<'_, str> {
+pub(super) fn neutralise(cell: &str) -> std::borrow::Cow<'_, str> {
     match cell.as_bytes().first() {
         Some(b'=' | b'+' | b'-' | b'@' | b'\t' | b'\r') => format!("'{cell}").into(),
         _ => cell.into(),

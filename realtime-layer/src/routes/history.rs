@@ -1,26 +1,25 @@
 //! `GET /realtime/history?window=SECONDS&resource=NAME`: downsampled, zero-filled chart series
 //! from the per-second aggregates (at most [`MAX_BUCKETS`] buckets, whatever the event count).
+//!
+//! Windows longer than the live buffer (with the usage tier) take whole minutes or hours from the
+//! tier up to its newest closed minute (the seam) and seconds from the live buffer after it, in
+//! buckets of whole minutes or hours: no period is counted twice or missed (`history_tiers.rs`).
 
-use super::params::{self, Params};
-use super::RouteState;
 use crate::buffer::EventFilter;
 use crate::core::Core;
-use crate::error::ApiError;
 use crate::views::Scope;
-use axum::extract::State;
-use axum::Json;
 use serde::Serialize;
 
 /// Most buckets per series.
 pub(crate) const MAX_BUCKETS: u64 = 360;
 
 /// Window used when none is given (the page's default range).
-const DEFAULT_WINDOW: u32 = 1800;
+pub(super) const DEFAULT_WINDOW: u32 = 1800;
 
 #[derive(Debug, Default, Serialize)]
 pub(crate) struct SumMax {
-    sum: Vec<u64>,
-    max: Vec<u32>,
+    pub(super) sum: Vec<u64>,
+    pub(super) max: Vec<u32>,
 }
 
 impl SumMax {
@@ -35,28 +34,44 @@ impl SumMax {
             *m = (*m).max(v);
         }
     }
+
+    /// Adds `v` (one period's count) to bucket `i`.
+    #[cfg(feature = "usage")]
+    pub(super) fn add_at(&mut self, i: usize, v: u64) {
+        if let (Some(s), Some(m)) = (self.sum.get_mut(i), self.max.get_mut(i)) {
+            *s += v;
+            *m = (*m).max(v.min(u32::MAX as u64) as u32);
+        }
+    }
 }
 
 #[derive(Debug, Default, Serialize)]
 pub(crate) struct Max {
-    max: Vec<u32>,
+    pub(super) max: Vec<u32>,
 }
 
 /// The history answer (see `docs/PROTOCOL.md`).
 #[derive(Debug, Serialize)]
 pub(crate) struct HistoryResponse {
-    window_seconds: u32,
-    bucket_seconds: u64,
+    window_seconds: u64,
+    pub(super) bucket_seconds: u64,
     /// Start of the first bucket (Unix s).
-    start: u64,
+    pub(super) start: u64,
     /// End of the data, exclusive (Unix s): the current, incomplete second is left to the stream.
-    end: u64,
-    t: Vec<u64>,
-    borrows: SumMax,
-    overage_borrows: SumMax,
-    returns: SumMax,
-    failures: SumMax,
-    peak_borrowed: Max,
+    pub(super) end: u64,
+    /// What `max` is the largest of: seconds (1) from the live buffer, minutes (60) or hours
+    /// (3600) from the usage tier.
+    pub(super) max_period_seconds: u64,
+    /// Where the usage tier's periods end and the live buffer's seconds start (Unix s; only in
+    /// answers that reach beyond the live buffer).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) seam: Option<u64>,
+    pub(super) t: Vec<u64>,
+    pub(super) borrows: SumMax,
+    pub(super) overage_borrows: SumMax,
+    pub(super) returns: SumMax,
+    pub(super) failures: SumMax,
+    pub(super) peak_borrowed: Max,
 }
 
 /// The series of the `window` seconds before `end` (exclusive), in buckets aligned to multiples
@@ -70,6 +85,20 @@ pub(crate) fn history(
 ) -> HistoryResponse {
     let window_s = window.max(1) as u64;
     let bucket = window_s.div_ceil(MAX_BUCKETS).max(1);
+    seconds_history(core, scope, window_s, bucket, end, resource, 0)
+}
+
+/// The buckets of `window_s` seconds before `end` of `bucket` seconds each, filled from the
+/// live buffer's seconds from `seconds_from` on (earlier seconds are left to the caller).
+pub(super) fn seconds_history(
+    core: &Core,
+    scope: &Scope,
+    window_s: u64,
+    bucket: u64,
+    end: u64,
+    resource: Option<&str>,
+    seconds_from: u64,
+) -> HistoryResponse {
     let n = window_s.div_ceil(bucket);
     let last = end.saturating_sub(1) / bucket * bucket;
     let first = last.saturating_sub((n - 1) * bucket);
@@ -79,17 +108,20 @@ pub(crate) fn history(
         ..EventFilter::default()
     };
     let only = scope.filter(core, &only);
+    let from = first.max(seconds_from);
     let series = if only.instance.is_some() {
         // One instance of a cluster view: its counts come from its events.
-        buffer.seconds_filtered(first, end.saturating_sub(1), &only)
+        buffer.seconds_filtered(from, end.saturating_sub(1), &only)
     } else {
-        buffer.seconds(first, end.saturating_sub(1), resource)
+        buffer.seconds(from, end.saturating_sub(1), resource)
     };
     let mut out = HistoryResponse {
-        window_seconds: window,
+        window_seconds: window_s,
         bucket_seconds: bucket,
         start: first,
         end,
+        max_period_seconds: 1,
+        seam: None,
         t: Vec::with_capacity(n as usize),
         borrows: SumMax::default(),
         overage_borrows: SumMax::default(),
@@ -112,7 +144,7 @@ pub(crate) fn history(
         }
         let mut peak = 0u32;
         let to = (b + bucket).min(end);
-        let mut sec = b;
+        let mut sec = b.max(from);
         while sec < to {
             // Skip points before the range (none, unless the buffer clamped a late second).
             while points.peek().is_some_and(|p| p.t < sec) {
@@ -140,22 +172,4 @@ pub(crate) fn history(
         b += bucket;
     }
     out
-}
-
-pub(crate) async fn history_route(
-    State(routes): State<RouteState>,
-    Params(q): Params,
-) -> Result<Json<HistoryResponse>, ApiError> {
-    let core = &*routes.core;
-    let window = params::window(&q, core, DEFAULT_WINDOW)?;
-    let scope = params::scope(&q, core)?;
-    let filter = params::filter(&q, core, &scope)?;
-    let end = core.buffer.clock().now_ms() / 1000;
-    Ok(Json(history(
-        core,
-        &scope,
-        window,
-        end,
-        filter.resource.as_deref(),
-    )))
 }

@@ -3,9 +3,13 @@
 mod config;
 mod csv;
 mod history;
+mod history_route;
+#[cfg(feature = "usage")]
+mod history_tiers;
 mod json_errors;
 mod page;
 mod params;
+mod report;
 mod stats;
 mod stream;
 mod ws;
@@ -27,6 +31,9 @@ use std::sync::Arc;
 pub(crate) struct RouteState {
     pub(crate) core: Arc<Core>,
     pub(crate) stream: Arc<LiveStream>,
+    /// The usage tier, when configured.
+    #[cfg(feature = "usage")]
+    pub(crate) usage: Option<crate::usage::UsageTier>,
 }
 
 /// The dashboard routes (documented on [`Realtime::routes`](crate::Realtime::routes)).
@@ -36,8 +43,10 @@ pub(crate) fn dashboard<S: Clone + Send + Sync + 'static>(state: RouteState) -> 
         .route("/realtime/config", get(config::config))
         .route("/realtime/stream", get(stream::stream))
         .route("/realtime/ws", get(ws::ws))
-        .route("/realtime/history", get(history::history_route))
+        .route("/realtime/history", get(history_route::history_route))
         .route("/realtime/events.csv", get(csv::events_csv))
+        .route("/realtime/report", get(report::report))
+        .route("/realtime/advice", get(report::advice))
         .merge(page::router())
         // Extractor rejections (a query that is not UTF-8, ...) answer JSON too.
         .layer(axum::middleware::map_response(json_errors))

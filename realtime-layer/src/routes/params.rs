@@ -95,22 +95,70 @@ pub async fn strict_query(request: Request, next: Next) -> Response {
 }
 
 /// `window`: integer seconds in `1..=retention`, `default` when absent.
+/// A window length: integer seconds (`3600`) or a number with a unit, `s`, `m`, `h` or `d`
+/// (`90s`, `15m`, `6h`, `24h`, `7d`, `30d`). `None` when it is neither.
+pub(crate) fn parse_window(raw: &str) -> Option<u64> {
+    let raw = raw.trim();
+    let (digits, unit) = match raw.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => (&raw[..i], c.to_ascii_lowercase()),
+        _ => (raw, 's'),
+    };
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) || digits.len() > 12 {
+        return None;
+    }
+    let n: u64 = digits.parse().ok()?;
+    let unit = match unit {
+        's' => 1,
+        'm' => 60,
+        'h' => 3600,
+        'd' => 86_400,
+        _ => return None,
+    };
+    n.checked_mul(unit)
+}
+
+/// A window length for people: `45 s`, `15m`, `6h`, `7d` (the largest unit that divides it).
+pub(crate) fn window_text(secs: u64) -> String {
+    for (unit, len) in [("d", 86_400), ("h", 3600), ("m", 60)] {
+        if secs >= len && secs.is_multiple_of(len) {
+            return format!("{}{unit}", secs / len);
+        }
+    }
+    format!("{secs}s")
+}
+
+/// `window` in `1..=max` seconds (`what` names the limit in the error), `default` when absent.
+pub(crate) fn window_up_to(
+    q: &QueryMap,
+    max: u64,
+    what: &str,
+    default: u64,
+) -> Result<u64, ApiError> {
+    let Some(raw) = q.get("window") else {
+        return Ok(default.min(max));
+    };
+    match parse_window(raw) {
+        Some(v) if (1..=max).contains(&v) => Ok(v),
+        _ => Err(ApiError::bad_request(
+            "invalid_window",
+            format!(
+                "window must be seconds (3600) or a number with a unit (15m, 6h, 24h, 7d, 30d) between 1 s and {} ({what}), got {raw:?}",
+                window_text(max)
+            ),
+        )),
+    }
+}
+
+/// `window` within the live buffer's retention, `default` when absent.
 pub(crate) fn window(q: &QueryMap, core: &Core, default: u32) -> Result<u32, ApiError> {
     let retention = core.buffer.config().retention.as_secs();
-    let Some(raw) = q.get("window") else {
-        return Ok(default.min(retention as u32));
-    };
-    let bad = || {
-        ApiError::bad_request(
-            "invalid_window",
-            format!("window must be an integer number of seconds between 1 and {retention}, got {raw:?}"),
-        )
-    };
-    let value: u64 = raw.trim().parse().map_err(|_| bad())?;
-    if value == 0 || value > retention {
-        return Err(bad());
-    }
-    Ok(value as u32)
+    let v = window_up_to(
+        q,
+        retention,
+        "the live buffer's retention",
+        u64::from(default),
+    )?;
+    Ok(v as u32)
 }
 
 /// `scope` (`cluster`, the default with cluster mode on, or `local`) and `instance` (one
@@ -139,6 +187,9 @@ pub(crate) fn scope(q: &QueryMap, core: &Core) -> Result<Scope, ApiError> {
     let Some(id) = get("instance") else {
         return Ok(scope);
     };
+    // Instance ids are shown with deceptive characters escaped: compare like with like.
+    let id = crate::names::visible(id);
+    let id = id.as_ref();
     if id == &*core.instance_id {
         return Ok(Scope::Local);
     }
@@ -203,4 +254,40 @@ pub(crate) fn filter(q: &QueryMap, core: &Core, scope: &Scope) -> Result<EventFi
         user,
         instance: None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn windows_take_seconds_or_units() {
+        for (raw, secs) in [
+            ("60", 60),
+            (" 3600 ", 3600),
+            ("90s", 90),
+            ("15m", 900),
+            ("6h", 21_600),
+            ("24H", 86_400),
+            ("7d", 604_800),
+            ("30d", 2_592_000),
+        ] {
+            assert_eq!(parse_window(raw), Some(secs), "{raw}");
+        }
+        for bad in [
+            "",
+            "d",
+            "-5",
+            "1.5h",
+            "5w",
+            "h5",
+            "99999999999999999d",
+            "5 m",
+        ] {
+            assert_eq!(parse_window(bad), None, "{bad:?}");
+        }
+        assert_eq!(window_text(2_592_000), "30d");
+        assert_eq!(window_text(21_600), "6h");
+        assert_eq!(window_text(90), "90s");
+    }
 }

@@ -95,6 +95,9 @@ pub struct StatsResponse {
     /// absent when there are none).
     #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub counters: std::collections::BTreeMap<String, u64>,
+    /// What the sidecar's ingest endpoints did since start (absent without ingest).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ingest: Option<crate::core::IngestStats>,
     /// Newest events in the window, newest first (at most 100).
     pub recent_events: Vec<EventRecord>,
 }
@@ -140,6 +143,7 @@ pub(crate) async fn stats(
         http: core.http.snapshot(),
         refusals: core.refusals.snapshot(),
         counters: crate::core::read_counters(&core.counters),
+        ingest: core.ingest.as_ref().map(|i| i.snapshot()),
         resources,
         recent_events,
     }))

@@ -76,14 +76,33 @@ pub(super) enum Next {
 }
 
 /// The client's address and, when served by [`crate::serve`], its connection: from the request
-/// extensions (`ConnectInfo` is also set by `into_make_service_with_connect_info`).
-pub(super) fn client_of(extensions: &Extensions) -> (Option<IpAddr>, Option<Connection>) {
+/// extensions (`ConnectInfo` is also set by `into_make_service_with_connect_info`). Behind a
+/// trusted proxy ([`crate::RealtimeBuilder::trusted_proxies`]) the client is the address the
+/// proxy forwards for. The address is the key of the per-client filter limit: an IPv6 client is
+/// its /64 (one host usually holds the whole prefix, so it cannot take a share per address).
+pub(super) fn client_of(
+    core: &Core,
+    headers: &HeaderMap,
+    extensions: &Extensions,
+) -> (Option<IpAddr>, Option<Connection>) {
     let conn = extensions.get::<Connection>().cloned();
-    let ip = extensions
+    let peer = extensions
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0.ip())
         .or_else(|| conn.as_ref().map(|c| c.peer_addr().ip()));
-    (ip, conn)
+    let client = peer.map(|peer| limit_key(core.trusted_proxies.client_ip(peer, headers)));
+    (client, conn)
+}
+
+/// The per-client limit's key of an address: IPv4 as is, IPv6 by its /64 prefix.
+fn limit_key(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => {
+            let prefix = u128::from(v6) & !((1u128 << 64) - 1);
+            IpAddr::V6(std::net::Ipv6Addr::from(prefix))
+        }
+        v4 => v4,
+    }
 }
 
 /// One live client of the hub, whatever its transport: counted in `stream_clients` while alive.
@@ -122,13 +141,15 @@ fn hidden(q: &QueryMap) -> Result<bool, ApiError> {
 }
 
 impl Subscription {
-    /// Validates the `resource`/`user` filter (400/404), checks shutdown and the limits (503),
-    /// subscribes to the filter's channel and returns the catch-up snapshot to send first
-    /// (exactly the missed events when `last_seen` is remembered).
+    /// Validates the `resource`/`user` filter (400/404) and `hidden`, checks shutdown and the
+    /// limits (503), subscribes to the filter's channel and returns the catch-up snapshot to send
+    /// first (exactly the missed events when `last_seen` is remembered). A hidden page's stream
+    /// (`hidden=1`) subscribes to nothing and starts without a snapshot.
     pub(super) fn open(
         routes: &RouteState,
         q: &QueryMap,
         last_seen: Option<u64>,
+        headers: &HeaderMap,
         extensions: &Extensions,
     ) -> Result<(Subscription, Bytes), Box<Response>> {
         let core = &routes.core;
@@ -149,7 +170,7 @@ impl Subscription {
                 format!("at most {max} streams can be open at once; try again later"),
             )));
         };
-        let (client, conn) = client_of(extensions);
+        let (client, conn) = client_of(core, headers, extensions);
         if let Some(conn) = &conn {
             // A stalled reader then holds a few KiB in the kernel, not hundreds, and the write
             // timeout notices it sooner.
@@ -267,7 +288,7 @@ pub(crate) async fn stream(
     extensions: Extensions,
 ) -> Response {
     let last_seen = last_event_id(&headers, &q);
-    let (sub, snapshot) = match Subscription::open(&routes, &q, last_seen, &extensions) {
+    let (sub, snapshot) = match Subscription::open(&routes, &q, last_seen, &headers, &extensions) {
         Ok(s) => s,
         Err(response) => return *response,
     };

@@ -34,7 +34,7 @@ pub(crate) async fn ws(
 ) -> Response {
     // Parameters and limits are checked (JSON errors) before the upgrade.
     let last_seen = last_event_id(&headers, &q);
-    let (sub, snapshot) = match Subscription::open(&routes, &q, last_seen, &extensions) {
+    let (sub, snapshot) = match Subscription::open(&routes, &q, last_seen, &headers, &extensions) {
         Ok(s) => s,
         Err(response) => return *response,
     };

@@ -46,22 +46,16 @@ pub(super) struct ConnState {
     idle_since_ms: AtomicU64,
     /// A write made no progress for `write_timeout`.
     write_timed_out: AtomicBool,
-    /// The socket, while open (for its send buffer); -1 once closed.
-    #[cfg(unix)]
-    fd: std::sync::atomic::AtomicI32,
+    /// A handler asked for a smaller send buffer ([`Connection::limit_send_buffer`]): the socket's
+    /// owner ([`Io`]) applies it before its next write. No descriptor number is kept anywhere,
+    /// so a closed (and reused) descriptor can never be touched.
+    send_buffer_wanted: AtomicBool,
     /// Wakes [`ConnState::expired`] when the phase changes.
     changed: Notify,
 }
 
 impl ConnState {
-    pub(super) fn new(stream: &TcpStream, peer: SocketAddr, config: Arc<ServeConfig>) -> Self {
-        #[cfg(unix)]
-        let fd = {
-            use std::os::fd::AsRawFd as _;
-            std::sync::atomic::AtomicI32::new(stream.as_raw_fd())
-        };
-        #[cfg(not(unix))]
-        let _ = stream;
+    pub(super) fn new(peer: SocketAddr, config: Arc<ServeConfig>) -> Self {
         ConnState {
             config,
             peer,
@@ -71,8 +65,7 @@ impl ConnState {
             head_started_ms: AtomicU64::new(NONE),
             idle_since_ms: AtomicU64::new(0),
             write_timed_out: AtomicBool::new(false),
-            #[cfg(unix)]
-            fd,
+            send_buffer_wanted: AtomicBool::new(false),
             changed: Notify::new(),
         }
     }
@@ -168,32 +161,12 @@ impl Connection {
 
     /// Lowers the kernel send buffer of this connection to
     /// [`ServeConfig::stream_send_buffer`], so a client that stops reading a long-lived response
-    /// holds little memory and, when it resumes, few stale bytes. A no-op off Unix or once the
-    /// connection is closed.
+    /// holds little memory and, when it resumes, few stale bytes. The connection applies it to
+    /// the socket it owns before its next write (the caller never touches a descriptor, which
+    /// under HTTP/2 could be closed and reused meanwhile). A no-op off Unix or once the
+    /// connection is closed; a failure is logged at debug level.
     pub fn limit_send_buffer(&self) -> io::Result<()> {
-        #[cfg(unix)]
-        {
-            let fd = self.state.fd.load(Ordering::Acquire);
-            if fd < 0 {
-                return Ok(());
-            }
-            let size = libc::c_int::try_from(self.state.config.stream_send_buffer)
-                .unwrap_or(libc::c_int::MAX);
-            // SAFETY: `fd` is this connection's open socket (reset to -1 before it is closed);
-            // the option value is one c_int passed with its size.
-            let rc = unsafe {
-                libc::setsockopt(
-                    fd,
-                    libc::SOL_SOCKET,
-                    libc::SO_SNDBUF,
-                    (&size as *const libc::c_int).cast(),
-                    std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-                )
-            };
-            if rc != 0 {
-                return Err(io::Error::last_os_error());
-            }
-        }
+        self.state.send_buffer_wanted.store(true, Ordering::Release);
         Ok(())
     }
 
@@ -252,10 +225,35 @@ impl Io {
     }
 }
 
-impl Drop for Io {
-    fn drop(&mut self) {
+impl Io {
+    /// Applies a send buffer size asked for since the last write, on the socket this owns.
+    fn apply_send_buffer(&self) {
+        if !self.state.send_buffer_wanted.load(Ordering::Relaxed)
+            || !self.state.send_buffer_wanted.swap(false, Ordering::AcqRel)
+        {
+            return;
+        }
         #[cfg(unix)]
-        self.state.fd.store(-1, Ordering::Release);
+        {
+            use std::os::fd::AsRawFd as _;
+            let size = libc::c_int::try_from(self.state.config.stream_send_buffer)
+                .unwrap_or(libc::c_int::MAX);
+            // SAFETY: the descriptor is `self.inner`'s, open for as long as this borrow of it;
+            // the option value is one c_int passed with its size.
+            let rc = unsafe {
+                libc::setsockopt(
+                    self.inner.as_raw_fd(),
+                    libc::SOL_SOCKET,
+                    libc::SO_SNDBUF,
+                    (&size as *const libc::c_int).cast(),
+                    std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+                )
+            };
+            if rc != 0 {
+                let e = io::Error::last_os_error();
+                tracing::debug!(error = %e, "cannot lower the stream's send buffer");
+            }
+        }
     }
 }
 
@@ -282,6 +280,7 @@ impl AsyncWrite for Io {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
+        this.apply_send_buffer();
         let poll = Pin::new(&mut this.inner).poll_write(cx, buf);
         this.deadline(cx, poll)
     }
@@ -292,6 +291,7 @@ impl AsyncWrite for Io {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
+        this.apply_send_buffer();
         let poll = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
         this.deadline(cx, poll)
     }
@@ -366,5 +366,59 @@ pub(super) struct InFlight(Arc<ConnState>);
 impl Drop for InFlight {
     fn drop(&mut self) {
         self.0.request_finished();
+    }
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::*;
+    use std::os::fd::AsRawFd as _;
+    use tokio::io::AsyncWriteExt as _;
+    use tokio::sync::Semaphore;
+
+    fn send_buffer(stream: &TcpStream) -> libc::c_int {
+        let mut size: libc::c_int = 0;
+        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+        // SAFETY: `stream` is open; `size` and `len` are a c_int and its length.
+        let rc = unsafe {
+            libc::getsockopt(
+                stream.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_SNDBUF,
+                (&mut size as *mut libc::c_int).cast(),
+                &mut len,
+            )
+        };
+        assert_eq!(rc, 0);
+        size
+    }
+
+    #[tokio::test]
+    async fn the_send_buffer_is_set_by_the_socket_owner_before_its_next_write() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let _client = TcpStream::connect(addr).await.unwrap();
+        let (stream, peer) = listener.accept().await.unwrap();
+        let before = send_buffer(&stream);
+        let config = Arc::new(ServeConfig {
+            stream_send_buffer: 4_096,
+            ..ServeConfig::default()
+        });
+        let state = Arc::new(ConnState::new(peer, config));
+        let slot = Arc::new(Semaphore::new(1)).try_acquire_owned().unwrap();
+        let mut io = Io::new(stream, state.clone(), slot);
+        let conn = Connection { state };
+        conn.limit_send_buffer().unwrap();
+        assert_eq!(
+            send_buffer(&io.inner),
+            before,
+            "nothing touched before the write"
+        );
+        io.write_all(b"data: {}\n\n").await.unwrap();
+        let after = send_buffer(&io.inner);
+        assert!(after < before, "{after} should be below {before}");
+        // Once the connection is gone, asking again touches nothing (no descriptor is kept).
+        drop(io);
+        conn.limit_send_buffer().unwrap();
     }
 }

@@ -20,7 +20,9 @@
 //! accepting for a moment instead of spinning. Every request carries a [`Connection`] extension
 //! (and axum's `ConnectInfo<SocketAddr>`): the live stream routes use it to keep the kernel send
 //! buffer of stream sockets small, to count readers cut by the write timeout, and to give each
-//! client address its own share of stream filters.
+//! client address its own share of stream filters. Behind a reverse proxy, list it in
+//! [`TrustedProxies`] (`RealtimeBuilder::trusted_proxies`) so that share goes to each client the
+//! proxy forwards for, not to the proxy.
 //!
 //! ```no_run
 //! use realtime_layer::serve::{self, ServeConfig};
@@ -45,9 +47,11 @@
 mod body;
 mod conn;
 mod limits;
+mod proxies;
 
 pub use conn::Connection;
 pub use limits::{nofile_limit, raise_nofile_limit, NofileLimit};
+pub use proxies::{InvalidProxy, TrustedProxies};
 
 use axum::Router;
 use conn::{ConnService, ConnState, Io};
@@ -194,7 +198,7 @@ where
         backoff_logged = false;
         while tasks.try_join_next().is_some() {}
         let _ = stream.set_nodelay(true);
-        let state = Arc::new(ConnState::new(&stream, peer, config.clone()));
+        let state = Arc::new(ConnState::new(peer, config.clone()));
         let io = TokioIo::new(Io::new(stream, state.clone(), permit));
         let service = ConnService::new(app.clone(), state.clone());
         let conn = builder

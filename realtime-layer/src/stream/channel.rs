@@ -2,7 +2,7 @@
 //! the last frames for exact resumes, and answers catch-up snapshots.
 
 use super::compute::{compute, newest_events, Sent};
-use super::delta::{self, Resources};
+use super::delta::{self, Fields, Resources};
 use super::frame::{frame_json, FrameKind, ResourceChange};
 use super::limits::{HISTORY_FRAMES, MAX_FRAME_EVENTS, SNAPSHOT_EVENTS};
 use crate::buffer::{Cursor, EventFilter, EventRecord};
@@ -100,16 +100,7 @@ impl Channel {
                 events: Vec::new(),
                 omitted: 0,
             });
-            let delta = st.encode(
-                FrameKind::Delta,
-                &[],
-                0,
-                true,
-                Resources::Full,
-                true,
-                true,
-                true,
-            );
+            let delta = st.encode(FrameKind::Delta, Fields::all(&[], 0));
             ch.tx.send_replace(Arc::new(Published {
                 seq,
                 prev_seq: 0,
@@ -190,13 +181,15 @@ impl Channel {
         };
         let delta = st.encode(
             FrameKind::Delta,
-            &events,
-            omitted,
-            inc_rates,
-            resources,
-            inc_buffer,
-            point_changed,
-            inc_cluster,
+            Fields {
+                events: &events,
+                omitted,
+                rates: inc_rates,
+                resources,
+                buffer: inc_buffer,
+                point: point_changed,
+                cluster: inc_cluster,
+            },
         );
         drop(changes);
         for e in &events {
@@ -249,16 +242,7 @@ impl Channel {
                 }
             }
             let events: Vec<EventRecord> = events.into_iter().cloned().collect();
-            let bytes = st.encode(
-                FrameKind::Snapshot,
-                &events,
-                omitted,
-                true,
-                Resources::Full,
-                true,
-                true,
-                true,
-            );
+            let bytes = st.encode(FrameKind::Snapshot, Fields::all(&events, omitted));
             return (seq, bytes);
         }
         if let Some((s, bytes)) = &st.snapshot {
@@ -267,16 +251,7 @@ impl Channel {
             }
         }
         let events: Vec<EventRecord> = st.recent.iter().cloned().collect();
-        let bytes = st.encode(
-            FrameKind::Snapshot,
-            &events,
-            0,
-            true,
-            Resources::Full,
-            true,
-            true,
-            true,
-        );
+        let bytes = st.encode(FrameKind::Snapshot, Fields::all(&events, 0));
         st.snapshot = Some((seq, bytes.clone()));
         (seq, bytes)
     }
@@ -284,31 +259,8 @@ impl Channel {
 
 impl ChannelState {
     /// Encodes frame `self.seq` from the sent values, with the chosen fields.
-    #[allow(clippy::too_many_arguments)]
-    fn encode(
-        &self,
-        kind: FrameKind,
-        events: &[EventRecord],
-        omitted: u64,
-        rates: bool,
-        resources: Resources<'_>,
-        buffer: bool,
-        point: bool,
-        cluster: bool,
-    ) -> Bytes {
-        delta::encode(
-            self.seq,
-            &self.instance,
-            &self.sent,
-            kind,
-            events,
-            omitted,
-            rates,
-            resources,
-            buffer,
-            point,
-            cluster,
-        )
+    fn encode(&self, kind: FrameKind, fields: Fields<'_>) -> Bytes {
+        delta::encode(self.seq, &self.instance, &self.sent, kind, fields)
     }
 }
 

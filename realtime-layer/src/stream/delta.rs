@@ -17,22 +17,51 @@ pub(super) enum Resources<'a> {
     Changes(&'a [ResourceChange]),
 }
 
+/// What one frame carries besides its kind: its events, and which of the sent values.
+pub(super) struct Fields<'a> {
+    pub(super) events: &'a [EventRecord],
+    /// Events left out (a delta past `MAX_FRAME_EVENTS`, a catch-up past `SNAPSHOT_EVENTS`).
+    pub(super) omitted: u64,
+    pub(super) rates: bool,
+    pub(super) resources: Resources<'a>,
+    pub(super) buffer: bool,
+    pub(super) point: bool,
+    pub(super) cluster: bool,
+}
+
+impl<'a> Fields<'a> {
+    /// Every value in full, with `events` (a snapshot, or a channel's first delta).
+    pub(super) fn all(events: &'a [EventRecord], omitted: u64) -> Self {
+        Fields {
+            events,
+            omitted,
+            rates: true,
+            resources: Resources::Full,
+            buffer: true,
+            point: true,
+            cluster: true,
+        }
+    }
+}
+
 /// Encodes frame `seq` from the sent values, with the chosen fields. Snapshots carry
 /// events as objects, deltas in compact form (`ev`).
-#[allow(clippy::too_many_arguments)]
 pub(super) fn encode(
     seq: u64,
     instance: &str,
     sent: &Sent,
     kind: FrameKind,
-    events: &[EventRecord],
-    omitted: u64,
-    rates: bool,
-    resources: Resources<'_>,
-    buffer: bool,
-    point: bool,
-    cluster: bool,
+    fields: Fields<'_>,
 ) -> Bytes {
+    let Fields {
+        events,
+        omitted,
+        rates,
+        resources,
+        buffer,
+        point,
+        cluster,
+    } = fields;
     let snapshot = kind == FrameKind::Snapshot;
     let ts_ms = sent.ts_ms;
     let compact: Vec<CompactEvent<'_>> = if snapshot {

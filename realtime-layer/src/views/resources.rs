@@ -2,7 +2,7 @@
 
 use super::cost::ResourceCost;
 use super::scope::Scope;
-use crate::buffer::{EventFilter, Totals};
+use crate::buffer::{EventFilter, ResourceActivity, Totals};
 use crate::core::Core;
 use crate::status::Pricing;
 use serde::Serialize;
@@ -165,25 +165,34 @@ pub(crate) fn resource_views(
                     cost,
                 });
             }
-        }
-        None => {
-            for (_, a) in activity {
-                views.push(ResourceView {
-                    name: a.name,
-                    total: None,
-                    commit: None,
-                    borrowed: a.borrowed,
-                    overage: 0,
-                    in_commit: a.borrowed,
-                    available: None,
-                    peak_borrowed: a.peak_borrowed,
-                    totals: a.totals,
-                    pricing: None,
-                    cost: None,
-                });
+            let partial = core
+                .status_source
+                .as_ref()
+                .is_some_and(|s| !s.lists_every_resource());
+            if partial {
+                // Resources without a (fresh) row: shown with unknown totals.
+                views.extend(activity.into_values().map(unknown_pool));
             }
         }
+        None => views.extend(activity.into_values().map(unknown_pool)),
     }
     views.sort_by(|a, b| a.name.cmp(&b.name));
     (summary.totals, views)
+}
+
+/// A resource known from its events only: pool size, commit and prices unknown.
+fn unknown_pool(a: ResourceActivity) -> ResourceView {
+    ResourceView {
+        name: a.name,
+        total: None,
+        commit: None,
+        borrowed: a.borrowed,
+        overage: 0,
+        in_commit: a.borrowed,
+        available: None,
+        peak_borrowed: a.peak_borrowed,
+        totals: a.totals,
+        pricing: None,
+        cost: None,
+    }
 }

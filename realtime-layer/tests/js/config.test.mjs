@@ -24,3 +24,14 @@ test('labels fall back one by one; ranges stay within retention', () => {
   assert.equal(c.instance, 'web-1');
   assert.deepEqual(normalizeConfig({ retention_seconds: 30, ranges: [60] }).ranges, [30]);
 });
+
+test('the usage tier: report windows and the default (the longest), or null', async () => {
+  const { normalizeUsage } = await import('../../../static/js/config.js');
+  const u = normalizeConfig({ retention_seconds: 2592000, usage: {
+    report_windows: [86400, 604800, 2592000], billing_period_seconds: 2592000 } }).usage;
+  assert.deepEqual(u, { windows: [86400, 604800, 2592000], defaultWindow: 2592000, billingPeriod: 2592000 });
+  assert.equal(normalizeConfig({}).usage, null);
+  assert.equal(normalizeUsage({ report_windows: [] }), null);
+  assert.deepEqual(normalizeConfig({ retention_seconds: 2592000, ranges: [3600, 86400, 604800, 2592000] }).ranges,
+    [3600, 86400, 604800, 2592000]);
+});

@@ -54,6 +54,10 @@ test('ranges, counts, rates and percentages', () => {
   assert.equal(fmtRange(1800), '30 min');
   assert.equal(fmtRange(3600), '1 h');
   assert.equal(fmtRange(5400), '1.5 h');
+  assert.equal(fmtRange(86400), '24 h');
+  assert.equal(fmtRange(604800), '7 d');
+  assert.equal(fmtRange(2592000), '30 d');
+  assert.equal(fmtRange(129600), '36 h');
   assert.equal(fmtInt(1234567), '1,234,567');
   assert.equal(fmtInt(null), '–');
   assert.equal(fmtCount(0), '0');

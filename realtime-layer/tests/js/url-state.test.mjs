@@ -34,6 +34,10 @@ test('data URLs carry what each route takes, relative to the page', () => {
   assert.equal(dataUrl('stream', view, [['last_event_id', 42]]), 'realtime/stream?resource=HIL%20Simulator&user=ann&scope=local&last_event_id=42');
   assert.equal(dataUrl('stream', { range: 60, resource: '', user: '', scope: '', instance: '' }), 'realtime/stream');
   assert.equal(dataUrl('history', view), 'realtime/history?window=1800&resource=HIL%20Simulator&scope=local');
+  // Stats and CSV stop at the live buffer; history reaches as far as the usage tier keeps.
+  const month = Object.assign({}, view, { range: 2592000 });
+  assert.equal(dataUrl('stats', month, null, 21600), 'realtime/stats?window=21600&resource=HIL%20Simulator&user=ann&scope=local');
+  assert.equal(dataUrl('history', month, null, 21600), 'realtime/history?window=2592000&resource=HIL%20Simulator&scope=local');
   assert.equal(dataUrl('stats', { ...view, scope: '', instance: 'alpha' }), 'realtime/stats?window=1800&resource=HIL%20Simulator&user=ann&instance=alpha');
   assert.equal(dataUrl('events.csv', { ...view, user: '', scope: '' }), 'realtime/events.csv?window=1800&resource=HIL%20Simulator');
   assert.equal(csvFileName({ range: 300, resource: 'GPU A100', user: 'ann' }), 'events-300s-GPU_A100-ann.csv');

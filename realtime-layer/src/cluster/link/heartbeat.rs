@@ -1,24 +1,45 @@
 //! Heartbeats: each instance writes its status rows under a key with a TTL and reads the others'
 //! (who is live, with which pools).
+//!
+//! The others' heartbeats are read through the bounded read (`guarded`), parsed, checked,
+//! escaped and indexed off the peers lock; the lock is then held only to move pointers.
 
-use super::{Link, FORGET_AFTER_MS, MAX_PEERS};
+use super::guarded::Beat;
+use super::{wire, Link, FORGET_AFTER_MS, MAX_PEERS};
 use crate::core::cluster_state::Peer;
-use crate::core::validate_instance_id;
+use crate::core::{shown_instance_id, PeerRows};
 use crate::status::ResourceStatus;
 use redis::aio::ConnectionManager;
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 /// What an instance writes to its heartbeat key.
-#[derive(Debug, Serialize, Deserialize)]
-struct Heartbeat {
+#[derive(Debug, Serialize)]
+struct Heartbeat<'a> {
     v: u8,
+    id: &'a str,
+    ts_ms: u64,
+    started_ms: u64,
+    status: Option<&'a [ResourceStatus]>,
+}
+
+/// A heartbeat as read: at most [`wire::MAX_STATUS_ROWS`] rows, counted while parsing.
+#[derive(Deserialize)]
+struct HeartbeatIn {
     id: String,
     ts_ms: u64,
     started_ms: u64,
-    status: Option<Vec<ResourceStatus>>,
+    status: Option<wire::Bounded<ResourceStatus, { wire::MAX_STATUS_ROWS }>>,
+}
+
+/// One other instance's heartbeat, checked and ready to be swapped in.
+struct Read {
+    id: Arc<str>,
+    ts_ms: u64,
+    started_ms: u64,
+    status: Option<Arc<PeerRows>>,
 }
 
 impl Link {
@@ -32,10 +53,13 @@ impl Link {
         let id = &*self.cluster.id;
         let beat = Heartbeat {
             v: 1,
-            id: id.to_string(),
+            id,
             ts_ms: now,
             started_ms: self.cluster.started_ms,
-            status,
+            // Others read at most this many rows.
+            status: status
+                .as_deref()
+                .map(|rows| &rows[..rows.len().min(wire::MAX_STATUS_ROWS)]),
         };
         let Ok(json) = serde_json::to_string(&beat) else {
             return;
@@ -46,7 +70,7 @@ impl Link {
             .settings
             .instance_ttl
             .saturating_sub(self.settings.heartbeat);
-        let written: Result<(Vec<String>,), _> = redis::pipe()
+        let written: Result<(), _> = redis::pipe()
             .cmd("SET")
             .arg(self.keys.heartbeat(id))
             .arg(json)
@@ -60,53 +84,26 @@ impl Link {
             .arg("-inf")
             .arg(now.saturating_sub(FORGET_AFTER_MS))
             .ignore()
-            .cmd("ZRANGE")
-            .arg(&self.keys.members)
-            .arg(0)
-            .arg(MAX_PEERS as i64 - 1)
-            .arg("REV")
             .query_async(conn)
             .await;
-        let members = match written {
-            Ok((members,)) => members,
-            Err(e) => return self.cluster.set_error(format!("heartbeat failed: {e}")),
-        };
-        let others: Vec<String> = members.into_iter().filter(|m| m != id).collect();
-        let beats: Vec<Option<String>> = if others.is_empty() {
-            Vec::new()
-        } else {
-            let keys: Vec<String> = others.iter().map(|m| self.keys.heartbeat(m)).collect();
-            match redis::cmd("MGET").arg(keys).query_async(conn).await {
-                Ok(v) => v,
-                Err(e) => {
-                    return self
-                        .cluster
-                        .set_error(format!("heartbeat read failed: {e}"))
-                }
+        if let Err(e) = written {
+            return self.cluster.set_error(format!("heartbeat failed: {e}"));
+        }
+        let beats = match self.beats(conn).await {
+            Ok(beats) => beats,
+            Err(e) => {
+                return self
+                    .cluster
+                    .set_error(format!("heartbeat read failed: {e}"))
             }
         };
         self.cluster.set_connected();
+        let read = self.check(beats);
         let mut peers = self.cluster.peers.lock();
-        let mut read: Vec<String> = Vec::new();
-        for (member, beat) in others.iter().zip(beats) {
-            let Some(beat) = beat.and_then(|b| serde_json::from_str::<Heartbeat>(&b).ok()) else {
-                continue;
-            };
-            let sane_rows = beat.status.as_ref().is_none_or(|rows| {
-                rows.len() <= 4_096
-                    && rows
-                        .iter()
-                        .all(|r| !r.name.is_empty() && r.name.len() <= 1024)
-            });
-            if beat.id != *member || validate_instance_id(&beat.id).is_err() || !sane_rows {
-                self.cluster
-                    .counters
-                    .skipped_entries
-                    .fetch_add(1, Ordering::Relaxed);
-                continue;
-            }
-            read.push(beat.id.clone());
-            let peer = peers.entry(Arc::from(beat.id.as_str())).or_default();
+        let mut present: HashSet<Arc<str>> = HashSet::with_capacity(read.len());
+        for beat in read {
+            present.insert(beat.id.clone());
+            let peer = peers.entry(beat.id).or_default();
             peer.seen_ms = now;
             peer.present = true;
             peer.started_ms = beat.started_ms;
@@ -117,11 +114,63 @@ impl Link {
         }
         // A key gone (expired: no heartbeat for a TTL, or deleted at shutdown) ends liveness.
         for (id, peer) in peers.iter_mut() {
-            if !read.iter().any(|r| **r == **id) {
+            if !present.contains(id) {
                 peer.present = false;
             }
         }
         forget_old_peers(&mut peers, now);
+    }
+
+    /// The other instances' heartbeats that pass every check; the rest are skipped and counted.
+    fn check(&self, beats: Vec<Beat>) -> Vec<Read> {
+        let counters = &self.cluster.counters;
+        let skip = |oversized: bool| {
+            counters.skipped_entries.fetch_add(1, Ordering::Relaxed);
+            if oversized {
+                counters.oversized_entries.fetch_add(1, Ordering::Relaxed);
+            }
+        };
+        let mut read = Vec::new();
+        for beat in beats {
+            let (member, value) = match beat {
+                Beat::Oversized => {
+                    skip(true);
+                    continue;
+                }
+                // No key: it expired (the instance left the live totals).
+                Beat::Read(_, None) => continue,
+                Beat::Read(member, Some(value)) => (member, value),
+            };
+            if *member == *self.cluster.id {
+                continue;
+            }
+            let Ok(beat) = serde_json::from_slice::<HeartbeatIn>(&value) else {
+                skip(false);
+                continue;
+            };
+            let sane_rows = beat.status.as_ref().is_none_or(|rows| {
+                rows.0
+                    .iter()
+                    .all(|r| !r.name.is_empty() && r.name.len() <= wire::MAX_NAME)
+            });
+            let shown = shown_instance_id(&beat.id);
+            let (true, true, Ok(id)) = (beat.id == member, sane_rows, shown) else {
+                skip(false);
+                continue;
+            };
+            if id == self.cluster.id {
+                continue;
+            }
+            read.push(Read {
+                id,
+                ts_ms: beat.ts_ms,
+                started_ms: beat.started_ms,
+                status: beat
+                    .status
+                    .map(|rows| Arc::new(PeerRows::new(rows.0, wire::MAX_STATUS_ROWS))),
+            });
+        }
+        read
     }
 }
 

@@ -4,14 +4,21 @@
 //!   events into the cluster view and sends the waiting ones as one pipelined `XADD` per batch;
 //!   once per heartbeat writes this instance's heartbeat key (status rows, TTL) and reads the
 //!   others'; every 10 s trims the stream to the retention (`XTRIM MINID ~`).
-//! - **subscriber** (its own connection, since `XREAD BLOCK` holds a connection): loads the
-//!   retained window once (`XRANGE`, the backfill), then follows the stream (`XREAD BLOCK`) and
-//!   merges other instances' batches into the cluster view.
+//! - **subscriber** (its own connection): loads the retained window once (the backfill), then
+//!   follows the stream, both in pages bounded in bytes (a page every 25 ms while the stream is
+//!   quiet, back to back while it is busy), and merges other instances' batches into the cluster
+//!   view.
+//!
+//! Every bulk read is bounded in bytes whatever is in Redis (`guarded`), every entry in names,
+//! rows and events (`wire`); merging holds no lock a request takes for longer than a pointer
+//! swap or a chunk of events (`merge`).
 //!
 //! Neither touches the request path. Errors mark the cluster degraded (routes fall back to this
 //! instance) and are retried with backoff; nothing here panics or blocks a request.
 
+mod guarded;
 mod heartbeat;
+mod merge;
 mod publish;
 mod reply;
 mod subscribe;
@@ -20,14 +27,15 @@ use super::{wire, Cluster};
 use crate::buffer::ConfigError;
 use crate::core::{ClusterState, Core};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 use tokio::time::sleep;
 use tokio_util::sync::CancellationToken;
 
-/// `XREAD BLOCK` timeout: how often the subscriber comes back to check for shutdown.
-const BLOCK: Duration = Duration::from_millis(1_000);
-/// Entries per `XRANGE` page of the backfill and per `XREAD`.
+/// How long the subscriber waits before asking again when the stream had nothing new.
+const POLL: Duration = Duration::from_millis(25);
+/// Most entries per page read (pages are also bounded in bytes, see `guarded`).
 const READ_COUNT: usize = 500;
 /// How often the stream is trimmed to the retention.
 const TRIM_EVERY: Duration = Duration::from_secs(10);
@@ -79,6 +87,7 @@ pub(crate) fn start(
         settings: settings.clone(),
         shutdown: core.shutdown.clone(),
         retention_ms: core.buffer.config().retention.as_millis() as u64,
+        scripts: Arc::new(AtomicBool::new(true)),
     };
     let publisher = link.clone();
     handle.spawn(async move { publisher.publish().await });
@@ -96,6 +105,8 @@ struct Link {
     settings: Cluster,
     shutdown: CancellationToken,
     retention_ms: u64,
+    /// Bounded reads through scripts (false once the server refused them, see `guarded`).
+    scripts: Arc<AtomicBool>,
 }
 
 impl Link {
@@ -132,5 +143,40 @@ impl Link {
             _ = self.shutdown.cancelled() => true,
             _ = sleep(d) => false,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::buffer::{BufferConfig, Cursor, EventBuffer};
+    use crate::clock::ManualClock;
+    use crate::core::PoolScope;
+
+    /// A link on a cluster state of its own, without Redis (nothing connects until a task runs).
+    pub(super) fn link() -> (Link, Arc<ClusterState>) {
+        let clock = Arc::new(ManualClock::new(1_700_000_000_000));
+        let buffer = EventBuffer::new_tagged(BufferConfig::default(), clock).unwrap();
+        let cluster = Arc::new(ClusterState::new(
+            Arc::from("me"),
+            "t".into(),
+            PoolScope::PerInstance,
+            Duration::from_secs(10),
+            buffer,
+            Cursor::default(),
+            100,
+        ));
+        let settings = Cluster::redis("redis://127.0.0.1:1");
+        let link = Link {
+            weak: Weak::new(),
+            cluster: cluster.clone(),
+            client: redis::Client::open(settings.url.as_str()).unwrap(),
+            keys: Keys::new(&settings.name),
+            settings,
+            shutdown: CancellationToken::new(),
+            retention_ms: 6 * 3_600_000,
+            scripts: Arc::new(AtomicBool::new(true)),
+        };
+        (link, cluster)
     }
 }

@@ -81,20 +81,29 @@ impl Link {
                 continue;
             }
             let mut pipe = redis::pipe();
-            for batch in fresh.chunks(self.settings.max_batch) {
-                pipe.cmd("XADD")
-                    .arg(&self.keys.stream)
-                    .arg("MAXLEN")
-                    .arg("~")
-                    .arg(self.settings.max_stream_entries)
-                    .arg("*")
-                    .arg("v")
-                    .arg(wire::VERSION)
-                    .arg("i")
-                    .arg(&*self.cluster.id)
-                    .arg("b")
-                    .arg(wire::encode(batch, status))
-                    .ignore();
+            for chunk in fresh.chunks(self.settings.max_batch) {
+                let (batches, too_big) = wire::encode_bounded(chunk, status);
+                if too_big > 0 {
+                    self.cluster
+                        .counters
+                        .publish_dropped
+                        .fetch_add(too_big as u64, Ordering::Relaxed);
+                }
+                for batch in batches {
+                    pipe.cmd("XADD")
+                        .arg(&self.keys.stream)
+                        .arg("MAXLEN")
+                        .arg("~")
+                        .arg(self.settings.max_stream_entries)
+                        .arg("*")
+                        .arg("v")
+                        .arg(wire::VERSION)
+                        .arg("i")
+                        .arg(&*self.cluster.id)
+                        .arg("b")
+                        .arg(batch)
+                        .ignore();
+                }
             }
             match pipe.query_async::<()>(conn).await {
                 Ok(()) => {

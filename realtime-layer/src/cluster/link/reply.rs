@@ -1,5 +1,5 @@
-//! Reading Redis replies into stream entries (`XRANGE` and `XREAD` answers, RESP2 and RESP3):
-//! plain functions over `redis::Value`, testable without a server.
+//! Reading Redis replies into stream entries (`XRANGE` answers and the bounded page script's,
+//! which has the same shape): plain functions over `redis::Value`, testable without a server.
 
 use redis::Value;
 
@@ -50,18 +50,34 @@ pub(super) fn entries(value: Value) -> Vec<Entry> {
         .collect()
 }
 
-/// Entries of an `XREAD` answer for one stream: `[[key, entries]]` (RESP2), a map (RESP3) or nil
-/// on timeout.
-pub(super) fn read_entries(value: Value) -> Vec<Entry> {
-    match value {
-        Value::Array(streams) => streams
-            .into_iter()
-            .flat_map(|s| match s {
-                Value::Array(mut parts) if parts.len() == 2 => entries(parts.remove(1)),
-                _ => Vec::new(),
-            })
-            .collect(),
-        Value::Map(streams) => streams.into_iter().flat_map(|(_, v)| entries(v)).collect(),
-        _ => Vec::new(),
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_keep_their_fields_and_skip_what_is_not_an_entry() {
+        let b = |s: &str| Value::BulkString(s.as_bytes().to_vec());
+        let answer = Value::Array(vec![
+            Value::Array(vec![
+                b("1-0"),
+                Value::Array(vec![b("v"), b("1"), b("i"), b("web-1"), b("odd")]),
+            ]),
+            Value::Array(vec![
+                b("2-0"),
+                Value::Array(vec![b("oversized"), b("13000000")]),
+            ]),
+            Value::Int(7),
+            Value::Array(vec![b("3-0"), Value::Nil]),
+        ]);
+        let got = entries(answer);
+        assert_eq!(got.len(), 3);
+        assert_eq!(got[0].id, "1-0");
+        assert_eq!(got[0].fields.len(), 2, "the unpaired field is dropped");
+        assert_eq!(got[1].fields[0].0, b"oversized");
+        assert!(
+            got[2].fields.is_empty(),
+            "unreadable: no fields, skipped later"
+        );
+        assert!(entries(Value::Nil).is_empty());
     }
 }
