@@ -183,7 +183,17 @@ async fn allowed_origins_extend_same_origin() {
         .to_str()
         .unwrap()
         .to_ascii_lowercase();
-    assert!(allowed.contains("idempotency-key"), "{allowed}");
+    // Every header a signed browser client sends, the nonce form's `X-Nonce` included.
+    for header in [
+        "idempotency-key",
+        "authorization",
+        "x-signature",
+        "x-timestamp",
+        "x-vendor-id",
+        "x-nonce",
+    ] {
+        assert!(allowed.contains(header), "{header} not in {allowed}");
+    }
     let evil = preflight("https://evil.example.com").send().await.unwrap();
     assert!(evil.headers().get("access-control-allow-origin").is_none());
 }

@@ -154,7 +154,10 @@ impl Signed {
     }
 
     fn with_nonce(tool: &str, user: &str, nonce: &str) -> Signed {
-        let ts = now();
+        Signed::with_nonce_at(tool, user, nonce, now())
+    }
+
+    fn with_nonce_at(tool: &str, user: &str, nonce: &str, ts: i64) -> Signed {
         Signed {
             tool: tool.into(),
             user: user.into(),
@@ -312,9 +315,16 @@ async fn a_replayed_nonce_is_always_refused() {
     let granted = first.send(&server.url).await;
     assert_eq!(granted.0, 200, "{}", granted.1);
     assert_refused(&first.send(&server.url).await, 401, "signature_replayed");
-    // The same nonce signed afresh for another user is still spent (one use per vendor).
-    let reused = Signed::with_nonce(SMALL, "cid", "nonce-0001-replayed-x");
+    // The same nonce and timestamp signed afresh for another user is still spent (one use per
+    // vendor and timestamp, as OAuth 1.0 scopes nonces).
+    let reused = Signed::with_nonce_at(SMALL, "cid", "nonce-0001-replayed-x", first.ts);
     assert_refused(&reused.send(&server.url).await, 401, "signature_replayed");
+    // Under another timestamp it is another signed request (only the secret's holder can make
+    // it): accepted.
+    let later = Signed::with_nonce_at(SMALL, "cid", "nonce-0001-replayed-x", first.ts - 7);
+    let granted_later = later.send(&server.url).await;
+    assert_eq!(granted_later.0, 200, "{}", granted_later.1);
+    give_back(&server.url, &granted_later.1["id"]).await;
     // A request refused for capacity spends its nonce too: replayed once licenses are back, it
     // does not take one.
     for i in 0..4 {

@@ -171,9 +171,10 @@ pub fn cors(allowed_origins: &[String]) -> Option<CorsLayer> {
                 header::CONTENT_TYPE,
                 header::AUTHORIZATION,
                 HeaderName::from_static("idempotency-key"),
-                HeaderName::from_static("x-signature"),
-                HeaderName::from_static("x-timestamp"),
-                HeaderName::from_static("x-vendor-id"),
+                super::signature::X_SIGNATURE,
+                super::signature::X_TIMESTAMP,
+                super::signature::X_VENDOR_ID,
+                super::signature::X_NONCE,
             ])
             .expose_headers([HeaderName::from_static("idempotent-replayed")])
             .max_age(std::time::Duration::from_secs(600)),

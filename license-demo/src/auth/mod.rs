@@ -16,8 +16,8 @@ pub use guard::RequestGuard;
 pub use keys::{ApiKeys, Tenant};
 pub use replay::RedisReplays;
 pub use signature::{
-    new_nonce, sign, sign_with_nonce, SignatureError, SignatureForm, SignatureVerifier, Signed,
-    SIGNATURE_WINDOW,
+    new_nonce, sign, sign_with_nonce, NonceSigner, SignatureError, SignatureForm,
+    SignatureVerifier, Signed, SIGNATURE_WINDOW,
 };
 
 use std::sync::Arc;

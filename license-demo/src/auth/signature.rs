@@ -9,7 +9,10 @@
 //!   `|<n>:<api_key>` when the request carries `Authorization: Bearer <api_key>`, where `<n>` is
 //!   the field's length in bytes (UTF-8), in decimal ([`nonce_text`], [`sign_with_nonce`]). The
 //!   lengths make the text unambiguous: tool `A|B` with user `u` and tool `A` with user `B|u`
-//!   sign different bytes. A nonce is accepted once within the timestamp window.
+//!   sign different bytes. A nonce is accepted once with its timestamp: the replay memory keeps
+//!   (vendor, timestamp, nonce) until the timestamp leaves the window, as OAuth 1.0 scopes its
+//!   nonces (RFC 5849, section 3.3). A replay carries the same signed timestamp, so it is
+//!   refused; a fresh nonce per request, as clients send, never meets this limit.
 //! - **Nonce-less form**, as the original project's clients sign: `tool|user|timestamp`, then
 //!   `|api_key` with a Bearer key ([`sign`]). Two borrows of one tool by one user within one
 //!   second carry the same signature, so a repeat cannot be told from a replay: by default a
@@ -22,7 +25,7 @@
 //! table, so a restart or a second process on the same database refuses a replay too) and, in
 //! cluster mode, Redis's ([`super::replay`]).
 
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, HeaderName};
 use hmac::{Hmac, Mac};
 use realtime_layer::Clock;
 use sha2::{Digest, Sha256};
@@ -87,6 +90,15 @@ impl SignatureError {
     }
 }
 
+/// `X-Signature`: the lowercase hex HMAC-SHA256 of the signed text.
+pub const X_SIGNATURE: HeaderName = HeaderName::from_static("x-signature");
+/// `X-Timestamp`: Unix seconds.
+pub const X_TIMESTAMP: HeaderName = HeaderName::from_static("x-timestamp");
+/// `X-Vendor-ID`: whose secret signed.
+pub const X_VENDOR_ID: HeaderName = HeaderName::from_static("x-vendor-id");
+/// `X-Nonce`: 16 to 64 URL-safe characters, new for each request (the nonce form).
+pub const X_NONCE: HeaderName = HeaderName::from_static("x-nonce");
+
 /// Which form a request was signed in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SignatureForm {
@@ -101,7 +113,7 @@ pub enum SignatureForm {
 pub struct Signed {
     /// The form it came in.
     pub form: SignatureForm,
-    /// What identifies a replay: a digest of vendor and nonce (nonce form), or of the signature
+    /// What identifies a replay: a digest of vendor, timestamp and nonce (nonce form), or of the signature
     /// (nonce-less form).
     pub replay_key: [u8; 16],
     /// Unix second after which the timestamp is stale (a replay fails the clock check then), so
@@ -230,6 +242,71 @@ fn write_legacy_text(
     }
 }
 
+/// A vendor's key, ready to sign many borrows in the nonce form (a client's side, e.g. the
+/// stress tool): the HMAC key schedule is done once, not per request, and [`next_nonce`]
+/// hands out nonces that never repeat (16 random hex digits from the operating system, then a
+/// counter) without a system call each.
+///
+/// ```
+/// use license_demo::auth::signature::{sign_with_nonce, valid_nonce, NonceSigner};
+///
+/// let signer = NonceSigner::new(b"secret");
+/// let (a, b) = (signer.next_nonce(), signer.next_nonce());
+/// assert!(valid_nonce(&a) && a != b);
+/// assert_eq!(
+///     signer.sign("CAD", "ann", 1_700_000_000, &a, None),
+///     sign_with_nonce(b"secret", "CAD", "ann", 1_700_000_000, &a, None)
+/// );
+/// ```
+///
+/// [`next_nonce`]: NonceSigner::next_nonce
+pub struct NonceSigner {
+    keyed: HmacSha256,
+    prefix: String,
+    counter: AtomicU64,
+}
+
+impl std::fmt::Debug for NonceSigner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("NonceSigner(***)")
+    }
+}
+
+impl NonceSigner {
+    /// A signer for the vendor secret `secret`.
+    pub fn new(secret: &[u8]) -> Self {
+        let mut prefix = new_nonce();
+        prefix.truncate(16);
+        NonceSigner {
+            keyed: new_mac(secret),
+            prefix,
+            counter: AtomicU64::new(0),
+        }
+    }
+
+    /// A nonce this signer has not handed out before: `<16 random hex>-<counter in hex>`.
+    pub fn next_nonce(&self) -> String {
+        let n = self.counter.fetch_add(1, Ordering::Relaxed);
+        format!("{}-{n:x}", self.prefix)
+    }
+
+    /// [`sign_with_nonce`] with this signer's secret.
+    pub fn sign(
+        &self,
+        tool: &str,
+        user: &str,
+        timestamp: i64,
+        nonce: &str,
+        api_key: Option<&str>,
+    ) -> String {
+        let mut mac = self.keyed.clone();
+        write_nonce_text(tool, user, &timestamp.to_string(), nonce, api_key, |p| {
+            mac.update(p)
+        });
+        hex(&mac.finalize().into_bytes())
+    }
+}
+
 /// A fresh nonce: 32 random hex digits (from the operating system's generator).
 pub fn new_nonce() -> String {
     uuid::Uuid::new_v4().simple().to_string()
@@ -349,15 +426,15 @@ impl SignatureVerifier {
         user: &str,
         api_key: Option<&str>,
     ) -> Result<Signed, SignatureError> {
-        let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+        let header = |name: &HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
         let (Some(signature), Some(timestamp), Some(vendor)) = (
-            header("x-signature"),
-            header("x-timestamp"),
-            header("x-vendor-id"),
+            header(&X_SIGNATURE),
+            header(&X_TIMESTAMP),
+            header(&X_VENDOR_ID),
         ) else {
             return Err(SignatureError::Missing);
         };
-        let nonce = match headers.get("x-nonce") {
+        let nonce = match headers.get(&X_NONCE) {
             None => None,
             Some(value) => match value.to_str() {
                 Ok(n) if valid_nonce(n.trim()) => Some(n.trim()),
@@ -389,7 +466,12 @@ impl SignatureVerifier {
         Ok(match nonce {
             Some(nonce) => Signed {
                 form: SignatureForm::Nonce,
-                replay_key: digest16(&[b"nonce", secret_vendor.as_bytes(), nonce.as_bytes()]),
+                replay_key: digest16(&[
+                    b"nonce",
+                    secret_vendor.as_bytes(),
+                    &ts.to_be_bytes(),
+                    nonce.as_bytes(),
+                ]),
                 expires_at,
                 repeat_allowed: false,
             },

@@ -1,8 +1,8 @@
 //! The replay memory of signed borrows: the `signature_replays` table, written in the same batch
 //! transaction as the borrow (or the refusal) a signed request leads to.
 //!
-//! A row holds a replay key (a digest of the vendor and nonce, or of a nonce-less signature),
-//! the Unix second its timestamp leaves the window (after which a replay fails the clock check
+//! A row holds a replay key (a digest of the vendor, timestamp and nonce, or of a nonce-less
+//! signature), the Unix second its timestamp leaves the window (after which a replay fails the clock check
 //! anyway, so the row is pruned) and the idempotency key it came with. Because it is in the
 //! database, a restart or a second process on the same file remembers it too.
 
@@ -95,10 +95,10 @@ pub(super) fn admit(
     } else {
         let inserted = tx
             .prepare_cached(
-                "INSERT INTO signature_replays(key, expires_s, scope, idem_key) VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT(key) DO NOTHING",
+                "INSERT INTO signature_replays(expires_s, key, scope, idem_key) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT(expires_s, key) DO NOTHING",
             )?
-            .execute(params![&claim.key[..], claim.expires_at, scope, idem])?;
+            .execute(params![claim.expires_at, &claim.key[..], scope, idem])?;
         if inserted == 1 {
             delta.rows += 1;
             None
@@ -132,7 +132,11 @@ fn seen(
     tx: &rusqlite::Transaction<'_>,
     claim: &ReplayClaim,
 ) -> Result<Option<(String, Option<String>)>, rusqlite::Error> {
-    tx.prepare_cached("SELECT scope, idem_key FROM signature_replays WHERE key = ?1")?
-        .query_row([&claim.key[..]], |r| Ok((r.get(0)?, r.get(1)?)))
-        .optional()
+    tx.prepare_cached(
+        "SELECT scope, idem_key FROM signature_replays WHERE expires_s = ?1 AND key = ?2",
+    )?
+    .query_row(params![claim.expires_at, &claim.key[..]], |r| {
+        Ok((r.get(0)?, r.get(1)?))
+    })
+    .optional()
 }

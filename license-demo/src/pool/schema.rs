@@ -71,16 +71,20 @@ CREATE TABLE IF NOT EXISTS idempotency_keys (
     PRIMARY KEY (scope, key)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS idempotency_keys_by_age ON idempotency_keys(created_ms);
--- Signed borrows seen (--require-signature): the replay key of each (a digest of vendor and
--- nonce, or of a nonce-less signature) until its timestamp leaves the window (`expires_s`, Unix
--- seconds; pruned then), with the Idempotency-Key it came with (a retry with it is no replay).
+-- Signed borrows seen (--require-signature): the replay key of each (a digest of vendor,
+-- timestamp and nonce, or of a nonce-less signature) until its timestamp leaves the window
+-- (`expires_s`, Unix seconds; pruned then), with the Idempotency-Key it came with (a retry with
+-- it is no replay). Keyed by expiry first: inserts land on the newest pages and the prune
+-- removes the oldest ones, instead of dirtying random pages of the whole window (a digest-keyed
+-- table with an expiry index touched one random page per borrow, and per pruned row). A replay
+-- carries the same signed timestamp, so it finds its row under the same expiry.
 CREATE TABLE IF NOT EXISTS signature_replays (
-    key BLOB PRIMARY KEY,
     expires_s INTEGER NOT NULL,
+    key BLOB NOT NULL,
     scope TEXT NOT NULL,
-    idem_key TEXT
+    idem_key TEXT,
+    PRIMARY KEY (expires_s, key)
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS signature_replays_by_expiry ON signature_replays(expires_s);
 CREATE INDEX IF NOT EXISTS idempotency_keys_by_borrow ON idempotency_keys(borrow_id);
 ";
 

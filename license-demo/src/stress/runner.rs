@@ -1,8 +1,8 @@
 //! The load loop: workers, pacing, HTTP calls, and the before/after status snapshots.
 
 use super::report::{Latency, StressReport};
-use super::{Credentials, Mode, StressConfig, StressError};
-use crate::auth::signature::{new_nonce, sign_with_nonce};
+use super::{Mode, StressConfig, StressError};
+use crate::auth::signature::{NonceSigner, X_NONCE, X_SIGNATURE, X_TIMESTAMP, X_VENDOR_ID};
 use crate::pool::ToolStatus;
 use crate::secret::Secret;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -59,6 +59,11 @@ pub async fn run(config: StressConfig) -> Result<StressReport, StressError> {
         tools,
         pacer: config.rate.map(Pacer::new),
         bar: bar.clone(),
+        signer: config
+            .credentials
+            .vendor
+            .as_ref()
+            .map(|(id, secret)| (id.clone(), NonceSigner::new(secret.expose().as_bytes()))),
         config: config.clone(),
     });
 
@@ -177,6 +182,8 @@ struct Context {
     tools: Vec<String>,
     pacer: Option<Pacer>,
     bar: ProgressBar,
+    /// The vendor's keyed HMAC, built once (signing is on the client's hot path too).
+    signer: Option<(String, NonceSigner)>,
 }
 
 /// Spaces operation starts `1/rate` apart across all workers, without bursts after idle time.
@@ -278,9 +285,7 @@ async fn worker(index: usize, ctx: Arc<Context>, delay: Duration) -> WorkerStats
         let body = BorrowBody { tool, user: &user };
         let t0 = Instant::now();
         let request = ctx.client.post(ctx.borrow_url.clone()).json(&body);
-        let answer = authenticate(request, &c.credentials, tool, &user)
-            .send()
-            .await;
+        let answer = authenticate(request, &ctx, tool, &user).send().await;
         let borrowed = match answer {
             Ok(resp) if resp.status().is_success() => {
                 let parsed = resp.json::<BorrowAnswer>().await;
@@ -346,30 +351,23 @@ async fn worker(index: usize, ctx: Arc<Context>, delay: Duration) -> WorkerStats
 /// Adds the API key and, with a vendor, a nonce-form signature to a borrow of `tool` for `user`.
 fn authenticate(
     mut request: reqwest::RequestBuilder,
-    credentials: &Credentials,
+    ctx: &Context,
     tool: &str,
     user: &str,
 ) -> reqwest::RequestBuilder {
-    let api_key = credentials.api_key.as_ref().map(Secret::expose);
+    let api_key = ctx.config.credentials.api_key.as_ref().map(Secret::expose);
     if let Some(key) = api_key {
         request = request.bearer_auth(key);
     }
-    if let Some((vendor, secret)) = &credentials.vendor {
+    if let Some((vendor, signer)) = &ctx.signer {
         let timestamp = time::OffsetDateTime::now_utc().unix_timestamp();
-        let nonce = new_nonce();
-        let signature = sign_with_nonce(
-            secret.expose().as_bytes(),
-            tool,
-            user,
-            timestamp,
-            &nonce,
-            api_key,
-        );
+        let nonce = signer.next_nonce();
+        let signature = signer.sign(tool, user, timestamp, &nonce, api_key);
         request = request
-            .header("x-vendor-id", vendor)
-            .header("x-timestamp", timestamp.to_string())
-            .header("x-nonce", nonce)
-            .header("x-signature", signature);
+            .header(X_VENDOR_ID, vendor)
+            .header(X_TIMESTAMP, timestamp)
+            .header(X_NONCE, nonce)
+            .header(X_SIGNATURE, signature);
     }
     request
 }
