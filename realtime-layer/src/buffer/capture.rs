@@ -62,9 +62,9 @@ impl EventBuffer {
             std::mem::swap(&mut batch, &mut *captured);
             self.queue.has_captured.store(false, Ordering::Relaxed);
         }
-        for (now, event) in batch.drain(..) {
-            inner.record(now, &event);
-        }
+        // Recorded in place, then dropped together: moving each 112-byte entry out first was a
+        // tenth of the apply loop.
+        inner.record_batch(&mut batch);
         // Both vectors keep their capacity: no allocation in the steady state.
         inner.applying = batch;
         inner
@@ -84,16 +84,33 @@ impl EventBuffer {
     /// buffer.capture(Event::borrow("seat-1", "ann"));
     /// assert_eq!(buffer.stats().borrow_count, 1);
     /// ```
+    #[inline]
     pub fn capture(&self, event: Event) {
+        self.capture_inlined(event);
+    }
+
+    /// [`capture`](Self::capture), always inlined: the request path's callers (the layer's
+    /// response future, [`Realtime::record`](crate::Realtime::record)).
+    #[inline(always)]
+    pub(crate) fn capture_inlined(&self, event: Event) {
         let now = self.clock.now_ms();
         let mut captured = self.queue.captured.lock();
         if captured.len() < CAPTURE_QUEUE {
+            // Inlined into the caller, the event goes from the caller's hands into the queue
+            // in one copy (out of line it was copied to the stack twice on the way).
             captured.push((now, event));
             self.queue.has_captured.store(true, Ordering::Release);
             return;
         }
         drop(captured);
-        // Full: apply the queue, then this event after it.
+        self.capture_full(now, event);
+    }
+
+    /// [`capture`](Self::capture) with a full queue: applies the queue, then this event after
+    /// it (out of line: once every [`CAPTURE_QUEUE`] events at most).
+    #[inline(never)]
+    #[cold]
+    fn capture_full(&self, now: u64, event: Event) {
         self.lock().record(now, &event);
     }
 }

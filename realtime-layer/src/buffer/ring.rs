@@ -161,8 +161,35 @@ impl EventRing {
         self.push_tagged(event, 0);
     }
 
+    /// Whether the next push drops the oldest event (the ring is at its cap).
+    #[inline]
+    pub(crate) fn is_full(&self) -> bool {
+        self.cap > 0 && self.events.len() == self.cap
+    }
+
     /// Appends with an instance tag (ignored by untagged rings).
+    #[inline]
     pub(crate) fn push_tagged(&mut self, event: PackedEvent, tag: u8) {
+        // The common case inline: a local ring (no tags, no id index) with room, or at its cap.
+        if self.tags.is_none() && self.ids.is_none() && self.cap > 0 {
+            let len = self.events.len();
+            if len < self.cap && len < self.events.capacity() {
+                self.events.push_back(event);
+                return;
+            }
+            if len == self.cap {
+                self.events.pop_front();
+                self.front_seq += 1;
+                self.events.push_back(event);
+                return;
+            }
+        }
+        self.push_slow(event, tag);
+    }
+
+    /// [`push_tagged`](Self::push_tagged) in general: growth, tags and the id index.
+    #[inline(never)]
+    fn push_slow(&mut self, event: PackedEvent, tag: u8) {
         if self.cap == 0 {
             self.front_seq += 1;
             return;
@@ -246,6 +273,25 @@ mod tests {
         assert!(ring.get(1).is_none());
         assert_eq!(ring.seq_at(3), 3);
         assert!(ring.capacity_bytes() <= 3 * 16 || ring.capacity_bytes() <= 64 * 16);
+    }
+
+    #[test]
+    fn full_and_empty_caps() {
+        let mut ring = EventRing::new(2);
+        assert!(!ring.is_full());
+        ring.push(at(1));
+        ring.push(at(2));
+        assert!(ring.is_full());
+        ring.push(at(3));
+        assert_eq!(
+            (ring.front_seq(), ring.len(), ring.front().unwrap().t),
+            (1, 2, 2)
+        );
+        // A ring of cap 0 keeps nothing, never counts as full, and still numbers its events.
+        let mut none = EventRing::new(0);
+        none.push(at(1));
+        assert!(!none.is_full());
+        assert_eq!((none.len(), none.front_seq(), none.end_seq()), (0, 1, 1));
     }
 
     #[test]

@@ -221,7 +221,7 @@ impl SecondAggregates {
     /// has an entry in the newest second and it has room. Does what the general path does
     /// (`touch`, the count, `set_level_inner`) without looking up the entry and the head twice.
     /// False (nothing changed) when the general path must run.
-    #[inline]
+    #[inline(always)]
     fn bump_current(
         &mut self,
         sec: u32,
@@ -258,7 +258,7 @@ impl SecondAggregates {
 
     /// Counts a borrow or return of `res` in second `sec` (`room`: the entry can take one more,
     /// `count`: add it) and moves the resource's level one up or down.
-    #[inline]
+    #[inline(always)]
     fn count_event(
         &mut self,
         sec: u32,
@@ -270,12 +270,27 @@ impl SecondAggregates {
         if self.bump_current(sec, res, &room, &count, borrowed) {
             return;
         }
+        self.count_event_slow(sec, res, room, count, borrowed);
+    }
+
+    /// [`count_event`](Self::count_event) when the resource has no entry with room in the
+    /// newest second: kept out of line so the common case inlines into the record path.
+    #[inline(never)]
+    fn count_event_slow(
+        &mut self,
+        sec: u32,
+        res: u16,
+        room: impl Fn(&ResSecond) -> bool,
+        count: impl Fn(&mut ResSecond),
+        borrowed: bool,
+    ) {
         let i = self.touch(sec, res, |e| !room(e));
         count(&mut self.entries[i]);
         let level = step(self.levels[res as usize], borrowed);
         self.set_level_inner(i, res, level);
     }
 
+    #[inline]
     pub(crate) fn on_borrow(&mut self, sec: u32, res: u16, overage: bool) {
         self.count_event(
             sec,
@@ -289,6 +304,7 @@ impl SecondAggregates {
         );
     }
 
+    #[inline]
     pub(crate) fn on_return(&mut self, sec: u32, res: u16) {
         self.count_event(sec, res, |e| e.returns < u8::MAX, |e| e.returns += 1, false);
     }

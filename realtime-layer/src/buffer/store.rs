@@ -181,7 +181,24 @@ impl Inner {
         self.advance(now)
     }
 
+    /// Records one event at `now` (see [`record_one`](Self::record_one)).
     pub(super) fn record(&mut self, now: u64, event: &Event) {
+        self.record_one(now, event);
+    }
+
+    /// Records captured events in order, each at its captured time, and drops them (`batch`
+    /// is left empty, its capacity kept): the capture queue's apply loop, with the record path
+    /// inlined into it.
+    pub(super) fn record_batch(&mut self, batch: &mut Vec<(u64, Event)>) {
+        for (now, event) in batch.drain(..) {
+            self.record_one(now, &event);
+        }
+    }
+
+    /// Names interned, one ring push, the per-second aggregates, hold tracking and lifetime
+    /// counters.
+    #[inline(always)]
+    fn record_one(&mut self, now: u64, event: &Event) {
         let t = self.record_time(now);
         self.last_insert_t = t;
         let sec = (self.abs(t) / 1000) as u32;
@@ -234,14 +251,16 @@ impl Inner {
 
     /// Appends to ring `k`; when the cap drops the oldest event, releases its user name and its
     /// hold tracking.
+    #[inline(always)]
     pub(super) fn push_event(&mut self, k: usize, event: PackedEvent, tag: u8) {
         let ring = &mut self.rings[k];
-        let (front_seq, front) = (ring.front_seq(), ring.front().copied());
+        // Only a full ring drops its oldest event (a ring of cap 0 holds none to drop).
+        let evicted = ring
+            .is_full()
+            .then(|| (ring.front_seq(), ring.front().copied()));
         ring.push_tagged(event, tag);
-        if ring.front_seq() != front_seq {
-            if let Some(old) = front {
-                self.dropped(k, front_seq, &old, true);
-            }
+        if let Some((front_seq, Some(old))) = evicted {
+            self.dropped(k, front_seq, &old, true);
         }
     }
 

@@ -82,7 +82,7 @@ impl RealtimeLayer {
     ///
     /// `Router::layer` wraps every route separately, so each request also pays for a boxed clone
     /// of the route and a larger future; wrapped once around the router (as tower-http suggests
-    /// for outer layers), the layer costs about 3% of a hello-world request, or 6% with an event
+    /// for outer layers), the layer costs about 1% of a hello-world request, or 5% with an event
     /// recorded (`cargo bench -p realtime-layer --bench overhead`). The router's handlers are
     /// turned into routes here, once (`Router::with_state(())`), not on every request.
     ///

@@ -98,7 +98,7 @@ impl Core {
     /// Records one event now: a clock read, a push onto the capture queue and an atomic load;
     /// the buffer applies it when it is next read ([`EventBuffer::capture`]).
     pub(crate) fn record(&self, event: Event) {
-        self.buffer.capture(event);
+        self.buffer.capture_inlined(event);
         self.activity.signal();
     }
 
@@ -107,7 +107,7 @@ impl Core {
         if events.len() == 1 {
             // The usual response: one event, without an iterator over the vector.
             if let Some(event) = events.pop() {
-                self.buffer.capture(event);
+                self.buffer.capture_inlined(event);
             }
         } else if events.is_empty() {
             return;
