@@ -610,3 +610,42 @@ async fn status_push_expires_into_unknown_and_dashboard_auth() {
     let (_, rows) = get_json(sidecar.at("/status")).await;
     assert_eq!(rows["resources"][0]["fresh"], false, "{rows}");
 }
+
+/// `--help` names the environment variables but never prints their values: a Redis URL with a
+/// password or dashboard credentials set in the environment stay out of the help text.
+#[test]
+fn help_hides_secret_environment_values() {
+    // (variable, value, the part of it that must never show)
+    let secrets = [
+        (
+            "REALTIME_SIDECAR_REDIS",
+            "redis://:redis-pw-5d0f3c8e@127.0.0.1:6379",
+            "redis-pw-5d0f3c8e",
+        ),
+        (
+            "REALTIME_SIDECAR_DASHBOARD_AUTH",
+            "ops:dash-pw-9a7b41e2",
+            "dash-pw-9a7b41e2",
+        ),
+        (
+            "REALTIME_SIDECAR_DASHBOARD_TOKEN",
+            "dash-token-b6c4e1f0",
+            "dash-token-b6c4e1f0",
+        ),
+    ];
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_realtime-sidecar"))
+        .arg("--help")
+        .envs(secrets.map(|(name, value, _)| (name, value)))
+        .output()
+        .expect("run realtime-sidecar --help");
+    assert!(out.status.success(), "--help failed: {out:?}");
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    for (name, _, secret) in secrets {
+        assert!(text.contains(name), "--help does not name {name}:\n{text}");
+        assert!(
+            !text.contains(secret),
+            "--help prints {name}'s value:\n{text}"
+        );
+    }
+}

@@ -57,8 +57,14 @@ pub struct Args {
     )]
     pub dashboard_token: Option<String>,
     /// Cluster mode: share one live view with every sidecar (and license-demo) on this Redis
-    /// with the same --cluster-name, e.g. `redis://127.0.0.1:6379`.
-    #[arg(long, env = "REALTIME_SIDECAR_REDIS", value_name = "URL")]
+    /// with the same --cluster-name, e.g. `redis://127.0.0.1:6379` (`redis://:PASSWORD@HOST:PORT`
+    /// with AUTH; prefer the environment variable for a URL with a password).
+    #[arg(
+        long,
+        env = "REALTIME_SIDECAR_REDIS",
+        value_name = "URL",
+        hide_env_values = true
+    )]
     pub redis: Option<String>,
     /// Cluster name (instances with the same Redis and name share a view).
     #[arg(
