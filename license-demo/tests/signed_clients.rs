@@ -383,8 +383,11 @@ async fn wrong_or_stale_signatures_are_refused_in_both_forms() {
         request.nonce = Some(bad.to_string());
         assert_refused(&request.send(url).await, 401, "nonce_invalid");
     }
-    // Stale or from the future, in both forms.
-    for off in [-301, 301] {
+    // Stale or from the future, in both forms. The window is ±300 s around the server's clock;
+    // `ts` was read earlier in this test, so the server may be a second or more past it: stay
+    // well outside the window on both sides (±301 accepted a "future" request when a second
+    // ticked in between).
+    for off in [-310, 310] {
         let stale = Signed::nonceless(SMALL, "eve", ts + off);
         assert_refused(&stale.send(url).await, 401, "signature_expired");
         let mut stale = Signed::with_nonce(SMALL, "eve", nonce);
