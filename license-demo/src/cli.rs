@@ -285,7 +285,8 @@ impl SecurityConfig {
                 })?)
             }
             (None, None) => None,
-        };
+        }
+        .map(|auth| auth.realm("license-demo dashboard"));
         let lease_ttl = match args.lease_ttl {
             Some(0) => {
                 return Err(ConfigError::Option(

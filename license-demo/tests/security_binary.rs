@@ -140,6 +140,11 @@ async fn a_fully_secured_server_from_the_command_line() {
     assert_eq!(status["borrowed"], 0);
     let dashboard = client.get(format!("{url}/realtime")).send().await.unwrap();
     assert_eq!(dashboard.status(), 401);
+    // The browser's login prompt names this server's dashboard.
+    assert_eq!(
+        dashboard.headers()["www-authenticate"],
+        r#"Basic realm="license-demo dashboard", charset="UTF-8""#
+    );
 
     let printed = server.kill();
     assert!(printed.contains("DEBUG"), "debug logs were on: {printed}");

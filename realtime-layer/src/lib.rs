@@ -54,6 +54,8 @@
 //!   `Realtime::builder().cluster(Cluster::redis(url).name("my-service"))`; every route then
 //!   serves the whole cluster (`?scope=local`, `?instance=ID` for one process). See
 //!   `docs/OPERATIONS.md` ("Cluster mode on Redis").
+//! - `dashboard-auth`: [`access::DashboardAuth`], HTTP Basic or bearer credentials for the
+//!   dashboard and `/metrics` routes as a tower-http layer (constant-time check, JSON 401).
 //! - `sidecar`: the `realtime-sidecar` binary and the [`ingest`] module: the same live view for
 //!   services in any language, fed by OTLP/HTTP logs or NDJSON over HTTP (`docs/SIDECAR.md`).
 //! - `usage`: the usage tier ([`usage`]): thirty days of per-minute usage in SQLite beside the
@@ -74,6 +76,9 @@ mod labels;
 mod names;
 mod status;
 
+#[cfg(feature = "dashboard-auth")]
+#[cfg_attr(docsrs, doc(cfg(feature = "dashboard-auth")))]
+pub mod access;
 mod buffer;
 
 mod core;

@@ -581,7 +581,16 @@ async fn status_push_expires_into_unknown_and_dashboard_auth() {
         .collect();
     assert_eq!(sidecar.post_ndjson(body, None).await.0, 200);
     // The dashboard needs its credentials; ingest does not.
-    assert_eq!(get_json(sidecar.at("/realtime/stats")).await.0, 401);
+    let refused = client()
+        .get(sidecar.at("/realtime/stats"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 401);
+    assert_eq!(
+        refused.headers()["www-authenticate"],
+        r#"Basic realm="realtime-sidecar dashboard", charset="UTF-8""#
+    );
     let stats = || async {
         let r = client()
             .get(sidecar.at("/realtime/stats?window=60"))

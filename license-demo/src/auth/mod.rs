@@ -5,15 +5,15 @@
 //! Everything here is configured once at start-up into a [`SecurityConfig`]; the pieces are
 //! composed into the router in one place, [`crate::server::build_app`].
 
-pub mod dashboard;
 pub mod guard;
 pub mod keys;
 pub mod replay;
 pub mod signature;
 
-pub use dashboard::DashboardAuth;
 pub use guard::RequestGuard;
 pub use keys::{ApiKeys, Tenant};
+/// Dashboard credentials: the library's [`realtime_layer::access::DashboardAuth`].
+pub use realtime_layer::access::DashboardAuth;
 pub use replay::RedisReplays;
 pub use signature::{
     new_nonce, sign, sign_with_nonce, NonceSigner, SignatureError, SignatureForm,

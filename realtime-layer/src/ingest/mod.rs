@@ -22,11 +22,10 @@
 //!
 //! Files: `lease.rs` (the vocabulary), `ndjson.rs`, `otlp.rs` and `otlp_json.rs` (decoding),
 //! `body.rs` (caps, gzip), `tokens.rs`, `rate.rs`, `apply.rs` (the queue), `status_push.rs`,
-//! `handlers.rs` (the routes), `dashboard_auth.rs` (credentials for the dashboard routes).
+//! `handlers.rs` (the routes). Credentials for the dashboard routes: [`crate::access`].
 
 mod apply;
 mod body;
-mod dashboard_auth;
 mod handlers;
 mod lease;
 mod ndjson;
@@ -36,7 +35,8 @@ mod rate;
 mod status_push;
 mod tokens;
 
-pub use dashboard_auth::DashboardAuth;
+/// Moved to [`crate::access`]; re-exported here for code written against the sidecar's first release.
+pub use crate::access::DashboardAuth;
 pub use lease::{EVENT_NAMES, MAX_NAME_BYTES};
 pub use ndjson::{LineError, MAX_LISTED_ERRORS};
 pub use rate::MIN_BURST;

@@ -18,7 +18,8 @@ use axum::routing::get;
 use axum::Router;
 use clap::Parser;
 use cli::Args;
-use realtime_layer::ingest::{DashboardAuth, IngestConfig, Tokens};
+use realtime_layer::access::DashboardAuth;
+use realtime_layer::ingest::{IngestConfig, Tokens};
 use realtime_layer::{ApiError, Cluster, Labels, Realtime, StreamConfig};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -75,7 +76,8 @@ async fn run(args: Args) -> Result<(), String> {
                 .ok_or("--dashboard-token must be non-empty printable ASCII without spaces")?,
         ),
         (None, None) => None,
-    };
+    }
+    .map(|auth| auth.realm("realtime-sidecar dashboard"));
     let mut ingest = IngestConfig::default();
     ingest.max_body_bytes = args.max_body_bytes;
     ingest.rate_limit = args.rate_limit;
