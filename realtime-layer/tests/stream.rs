@@ -429,6 +429,10 @@ async fn graceful_shutdown_completes_with_streams_open() {
         c.next_within(Duration::from_secs(2)).await;
         clients.push(c);
     }
+    // A hidden page's stream has no channel (keep-alives only): it watches the shutdown token
+    // itself, where visible streams learn of shutdown from their channel.
+    clients.push(SseClient::connect(server.addr, "?hidden=1", None).await);
+    wait_for(|| realtime.stream_clients() == 4, Duration::from_secs(3)).await;
     let start = Instant::now();
     realtime.shutdown();
     tokio::time::timeout(Duration::from_secs(3), server.task)

@@ -114,7 +114,10 @@ pub(super) struct Subscription {
     conn: Option<Connection>,
     /// The channel's frames; `None` for a hidden page's stream (`hidden=1`: keep-alives only).
     frames: Option<Frames>,
+    /// Watched only by hidden streams: visible ones learn of shutdown from their channel.
     shutdown: Pin<Box<WaitForCancellationFutureOwned>>,
+    /// The stream has ended (shutdown): `next` answers `None` from then on.
+    ended: bool,
     keep_alive: Duration,
     next_keep_alive: Pin<Box<Sleep>>,
 }
@@ -185,6 +188,7 @@ impl Subscription {
             conn,
             frames: None,
             shutdown: Box::pin(shutdown.cancelled_owned()),
+            ended: false,
             keep_alive,
             next_keep_alive: Box::pin(tokio::time::sleep(keep_alive)),
         };
@@ -206,39 +210,59 @@ impl Subscription {
             rx,
             last_seq,
         });
+        // A visible stream learns of shutdown from its channel, which the hub closes when it
+        // sees the token cancelled. This channel was in the hub before this check, so either the
+        // hub will close it, or the token is cancelled already and the stream ends after its
+        // snapshot.
+        if core.shutdown.is_cancelled() {
+            sub.ended = true;
+        }
         Ok((sub, snapshot))
     }
 
     /// The next frame (a delta, or a catch-up snapshot after skipped frames) or keep-alive;
     /// `None` on shutdown. Cancel-safe.
     pub(super) async fn next(&mut self) -> Option<Next> {
-        let frames = &mut self.frames;
-        let frame = async move {
-            match frames.as_mut() {
-                Some(frames) => frames.next().await,
-                // A hidden page's stream: nothing but keep-alives.
-                None => std::future::pending().await,
-            }
+        if self.ended {
+            return None;
+        }
+        // A visible stream waits on its channel, which also carries the end at shutdown (no
+        // token to poll on every frame); a hidden page's stream (keep-alives only) has no
+        // channel and watches the token itself.
+        let next = match self.frames.as_mut() {
+            Some(frames) => tokio::select! {
+                biased;
+                frame = frames.next() => frame.map(Next::Frame),
+                _ = self.next_keep_alive.as_mut() => Some(Next::KeepAlive),
+            },
+            None => tokio::select! {
+                biased;
+                _ = self.shutdown.as_mut() => None,
+                _ = self.next_keep_alive.as_mut() => Some(Next::KeepAlive),
+            },
         };
-        tokio::select! {
-            biased;
-            _ = self.shutdown.as_mut() => None,
-            frame = frame => frame.map(Next::Frame),
-            _ = self.next_keep_alive.as_mut() => {
+        match next {
+            Some(Next::KeepAlive) => {
                 let at = Instant::now() + self.keep_alive;
                 self.next_keep_alive.as_mut().reset(at);
-                Some(Next::KeepAlive)
             }
+            None => self.ended = true,
+            Some(Next::Frame(_)) => {}
         }
+        next
     }
 }
 
 impl Frames {
     /// The next frame: the channel's delta when this client saw the one before it, else a
-    /// catch-up snapshot (a slow reader skipped frames). `None` when the channel is gone.
+    /// catch-up snapshot (a slow reader skipped frames). `None` when the channel is gone or
+    /// closed (shutdown).
     async fn next(&mut self) -> Option<Bytes> {
         self.rx.changed().await.ok()?;
         let newest = self.rx.borrow_and_update().clone();
+        if newest.closing {
+            return None;
+        }
         if newest.prev_seq == self.last_seq {
             self.last_seq = newest.seq;
             Some(newest.delta.clone())

@@ -17,12 +17,14 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 /// One published frame: its sequence number, the previous frame's (to detect skipped frames) and
-/// the encoded delta message.
+/// the encoded delta message; or, once the instance shuts down, the end of the stream.
 #[derive(Debug)]
 pub(crate) struct Published {
     pub(crate) seq: u64,
     pub(crate) prev_seq: u64,
     pub(crate) delta: Bytes,
+    /// The last value of the channel: its streams end (published once, at shutdown).
+    pub(crate) closing: bool,
 }
 
 #[derive(Debug)]
@@ -72,6 +74,7 @@ impl Channel {
             seq: 0,
             prev_seq: 0,
             delta: Bytes::new(),
+            closing: false,
         }));
         let ch = Channel {
             scope,
@@ -105,6 +108,7 @@ impl Channel {
                 seq,
                 prev_seq: 0,
                 delta,
+                closing: false,
             }));
         }
         ch
@@ -211,6 +215,19 @@ impl Channel {
             seq,
             prev_seq,
             delta,
+            closing: false,
+        }));
+    }
+
+    /// Ends every stream of this channel (at shutdown). Streams learn it from the channel they
+    /// already wait on, so no stream has to poll the shutdown token on each of its frames.
+    pub(super) fn close(&self) {
+        let st = self.state.lock();
+        self.tx.send_replace(Arc::new(Published {
+            seq: st.seq,
+            prev_seq: st.seq,
+            delta: Bytes::new(),
+            closing: true,
         }));
     }
 

@@ -175,6 +175,13 @@ impl StreamHub {
         Ok(Subscribed { channel, rx, lease })
     }
 
+    /// Ends every channel's streams (at shutdown; see [`Channel::close`]).
+    fn close_all(&self) {
+        for ch in self.channels.lock().map.values() {
+            ch.close();
+        }
+    }
+
     /// Builds one frame for every channel and forgets channels nobody listened to for [`LINGER`].
     fn build_all(&self, core: &Core, now: Instant) {
         // Once per build, for every channel.
@@ -226,7 +233,7 @@ async fn run(weak: Weak<Core>, hub: Arc<StreamHub>) {
     let mut last_build = Instant::now();
     loop {
         let active = tokio::select! {
-            _ = shutdown.cancelled() => return,
+            _ = shutdown.cancelled() => return hub.close_all(),
             _ = activity.notified() => true,
             _ = tokio::time::sleep_until(last_build + config.tick) => false,
         };
@@ -235,7 +242,7 @@ async fn run(weak: Weak<Core>, hub: Arc<StreamHub>) {
             let coalesce = config.push_delay / 10;
             let at = (Instant::now() + coalesce).max(last_build + config.push_delay);
             tokio::select! {
-                _ = shutdown.cancelled() => return,
+                _ = shutdown.cancelled() => return hub.close_all(),
                 _ = tokio::time::sleep_until(at) => {}
             }
         }
