@@ -215,16 +215,7 @@ async fn metrics(url: &str) -> String {
 
 /// The sample of `metric` whose labels include every `name="value"` of `labels` (0 if none).
 fn sample(text: &str, metric: &str, labels: &[(&str, &str)]) -> f64 {
-    text.lines()
-        .filter(|l| l.starts_with(metric) && l[metric.len()..].starts_with([' ', '{']))
-        .find(|l| {
-            labels
-                .iter()
-                .all(|(k, v)| l.contains(&format!("{k}=\"{v}\"")))
-        })
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0)
+    test_support::http::metric_with(text, metric, labels).unwrap_or(0.0)
 }
 
 fn assert_refused(answer: &(u16, Value, bool), status: u16, code: &str) {

@@ -5,6 +5,7 @@ use realtime_layer::{Event, ManualClock, Pricing, Realtime, ResourceStatus};
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
+use test_support::http::metric_with as sample;
 
 mod common;
 use common::{get_json, metrics_text, serve_realtime};
@@ -150,19 +151,6 @@ async fn hold_times_time_at_capacity_and_cost_in_stats() {
     assert_eq!((&g["count"], &g["p50_seconds"]), (&json!(2), &json!(10.0)));
     assert_eq!(recent["cost"]["currencies"][0]["overage_in_window"], 100.0);
     realtime.shutdown();
-}
-
-/// The value of the sample of `metric` whose labels include every `labels` pair.
-fn sample(text: &str, metric: &str, labels: &[(&str, &str)]) -> Option<f64> {
-    text.lines()
-        .filter(|l| l.starts_with(metric) && l[metric.len()..].starts_with([' ', '{']))
-        .find(|l| {
-            labels
-                .iter()
-                .all(|(k, v)| l.contains(&format!("{k}=\"{v}\"")))
-        })
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
 }
 
 #[tokio::test]

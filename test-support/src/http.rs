@@ -58,8 +58,19 @@ pub async fn metrics_text(url: impl AsRef<str>) -> String {
 
 /// The value of the first sample of `metric` (any labels) in Prometheus `text`.
 pub fn metric_in(text: &str, metric: &str) -> Option<f64> {
+    metric_with(text, metric, &[])
+}
+
+/// The value of the first sample of `metric` in Prometheus `text` whose labels include every
+/// `name="value"` pair of `labels`.
+pub fn metric_with(text: &str, metric: &str, labels: &[(&str, &str)]) -> Option<f64> {
     text.lines()
-        .find(|l| l.starts_with(metric) && l[metric.len()..].starts_with([' ', '{']))
+        .filter(|l| l.starts_with(metric) && l[metric.len()..].starts_with([' ', '{']))
+        .find(|l| {
+            labels
+                .iter()
+                .all(|(k, v)| l.contains(&format!("{k}=\"{v}\"")))
+        })
         .and_then(|l| l.rsplit(' ').next())
         .and_then(|v| v.parse().ok())
 }

@@ -160,7 +160,18 @@ pub fn sign_with_nonce(
     nonce: &str,
     api_key: Option<&str>,
 ) -> String {
-    let mut mac = new_mac(secret);
+    mac_nonce_text(new_mac(secret), tool, user, timestamp, nonce, api_key)
+}
+
+/// `mac` (keyed with the vendor's secret) over the nonce form's signed text, as lowercase hex.
+fn mac_nonce_text(
+    mut mac: HmacSha256,
+    tool: &str,
+    user: &str,
+    timestamp: i64,
+    nonce: &str,
+    api_key: Option<&str>,
+) -> String {
     write_nonce_text(tool, user, &timestamp.to_string(), nonce, api_key, |p| {
         mac.update(p)
     });
@@ -299,11 +310,7 @@ impl NonceSigner {
         nonce: &str,
         api_key: Option<&str>,
     ) -> String {
-        let mut mac = self.keyed.clone();
-        write_nonce_text(tool, user, &timestamp.to_string(), nonce, api_key, |p| {
-            mac.update(p)
-        });
-        hex(&mac.finalize().into_bytes())
+        mac_nonce_text(self.keyed.clone(), tool, user, timestamp, nonce, api_key)
     }
 }
 
