@@ -94,7 +94,6 @@ pub async fn strict_query(request: Request, next: Next) -> Response {
     next.run(request).await
 }
 
-/// `window`: integer seconds in `1..=retention`, `default` when absent.
 /// A window length: integer seconds (`3600`) or a number with a unit, `s`, `m`, `h` or `d`
 /// (`90s`, `15m`, `6h`, `24h`, `7d`, `30d`). `None` when it is neither.
 pub(crate) fn parse_window(raw: &str) -> Option<u64> {
