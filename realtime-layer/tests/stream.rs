@@ -467,6 +467,36 @@ async fn keep_alive_comments_are_sent() {
     realtime.shutdown();
 }
 
+/// The keep-alive timer is polled only once it fired (frames wake the stream far more often):
+/// keep-alives still come on time between frames that arrive every tick.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keep_alives_come_on_time_while_frames_flow() {
+    let realtime = Realtime::builder()
+        .stream_config(realtime_layer::StreamConfig {
+            keep_alive: Duration::from_millis(200),
+            tick: Duration::from_millis(50),
+            ..Default::default()
+        })
+        .build()
+        .unwrap();
+    let server = serve(&realtime).await;
+    let mut sse = SseClient::connect(server.addr, "", None).await;
+    let start = std::time::Instant::now();
+    let mut frames = 0;
+    while start.elapsed() < Duration::from_millis(1_300) {
+        sse.next_within(Duration::from_secs(2)).await;
+        frames += 1;
+    }
+    assert!(frames >= 10, "frames every tick: {frames}");
+    // 1.3 s at one per 200 ms: 6, less a little for a busy machine.
+    assert!(
+        sse.comments >= 4,
+        "keep-alive comments between frames: {}",
+        sse.comments
+    );
+    realtime.shutdown();
+}
+
 /// A page in a hidden tab (`hidden=1`): keep-alives only, whatever is recorded; it counts as an
 /// open stream; a normal reconnect with its last id gets the catch-up snapshot of what it missed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

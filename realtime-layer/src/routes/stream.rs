@@ -12,18 +12,20 @@ use super::RouteState;
 use crate::core::Core;
 use crate::error::ApiError;
 use crate::serve::Connection;
-use crate::stream::{Channel, FilterLease, Published, Subscribed, KEEP_ALIVE, RETRY_MS};
+use crate::stream::{Channel, FanoutRx, FilterLease, Published, Subscribed, KEEP_ALIVE, RETRY_MS};
 use axum::body::{Body, Bytes};
 use axum::extract::{ConnectInfo, State};
 use axum::http::{header, Extensions, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use std::collections::VecDeque;
 use std::convert::Infallible;
+use std::future::Future as _;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::task::{ready, Context, Poll, Waker};
 use std::time::Duration;
-use tokio::sync::watch;
 use tokio::time::{Instant, Sleep};
 use tokio_util::sync::WaitForCancellationFutureOwned;
 
@@ -118,15 +120,56 @@ pub(super) struct Subscription {
     shutdown: Pin<Box<WaitForCancellationFutureOwned>>,
     /// The stream has ended (shutdown): `next` answers `None` from then on.
     ended: bool,
-    keep_alive: Duration,
-    next_keep_alive: Pin<Box<Sleep>>,
+    keep_alive: KeepAlive,
 }
 
 /// What a visible client follows: its channel, a receiver of its frames, the last one sent.
 struct Frames {
     channel: Arc<Channel>,
-    rx: watch::Receiver<Arc<Published>>,
+    rx: FanoutRx<Arc<Published>>,
     last_seq: u64,
+}
+
+/// The keep-alive timer of one stream. Its `Sleep` is polled only when it has fired (or the
+/// task polling it changed): the stream is woken for every frame, and re-polling an armed
+/// timer each time would cost more than the frame's own delivery.
+struct KeepAlive {
+    every: Duration,
+    sleep: Pin<Box<Sleep>>,
+    /// The waker the armed `sleep` was last polled with.
+    armed_for: Option<Waker>,
+}
+
+impl KeepAlive {
+    fn new(every: Duration) -> Self {
+        KeepAlive {
+            every,
+            sleep: Box::pin(tokio::time::sleep(every)),
+            armed_for: None,
+        }
+    }
+
+    /// Ready once `every` has passed since the last keep-alive (then re-armed).
+    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let armed = self
+            .armed_for
+            .as_ref()
+            .is_some_and(|w| w.will_wake(cx.waker()));
+        if armed && !self.sleep.is_elapsed() {
+            return Poll::Pending;
+        }
+        match self.sleep.as_mut().poll(cx) {
+            Poll::Ready(()) => {
+                self.sleep.as_mut().reset(Instant::now() + self.every);
+                self.armed_for = None;
+                Poll::Ready(())
+            }
+            Poll::Pending => {
+                self.armed_for = Some(cx.waker().clone());
+                Poll::Pending
+            }
+        }
+    }
 }
 
 /// `hidden`: `1`/`true` for a page in a hidden tab, which gets keep-alives only (no channel, no
@@ -181,7 +224,6 @@ impl Subscription {
                 tracing::debug!(error = %e, "cannot lower the stream's send buffer");
             }
         }
-        let keep_alive = core.stream_config.keep_alive;
         let mut sub = Subscription {
             guard,
             _lease: None,
@@ -189,8 +231,7 @@ impl Subscription {
             frames: None,
             shutdown: Box::pin(shutdown.cancelled_owned()),
             ended: false,
-            keep_alive,
-            next_keep_alive: Box::pin(tokio::time::sleep(keep_alive)),
+            keep_alive: KeepAlive::new(core.stream_config.keep_alive),
         };
         if hidden {
             return Ok((sub, Bytes::new()));
@@ -223,53 +264,50 @@ impl Subscription {
     /// The next frame (a delta, or a catch-up snapshot after skipped frames) or keep-alive;
     /// `None` on shutdown. Cancel-safe.
     pub(super) async fn next(&mut self) -> Option<Next> {
+        std::future::poll_fn(|cx| self.poll_next(cx)).await
+    }
+
+    /// [`next`](Self::next) as a poll: a frame first, then a due keep-alive.
+    fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Next>> {
         if self.ended {
-            return None;
+            return Poll::Ready(None);
         }
         // A visible stream waits on its channel, which also carries the end at shutdown (no
         // token to poll on every frame); a hidden page's stream (keep-alives only) has no
         // channel and watches the token itself.
-        let next = match self.frames.as_mut() {
-            Some(frames) => tokio::select! {
-                biased;
-                frame = frames.next() => frame.map(Next::Frame),
-                _ = self.next_keep_alive.as_mut() => Some(Next::KeepAlive),
+        let ended = match self.frames.as_mut() {
+            Some(frames) => match frames.poll_next(cx) {
+                Poll::Ready(Some(bytes)) => return Poll::Ready(Some(Next::Frame(bytes))),
+                Poll::Ready(None) => true,
+                Poll::Pending => false,
             },
-            None => tokio::select! {
-                biased;
-                _ = self.shutdown.as_mut() => None,
-                _ = self.next_keep_alive.as_mut() => Some(Next::KeepAlive),
-            },
+            None => self.shutdown.as_mut().poll(cx).is_ready(),
         };
-        match next {
-            Some(Next::KeepAlive) => {
-                let at = Instant::now() + self.keep_alive;
-                self.next_keep_alive.as_mut().reset(at);
-            }
-            None => self.ended = true,
-            Some(Next::Frame(_)) => {}
+        if ended {
+            self.ended = true;
+            return Poll::Ready(None);
         }
-        next
+        ready!(self.keep_alive.poll(cx));
+        Poll::Ready(Some(Next::KeepAlive))
     }
 }
 
 impl Frames {
     /// The next frame: the channel's delta when this client saw the one before it, else a
-    /// catch-up snapshot (a slow reader skipped frames). `None` when the channel is gone or
-    /// closed (shutdown).
-    async fn next(&mut self) -> Option<Bytes> {
-        self.rx.changed().await.ok()?;
-        let newest = self.rx.borrow_and_update().clone();
+    /// catch-up snapshot (a slow reader skipped frames). `None` when the channel closed
+    /// (shutdown).
+    fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
+        let newest = ready!(self.rx.poll_changed(cx));
         if newest.closing {
-            return None;
+            return Poll::Ready(None);
         }
         if newest.prev_seq == self.last_seq {
             self.last_seq = newest.seq;
-            Some(newest.delta.clone())
+            Poll::Ready(Some(newest.delta.clone()))
         } else {
             let (seq, bytes) = self.channel.catch_up(Some(self.last_seq), &mut self.rx);
             self.last_seq = seq;
-            Some(bytes)
+            Poll::Ready(Some(bytes))
         }
     }
 }
@@ -285,23 +323,36 @@ impl Drop for Subscription {
     }
 }
 
-/// One SSE connection: the `retry:` line and the snapshot, then what the subscription yields.
-struct Client {
+/// One SSE response body: the `retry:` line and the snapshot, then what the subscription yields,
+/// polled directly by the server (no stream adapter or future per frame in between).
+struct SseBody {
     sub: Subscription,
     /// Messages to send before waiting (the `retry:` line and the first snapshot).
-    queued: Vec<Bytes>,
+    queued: VecDeque<Bytes>,
 }
 
-impl Client {
-    /// The next message, or `None` when the stream ends (shutdown).
-    async fn next(&mut self) -> Option<Bytes> {
-        if !self.queued.is_empty() {
-            return Some(self.queued.remove(0));
+impl http_body::Body for SseBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, Infallible>>> {
+        let this = self.get_mut();
+        if let Some(bytes) = this.queued.pop_front() {
+            return Poll::Ready(Some(Ok(http_body::Frame::data(bytes))));
         }
-        match self.sub.next().await? {
-            Next::Frame(bytes) => Some(bytes),
-            Next::KeepAlive => Some(Bytes::from_static(KEEP_ALIVE)),
-        }
+        let bytes = match ready!(this.sub.poll_next(cx)) {
+            Some(Next::Frame(bytes)) => bytes,
+            Some(Next::KeepAlive) => Bytes::from_static(KEEP_ALIVE),
+            None => return Poll::Ready(None),
+        };
+        Poll::Ready(Some(Ok(http_body::Frame::data(bytes))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        false
     }
 }
 
@@ -316,7 +367,7 @@ pub(crate) async fn stream(
         Ok(s) => s,
         Err(response) => return *response,
     };
-    let client = Client {
+    let body = SseBody {
         sub,
         // A hidden page's stream has no snapshot: only the `retry:` line, then keep-alives.
         queued: [Bytes::from(format!("retry: {RETRY_MS}\n")), snapshot]
@@ -324,11 +375,7 @@ pub(crate) async fn stream(
             .filter(|b| !b.is_empty())
             .collect(),
     };
-    let body = futures_util::stream::unfold(client, |mut client| async move {
-        let bytes = client.next().await?;
-        Some((Ok::<_, Infallible>(bytes), client))
-    });
-    let mut response = Body::from_stream(body).into_response();
+    let mut response = Body::new(body).into_response();
     let h = response.headers_mut();
     h.insert(
         header::CONTENT_TYPE,

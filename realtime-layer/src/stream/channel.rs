@@ -3,6 +3,7 @@
 
 use super::compute::{compute, newest_events, Sent};
 use super::delta::{self, Fields, Resources};
+use super::fanout::{Fanout, FanoutRx};
 use super::frame::{frame_json, FrameKind, ResourceChange};
 use super::limits::{HISTORY_FRAMES, MAX_FRAME_EVENTS, SNAPSHOT_EVENTS};
 use crate::buffer::{Cursor, EventFilter, EventRecord};
@@ -13,7 +14,6 @@ use parking_lot::Mutex;
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::watch;
 use tokio::time::Instant;
 
 /// One published frame: its sequence number, the previous frame's (to detect skipped frames) and
@@ -59,7 +59,7 @@ pub(super) struct ChannelState {
 pub(crate) struct Channel {
     pub(super) scope: Scope,
     pub(super) filter: EventFilter,
-    pub(super) tx: watch::Sender<Arc<Published>>,
+    pub(super) frames: Arc<Fanout<Arc<Published>>>,
     pub(super) state: Mutex<ChannelState>,
 }
 
@@ -70,16 +70,16 @@ impl Channel {
         let source = scope.source(core);
         let (events, cursor) = newest_events(core, &scope, &filter);
         let now = Instant::now();
-        let (tx, _) = watch::channel(Arc::new(Published {
+        let frames = Arc::new(Fanout::new(Arc::new(Published {
             seq: 0,
             prev_seq: 0,
             delta: Bytes::new(),
             closing: false,
-        }));
+        })));
         let ch = Channel {
             scope,
             filter,
-            tx,
+            frames,
             state: Mutex::new(ChannelState {
                 instance: core.instance_id.clone(),
                 source,
@@ -104,7 +104,7 @@ impl Channel {
                 omitted: 0,
             });
             let delta = st.encode(FrameKind::Delta, Fields::all(&[], 0));
-            ch.tx.send_replace(Arc::new(Published {
+            ch.frames.publish(Arc::new(Published {
                 seq,
                 prev_seq: 0,
                 delta,
@@ -115,8 +115,8 @@ impl Channel {
     }
 
     /// A receiver of this channel's frames.
-    pub(crate) fn subscribe(&self) -> watch::Receiver<Arc<Published>> {
-        self.tx.subscribe()
+    pub(crate) fn subscribe(&self) -> FanoutRx<Arc<Published>> {
+        self.frames.subscribe()
     }
 
     /// Builds and publishes the next frame.
@@ -211,7 +211,7 @@ impl Channel {
             omitted,
         });
         st.snapshot = None;
-        self.tx.send_replace(Arc::new(Published {
+        self.frames.publish(Arc::new(Published {
             seq,
             prev_seq,
             delta,
@@ -223,7 +223,7 @@ impl Channel {
     /// already wait on, so no stream has to poll the shutdown token on each of its frames.
     pub(super) fn close(&self) {
         let st = self.state.lock();
-        self.tx.send_replace(Arc::new(Published {
+        self.frames.publish(Arc::new(Published {
             seq: st.seq,
             prev_seq: st.seq,
             delta: Bytes::new(),
@@ -238,11 +238,11 @@ impl Channel {
     pub(crate) fn catch_up(
         &self,
         last_seen: Option<u64>,
-        rx: &mut watch::Receiver<Arc<Published>>,
+        rx: &mut FanoutRx<Arc<Published>>,
     ) -> (u64, Bytes) {
         let mut st = self.state.lock();
         // Frames are published under the state lock: the newest one is frame `st.seq`.
-        rx.borrow_and_update();
+        rx.mark_seen();
         let seq = st.seq;
         let pos = last_seen.and_then(|id| st.history.iter().position(|h| h.seq == id));
         if let Some(pos) = pos {

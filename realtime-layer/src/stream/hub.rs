@@ -3,6 +3,7 @@
 //! activity.
 
 use super::channel::{Channel, Published};
+use super::fanout::FanoutRx;
 use super::limits::{LINGER, MAX_FILTERS, MAX_FILTERS_PER_CLIENT};
 use crate::buffer::EventFilter;
 use crate::core::Core;
@@ -14,7 +15,6 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
-use tokio::sync::watch;
 use tokio::time::Instant;
 
 /// The live stream of one instance: its hub, started (with its task) on the first subscription.
@@ -73,7 +73,7 @@ impl Drop for FilterLease {
 /// counts it against its client's share of filters.
 pub(crate) struct Subscribed {
     pub(crate) channel: Arc<Channel>,
-    pub(crate) rx: watch::Receiver<Arc<Published>>,
+    pub(crate) rx: FanoutRx<Arc<Published>>,
     pub(crate) lease: Option<FilterLease>,
 }
 
@@ -134,7 +134,7 @@ impl StreamHub {
                         let idle = channels
                             .map
                             .iter()
-                            .find(|(k, ch)| !is_unfiltered(k) && ch.tx.receiver_count() == 0)
+                            .find(|(k, ch)| !is_unfiltered(k) && ch.frames.reader_count() == 0)
                             .map(|(k, _)| k.clone());
                         match idle {
                             Some(k) => {
@@ -190,7 +190,7 @@ impl StreamHub {
             let mut channels = self.channels.lock();
             channels.map.retain(|_, ch| {
                 let mut st = ch.state.lock();
-                if ch.tx.receiver_count() > 0 {
+                if ch.frames.reader_count() > 0 {
                     st.idle_since = None;
                     true
                 } else {
