@@ -4,7 +4,7 @@
 //! The header and idle timeouts are decided here rather than by hyper, whose header timer also
 //! runs while a keep-alive connection waits for its next request (one setting for two limits).
 //! The connection is in one of three phases, tracked with atomics shared by the socket wrapper
-//! ([`Io`]), the service ([`ConnService`]) and the connection task ([`ConnState::expired`]):
+//! ([`Io`]), the service ([`ConnService`]) and the connection task ([`super::task::ConnTask`]):
 //! - waiting for a first request, or reading a request's headers: the header deadline runs from
 //!   the connection's start or the request's first byte;
 //! - serving requests (`in_flight > 0`): no deadline here (the body and write timeouts apply);
@@ -14,6 +14,7 @@ use super::body::{DeadlineBody, InFlightBody};
 use super::ServeConfig;
 use axum::extract::ConnectInfo;
 use axum::Router;
+use futures_util::task::AtomicWaker;
 use hyper::body::Incoming;
 use std::future::Future;
 use std::io;
@@ -21,10 +22,10 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
-use tokio::sync::{Notify, OwnedSemaphorePermit};
+use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::{Instant, Sleep};
 use tower::ServiceExt as _;
 
@@ -50,8 +51,10 @@ pub(super) struct ConnState {
     /// owner ([`Io`]) applies it before its next write. No descriptor number is kept anywhere,
     /// so a closed (and reused) descriptor can never be touched.
     send_buffer_wanted: AtomicBool,
-    /// Wakes [`ConnState::expired`] when the phase changes.
-    changed: Notify,
+    /// Counts phase changes: the connection task recomputes its deadline when it moved.
+    phase: AtomicU64,
+    /// The connection task, woken when the phase changes.
+    task: AtomicWaker,
 }
 
 impl ConnState {
@@ -66,7 +69,8 @@ impl ConnState {
             idle_since_ms: AtomicU64::new(0),
             write_timed_out: AtomicBool::new(false),
             send_buffer_wanted: AtomicBool::new(false),
-            changed: Notify::new(),
+            phase: AtomicU64::new(0),
+            task: AtomicWaker::new(),
         }
     }
 
@@ -79,7 +83,7 @@ impl ConnState {
     }
 
     /// When the connection must be closed if nothing changes; `None` while serving.
-    fn deadline(&self) -> Option<Instant> {
+    pub(super) fn deadline(&self) -> Option<Instant> {
         if self.in_flight.load(Ordering::Acquire) > 0 {
             return None;
         }
@@ -94,22 +98,20 @@ impl ConnState {
         Some(self.at(idle) + self.config.idle_timeout)
     }
 
-    /// Completes when the header or idle deadline of the current phase passes.
-    pub(super) async fn expired(&self) {
-        loop {
-            // A change signalled between reading the deadline and waiting is kept as a permit.
-            let changed = self.changed.notified();
-            match self.deadline() {
-                None => changed.await,
-                Some(at) if at <= Instant::now() => return,
-                Some(at) => {
-                    tokio::select! {
-                        _ = changed => {}
-                        _ = tokio::time::sleep_until(at) => {}
-                    }
-                }
-            }
-        }
+    /// The count of phase changes so far (see [`ConnState::deadline`]).
+    pub(super) fn phase(&self) -> u64 {
+        self.phase.load(Ordering::Acquire)
+    }
+
+    /// The connection task to wake when the phase changes.
+    pub(super) fn register_task(&self, waker: &Waker) {
+        self.task.register(waker);
+    }
+
+    /// The phase changed: the connection task computes its deadline again.
+    fn changed(&self) {
+        self.phase.fetch_add(1, Ordering::AcqRel);
+        self.task.wake();
     }
 
     /// Bytes arrived: between requests, they start the next request's header deadline.
@@ -118,7 +120,7 @@ impl ConnState {
             && self.head_started_ms.load(Ordering::Acquire) == NONE
         {
             self.head_started_ms.store(self.now_ms(), Ordering::Release);
-            self.changed.notify_one();
+            self.changed();
         }
     }
 
@@ -127,14 +129,14 @@ impl ConnState {
         self.in_flight.fetch_add(1, Ordering::AcqRel);
         self.served.fetch_add(1, Ordering::AcqRel);
         self.head_started_ms.store(NONE, Ordering::Release);
-        self.changed.notify_one();
+        self.changed();
     }
 
     /// A response body finished (or was dropped).
     pub(super) fn request_finished(&self) {
         self.idle_since_ms.store(self.now_ms(), Ordering::Release);
         self.in_flight.fetch_sub(1, Ordering::AcqRel);
-        self.changed.notify_one();
+        self.changed();
     }
 }
 

@@ -48,6 +48,7 @@ mod body;
 mod conn;
 mod limits;
 mod proxies;
+mod task;
 
 pub use conn::Connection;
 pub use limits::{nofile_limit, raise_nofile_limit, NofileLimit};
@@ -57,7 +58,6 @@ use axum::Router;
 use conn::{ConnService, ConnState, Io};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use std::future::Future;
 use std::io;
 use std::sync::Arc;
@@ -65,6 +65,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
 
 /// Descriptors kept free besides connections by default (database, log files, DNS, ...).
 pub const DEFAULT_RESERVED_DESCRIPTORS: u64 = 128;
@@ -157,7 +158,8 @@ where
     );
     let config = Arc::new(config);
     let slots = Arc::new(Semaphore::new(cap));
-    let graceful = GracefulShutdown::new();
+    // Cancelled when accepting stops: every connection then finishes gracefully.
+    let graceful = CancellationToken::new();
     let mut builder = auto::Builder::new(TokioExecutor::new());
     // Header and idle timeouts are enforced per connection by `ConnState` (hyper's own header
     // timer also runs between keep-alive requests, which would make both one setting).
@@ -204,32 +206,25 @@ where
         let conn = builder
             .serve_connection_with_upgrades(io, service)
             .into_owned();
-        let conn = graceful.watch(conn);
-        tasks.spawn(async move {
-            tokio::select! {
-                result = conn => {
-                    if let Err(e) = result {
-                        tracing::debug!(error = %e, %peer, "connection ended with an error");
-                    }
-                }
-                _ = state.expired() => {
-                    tracing::debug!(%peer, "connection closed by a header, body or idle timeout");
-                }
-            }
-        });
+        tasks.spawn(task::ConnTask::new(conn, state, peer, graceful.clone()));
     }
     drop(listener);
-    let open = graceful.count();
-    tracing::info!(open, "stopped accepting; finishing in-flight requests");
-    tokio::select! {
-        _ = graceful.shutdown() => {}
-        _ = tokio::time::sleep(config.shutdown_deadline) => {
-            tracing::warn!(
-                open = tasks.len(),
-                deadline = ?config.shutdown_deadline,
-                "shutdown deadline reached: cutting the remaining connections"
-            );
-        }
+    while tasks.try_join_next().is_some() {}
+    tracing::info!(
+        open = tasks.len(),
+        "stopped accepting; finishing in-flight requests"
+    );
+    graceful.cancel();
+    let drained = tokio::time::timeout(config.shutdown_deadline, async {
+        while tasks.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!(
+            open = tasks.len(),
+            deadline = ?config.shutdown_deadline,
+            "shutdown deadline reached: cutting the remaining connections"
+        );
     }
     tasks.abort_all();
     while tasks.join_next().await.is_some() {}
