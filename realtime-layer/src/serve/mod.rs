@@ -163,7 +163,11 @@ where
     let mut builder = auto::Builder::new(TokioExecutor::new());
     // Header and idle timeouts are enforced per connection by `ConnState` (hyper's own header
     // timer also runs between keep-alive requests, which would make both one setting).
-    builder.http1().header_read_timeout(None);
+    // One copy of each body chunk into hyper's buffer and one `write`, rather than a queue of
+    // three buffers (chunk size, data, CRLF) gathered into a `writev`: a live stream's frames
+    // are a few hundred bytes, and the queue cost more per frame than the copy (-280
+    // instructions per stream frame under callgrind).
+    builder.http1().header_read_timeout(None).writev(false);
     let mut tasks = JoinSet::new();
     let mut backoff_logged = false;
     tokio::pin!(shutdown);
