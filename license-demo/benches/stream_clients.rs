@@ -33,6 +33,10 @@
 //! `--push-delay-ms`, default `100`, one server each: the CPU / latency trade-off). The server
 //! runs with `--max-streams 100000`.
 //!
+//! After the table, the kernel floor (`STREAM_FLOOR=0` skips it): the same writes at the
+//! same rate and size, by a bare writer (see `stream_clients/floor.rs`), read by the same
+//! clients; its system time is what the kernel charges any writer for them on loopback.
+//!
 //! Under `cargo test --benches` (or with `--test` instead of `--bench`) it runs a smoke version:
 //! N = 5, a 2 s window.
 //!
@@ -45,6 +49,8 @@ mod children;
 mod client;
 #[path = "stream_clients/cpu.rs"]
 mod cpu;
+#[path = "stream_clients/floor.rs"]
+mod floor;
 #[path = "stream_clients/report.rs"]
 mod report;
 
@@ -122,7 +128,10 @@ impl Settings {
 /// Where the server and load generator run.
 struct Target {
     addr: SocketAddr,
-    metrics_url: String,
+    /// The server's `/metrics` (`None` for the bare writer of the kernel floor).
+    metrics_url: Option<String>,
+    /// Clients whose frames are parsed for push latency (0 for the bare writer).
+    latency_clients: usize,
     server_pid: u32,
     load_pid: u32,
     http: reqwest::Client,
@@ -171,7 +180,7 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 async fn open_streams(target: &Target) -> Option<f64> {
     let text = target
         .http
-        .get(&target.metrics_url)
+        .get(target.metrics_url.as_ref()?)
         .send()
         .await
         .ok()?
@@ -197,7 +206,7 @@ async fn round(target: &Target, n: usize, settings: &Settings) -> Row {
             let client = Client {
                 addr: target.addr,
                 stats: stats.clone(),
-                parse: i < LATENCY_CLIENTS,
+                parse: i < target.latency_clients,
                 measuring: measuring.clone(),
             };
             clients.push((stats, tokio::spawn(client.run())));
@@ -305,6 +314,7 @@ async fn round(target: &Target, n: usize, settings: &Settings) -> Row {
 }
 
 fn main() {
+    floor::run_if_asked();
     let settings = Settings::from_args_and_env();
     if settings.smoke {
         println!("(smoke run: 5 clients, 2 s; use `cargo bench` for the real numbers)");
@@ -348,7 +358,8 @@ fn main() {
         );
         let target = Target {
             addr,
-            metrics_url: format!("{url}/metrics"),
+            metrics_url: Some(format!("{url}/metrics")),
+            latency_clients: LATENCY_CLIENTS,
             server_pid,
             load_pid,
             http: reqwest::Client::new(),
@@ -366,4 +377,47 @@ fn main() {
         }
     }
     report::print_table(&rows);
+    if !settings.smoke && std::env::var("STREAM_FLOOR").map_or(true, |v| v != "0") {
+        kernel_floor(&runtime, &rows, &settings);
+    }
+}
+
+/// Measures the bare writer (see `floor`) at the frame rate and size of the largest round of
+/// the first push delay, and prints it under the table.
+fn kernel_floor(runtime: &tokio::runtime::Runtime, rows: &[Row], settings: &Settings) {
+    let Some(like) = rows
+        .iter()
+        .filter(|r| r.push_delay_ms == rows[0].push_delay_ms && r.frames_per_sec > 0.0)
+        .max_by_key(|r| r.clients)
+    else {
+        return;
+    };
+    let interval = Duration::from_secs_f64(1.0 / like.frames_per_sec);
+    let frame_bytes = (like.bytes_per_sec.0 / like.frames_per_sec).round() as usize;
+    let writer = floor::start(like.clients, interval, frame_bytes);
+    let pid = writer.child.id();
+    let target = Target {
+        addr: writer.addr,
+        metrics_url: None,
+        latency_clients: 0,
+        server_pid: pid,
+        load_pid: pid,
+        http: reqwest::Client::new(),
+    };
+    eprintln!("kernel floor, N = {}:", like.clients);
+    let row = runtime.block_on(round(&target, like.clients, settings));
+    drop(writer);
+    println!(
+        "\nKernel floor (the same writes by a bare one-thread writer: no HTTP library, no async \
+         runtime; {} sockets, {:.1} frames/s each, {frame_bytes} B per frame; the server's row \
+         above: push delay {} ms): **{:.1} % of a core ({:.1} user + {:.1} system)**, {:.0} B/s \
+         per client.",
+        like.clients,
+        row.frames_per_sec,
+        like.push_delay_ms,
+        row.server_cpu,
+        row.server_cpu - row.server_system_cpu,
+        row.server_system_cpu,
+        row.bytes_per_sec.0,
+    );
 }
