@@ -28,7 +28,8 @@
 //! be in production where the dashboards run in browsers elsewhere. All three still share this
 //! machine's cores, so the wall-clock latency includes some scheduling noise.
 //!
-//! Knobs: `STREAM_CLIENTS` (comma list of N, default `100,1000`), `STREAM_BENCH_SECS` (measuring
+//! Knobs: `STREAM_CLIENTS` (comma list of N, default `0,100,1000`; 0 measures the server
+//! under the load alone, and the streams' own cost is printed as the difference), `STREAM_BENCH_SECS` (measuring
 //! window per N, default 20), `STREAM_PUSH_DELAYS` (comma list of the server's
 //! `--push-delay-ms`, default `100`, one server each: the CPU / latency trade-off). The server
 //! runs with `--max-streams 100000`.
@@ -93,7 +94,7 @@ impl Settings {
             };
         }
         let sizes = std::env::var("STREAM_CLIENTS")
-            .unwrap_or_else(|_| "100,1000".into())
+            .unwrap_or_else(|_| "0,100,1000".into())
             .split(',')
             .map(|n| {
                 n.trim()

@@ -37,6 +37,20 @@ pub(crate) fn print_table(rows: &[Row]) {
         } else {
             "-"
         };
+        if r.clients == 0 {
+            // The load alone: what the streams' rows are compared with.
+            println!(
+                "| {} ms | 0 (the load alone) | {:.1} % ({:.1} + {:.1}) | - | - | - | - | - | {:.1} % \
+                 | {:.1} % |",
+                r.push_delay_ms,
+                r.server_cpu,
+                r.server_cpu - r.server_system_cpu,
+                r.server_system_cpu,
+                r.bench_cpu,
+                r.load_cpu,
+            );
+            continue;
+        }
         let (mean, min, max) = r.bytes_per_sec;
         let latency = match r.latency {
             Some((p50, p99, top, count)) => format!(
@@ -59,6 +73,25 @@ pub(crate) fn print_table(rows: &[Row]) {
             r.failed,
             r.bench_cpu,
             r.load_cpu,
+        );
+    }
+    println!();
+    for r in rows.iter().filter(|r| r.clients > 0) {
+        let Some(alone) = rows
+            .iter()
+            .find(|a| a.clients == 0 && a.push_delay_ms == r.push_delay_ms)
+        else {
+            continue;
+        };
+        let user = |x: &Row| x.server_cpu - x.server_system_cpu;
+        println!(
+            "push delay {} ms, N = {}: the streams' own cost (minus the load alone): {:.1} % of a \
+             core ({:.1} user + {:.1} system)",
+            r.push_delay_ms,
+            r.clients,
+            r.server_cpu - alone.server_cpu,
+            user(r) - user(alone),
+            r.server_system_cpu - alone.server_system_cpu,
         );
     }
     println!();
