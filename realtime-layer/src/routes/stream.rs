@@ -11,7 +11,7 @@ use super::params::{self, Params, QueryMap};
 use super::RouteState;
 use crate::core::Core;
 use crate::error::ApiError;
-use crate::serve::Connection;
+use crate::serve::{Connection, LazySleep};
 use crate::stream::{Channel, FanoutRx, FilterLease, Published, Subscribed, KEEP_ALIVE, RETRY_MS};
 use axum::body::{Body, Bytes};
 use axum::extract::{ConnectInfo, State};
@@ -24,9 +24,9 @@ use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::task::{ready, Context, Poll, Waker};
+use std::task::{ready, Context, Poll};
 use std::time::Duration;
-use tokio::time::{Instant, Sleep};
+use tokio::time::Instant;
 use tokio_util::sync::WaitForCancellationFutureOwned;
 
 /// Counts one open stream in `stream_clients` (the `realtime.stream.clients` gauge) while alive.
@@ -130,45 +130,25 @@ struct Frames {
     last_seq: u64,
 }
 
-/// The keep-alive timer of one stream. Its `Sleep` is polled only when it has fired (or the
-/// task polling it changed): the stream is woken for every frame, and re-polling an armed
-/// timer each time would cost more than the frame's own delivery.
+/// The keep-alive timer of one stream (lazily polled: the stream is woken for every frame).
 struct KeepAlive {
     every: Duration,
-    sleep: Pin<Box<Sleep>>,
-    /// The waker the armed `sleep` was last polled with.
-    armed_for: Option<Waker>,
+    sleep: LazySleep,
 }
 
 impl KeepAlive {
     fn new(every: Duration) -> Self {
         KeepAlive {
             every,
-            sleep: Box::pin(tokio::time::sleep(every)),
-            armed_for: None,
+            sleep: LazySleep::until(Instant::now() + every),
         }
     }
 
     /// Ready once `every` has passed since the last keep-alive (then re-armed).
     fn poll(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        let armed = self
-            .armed_for
-            .as_ref()
-            .is_some_and(|w| w.will_wake(cx.waker()));
-        if armed && !self.sleep.is_elapsed() {
-            return Poll::Pending;
-        }
-        match self.sleep.as_mut().poll(cx) {
-            Poll::Ready(()) => {
-                self.sleep.as_mut().reset(Instant::now() + self.every);
-                self.armed_for = None;
-                Poll::Ready(())
-            }
-            Poll::Pending => {
-                self.armed_for = Some(cx.waker().clone());
-                Poll::Pending
-            }
-        }
+        ready!(self.sleep.poll(cx));
+        self.sleep.reset(Instant::now() + self.every);
+        Poll::Ready(())
     }
 }
 
@@ -349,10 +329,6 @@ impl http_body::Body for SseBody {
             None => return Poll::Ready(None),
         };
         Poll::Ready(Some(Ok(http_body::Frame::data(bytes))))
-    }
-
-    fn is_end_stream(&self) -> bool {
-        false
     }
 }
 

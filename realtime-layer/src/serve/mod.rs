@@ -46,11 +46,13 @@
 
 mod body;
 mod conn;
+mod lazy_sleep;
 mod limits;
 mod proxies;
 mod task;
 
 pub use conn::Connection;
+pub(crate) use lazy_sleep::LazySleep;
 pub use limits::{nofile_limit, raise_nofile_limit, NofileLimit};
 pub use proxies::{InvalidProxy, TrustedProxies};
 

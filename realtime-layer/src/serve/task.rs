@@ -4,18 +4,19 @@
 //! A live stream wakes its connection task for every frame. With the deadline and the shutdown
 //! signal as `select!` branches (a `Notify` and a watch channel), each wake re-polled both, and
 //! each of those polls takes a lock; that was a tenth of a frame's cost. Here each wake checks
-//! two atomics: the connection's phase counter and the shutdown token, and polls a timer or
-//! the token's future only when one of them moved (or the task's waker changed).
+//! two atomics: the connection's phase counter and the shutdown token, and polls the token's
+//! future only when it moved (or the task's waker changed); the deadline is a [`LazySleep`].
 
 use super::conn::ConnState;
+use super::lazy_sleep::LazySleep;
 use hyper_util::server::graceful::GracefulConnection;
 use std::fmt::Display;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll, Waker};
-use tokio::time::{Instant, Sleep};
+use std::task::{ready, Context, Poll, Waker};
+use tokio::time::Instant;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
 /// Serves one connection until it ends, its header or idle deadline passes, or (after
@@ -30,11 +31,11 @@ pub(super) struct ConnTask<C> {
     /// Set once the connection was asked to finish gracefully.
     graceful: bool,
     /// The deadline timer, armed while `deadline` is `Some`.
-    timer: Pin<Box<Sleep>>,
+    timer: LazySleep,
     deadline: Option<Instant>,
     /// The phase (`ConnState::phase`) the deadline was computed for.
     seen_phase: u64,
-    /// The waker `timer` and `cancelled` were last polled with.
+    /// The waker `cancelled` was last polled with.
     armed_for: Option<Waker>,
 }
 
@@ -52,7 +53,7 @@ impl<C> ConnTask<C> {
             cancelled: Box::pin(shutdown.clone().cancelled_owned()),
             shutdown,
             graceful: false,
-            timer: Box::pin(tokio::time::sleep_until(Instant::now())),
+            timer: LazySleep::until(Instant::now()),
             deadline: None,
             // Not a phase the state has: the deadline is computed on the first poll.
             seen_phase: u64::MAX,
@@ -79,26 +80,19 @@ where
     }
 
     /// Ready when the header or idle deadline of the current phase has passed.
-    fn poll_expired(&mut self, cx: &mut Context<'_>, fresh_waker: bool) -> Poll<()> {
+    fn poll_expired(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         let phase = self.state.phase();
-        let mut poll_timer = fresh_waker;
         if phase != self.seen_phase {
             self.seen_phase = phase;
             self.deadline = self.state.deadline();
             if let Some(at) = self.deadline {
-                self.timer.as_mut().reset(at);
-                poll_timer = true;
+                self.timer.reset(at);
             }
         }
         let Some(at) = self.deadline else {
             return Poll::Pending;
         };
-        if !poll_timer && !self.timer.is_elapsed() {
-            return Poll::Pending;
-        }
-        if self.timer.as_mut().poll(cx).is_pending() {
-            return Poll::Pending;
-        }
+        ready!(self.timer.poll(cx));
         // The timer fired: the deadline holds unless the phase moved meanwhile (then it is
         // computed again on the next poll, which this wake-up schedules).
         if self.state.phase() == self.seen_phase && at <= Instant::now() {
@@ -135,7 +129,7 @@ where
             this.armed_for = Some(cx.waker().clone());
         }
         this.poll_shutdown(cx, fresh_waker);
-        if this.poll_expired(cx, fresh_waker).is_ready() {
+        if this.poll_expired(cx).is_ready() {
             tracing::debug!(peer = %this.peer, "connection closed by a header, body or idle timeout");
             return Poll::Ready(());
         }
