@@ -28,9 +28,9 @@
 //! be in production where the dashboards run in browsers elsewhere. All three still share this
 //! machine's cores, so the wall-clock latency includes some scheduling noise.
 //!
-//! Knobs: `STREAM_CLIENTS` (comma list of N, default `0,100,1000`; 0 measures the server
-//! under the load alone, and the streams' own cost is printed as the difference), `STREAM_BENCH_SECS` (measuring
-//! window per N, default 20), `STREAM_PUSH_DELAYS` (comma list of the server's
+//! Knobs: `STREAM_CLIENTS` (comma list of N, default `0,100,1000`; 0 measures the server under
+//! the load alone, and the streams' own cost is printed as the difference), `STREAM_BENCH_SECS`
+//! (measuring window per N, default 20), `STREAM_PUSH_DELAYS` (comma list of the server's
 //! `--push-delay-ms`, default `100`, one server each: the CPU / latency trade-off). The server
 //! runs with `--max-streams 100000`.
 //!
@@ -158,6 +158,13 @@ pub(crate) struct Row {
     pub(crate) first_failure: Option<String>,
     /// Streams the server still counted after the clients closed.
     pub(crate) left_open: Option<f64>,
+}
+
+impl Row {
+    /// The user-space share of `server_cpu`.
+    pub(crate) fn server_user_cpu(&self) -> f64 {
+        self.server_cpu - self.server_system_cpu
+    }
 }
 
 async fn wait_until(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
@@ -417,7 +424,7 @@ fn kernel_floor(runtime: &tokio::runtime::Runtime, rows: &[Row], settings: &Sett
         row.frames_per_sec,
         like.push_delay_ms,
         row.server_cpu,
-        row.server_cpu - row.server_system_cpu,
+        row.server_user_cpu(),
         row.server_system_cpu,
         row.bytes_per_sec.0,
     );

@@ -44,7 +44,7 @@ pub(crate) fn print_table(rows: &[Row]) {
                  | {:.1} % |",
                 r.push_delay_ms,
                 r.server_cpu,
-                r.server_cpu - r.server_system_cpu,
+                r.server_user_cpu(),
                 r.server_system_cpu,
                 r.bench_cpu,
                 r.load_cpu,
@@ -65,7 +65,7 @@ pub(crate) fn print_table(rows: &[Row]) {
             r.push_delay_ms,
             r.clients,
             r.server_cpu,
-            r.server_cpu - r.server_system_cpu,
+            r.server_user_cpu(),
             r.server_system_cpu,
             mark(max <= TARGET_BYTES_PER_SEC),
             r.frames_per_sec,
@@ -83,14 +83,13 @@ pub(crate) fn print_table(rows: &[Row]) {
         else {
             continue;
         };
-        let user = |x: &Row| x.server_cpu - x.server_system_cpu;
         println!(
             "push delay {} ms, N = {}: the streams' own cost (minus the load alone): {:.1} % of a \
              core ({:.1} user + {:.1} system)",
             r.push_delay_ms,
             r.clients,
             r.server_cpu - alone.server_cpu,
-            user(r) - user(alone),
+            r.server_user_cpu() - alone.server_user_cpu(),
             r.server_system_cpu - alone.server_system_cpu,
         );
     }
