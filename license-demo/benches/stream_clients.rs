@@ -32,7 +32,10 @@
 //! the load alone, and the streams' own cost is printed as the difference), `STREAM_BENCH_SECS`
 //! (measuring window per N, default 20), `STREAM_PUSH_DELAYS` (comma list of the server's
 //! `--push-delay-ms`, default `100`, one server each: the CPU / latency trade-off). The server
-//! runs with `--max-streams 100000`.
+//! runs with `--max-streams 100000` and its other defaults: at 1,000 clients its push delay
+//! stretches to 125 ms (`--stream-frame-budget` 8,000 frames/s, `--max-push-delay-ms` 150); the
+//! server inherits this process's environment, so `LICENSE_DEMO_STREAM_FRAME_BUDGET=100000000`
+//! measures a fixed delay.
 //!
 //! After the table, the kernel floor (`STREAM_FLOOR=0` skips it): the same writes at the
 //! same rate and size, by a bare writer (see `stream_clients/floor.rs`), read by the same

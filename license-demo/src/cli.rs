@@ -198,11 +198,22 @@ pub struct ServeArgs {
     #[arg(long, env = "LICENSE_DEMO_POOL_SCOPE", value_enum, default_value_t = PoolScopeArg::PerInstance)]
     pub pool_scope: PoolScopeArg,
     /// Longest wait, in milliseconds, between an event and the live-stream frame that carries
-    /// it; also the shortest gap between frames under load. Higher: fewer frames (less CPU per
+    /// it while few streams are open; also the shortest gap between frames under load. Higher: fewer frames (less CPU per
     /// dashboard client), later updates.
     #[arg(long, env = "LICENSE_DEMO_PUSH_DELAY_MS", default_value_t = 100, value_name = "MS",
           value_parser = clap::value_parser!(u64).range(10..=10_000))]
     pub push_delay_ms: u64,
+    /// How far, in milliseconds, the push delay stretches when many live streams are open
+    /// (so that they get at most `--stream-frame-budget` frames a second together); at or below
+    /// `--push-delay-ms`, it never stretches.
+    #[arg(long, env = "LICENSE_DEMO_MAX_PUSH_DELAY_MS", default_value_t = 150, value_name = "MS",
+          value_parser = clap::value_parser!(u64).range(10..=10_000))]
+    pub max_push_delay_ms: u64,
+    /// Frames a second that all open live streams together are sent before the push delay
+    /// stretches (each frame is a write to one client's socket: this bounds their CPU).
+    #[arg(long, env = "LICENSE_DEMO_STREAM_FRAME_BUDGET", default_value_t = 8_000, value_name = "FRAMES",
+          value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
+    pub stream_frame_budget: u64,
     /// Live streams (SSE and WebSocket dashboard clients) open at once; more get 503.
     #[arg(long, env = "LICENSE_DEMO_MAX_STREAMS", default_value_t = 1_000, value_name = "N",
           value_parser = clap::value_parser!(u64).range(1..=100_000))]

@@ -65,6 +65,8 @@ fn serve_main(args: &ServeArgs, runtime: &tokio::runtime::Runtime) -> anyhow::Re
         serve: args.limits.to_serve_config(),
         stream: StreamConfig {
             push_delay: Duration::from_millis(args.push_delay_ms),
+            max_push_delay: Duration::from_millis(args.max_push_delay_ms),
+            frame_budget: args.stream_frame_budget,
             max_streams: args.max_streams as usize,
             ..StreamConfig::default()
         },

@@ -44,12 +44,43 @@ use tokio_util::sync::CancellationToken;
 pub struct StreamConfig {
     /// Frame period when idle (default 1 s).
     pub tick: Duration,
-    /// Longest wait between an event and the frame that carries it (default 100 ms).
+    /// Longest wait between an event and the frame that carries it, while few streams are
+    /// open (default 100 ms); also the shortest gap between frames under load.
     pub push_delay: Duration,
+    /// How far the push delay stretches under many open streams (default 150 ms): see
+    /// [`push_delay_for`](Self::push_delay_for). At or below `push_delay`, it never stretches.
+    pub max_push_delay: Duration,
+    /// Frames a second that all visible streams together are sent before the push delay
+    /// stretches (default 8,000: about 9% of one core of a 2-vCPU VM, kernel included, for
+    /// 1,000 streams; see OPERATIONS.md "Live stream cost"). Above zero.
+    pub frame_budget: u64,
     /// Open streams allowed at once; more get 503 (default 1,000).
     pub max_streams: usize,
     /// Keep-alive comment period (default 15 s).
     pub keep_alive: Duration,
+}
+
+impl StreamConfig {
+    /// The push delay while `readers` visible streams are open: `push_delay`, stretched so that
+    /// they get at most `frame_budget` frames a second together, but never beyond
+    /// `max_push_delay`. A stream's cost is mostly per frame (a write to its socket), so this
+    /// bounds the CPU that a crowd of dashboards takes, while a few get updates fastest.
+    ///
+    /// ```
+    /// use realtime_layer::StreamConfig;
+    /// use std::time::Duration;
+    ///
+    /// let config = StreamConfig::default(); // 100 ms, up to 150 ms, 8,000 frames/s
+    /// assert_eq!(config.push_delay_for(10), Duration::from_millis(100));
+    /// assert_eq!(config.push_delay_for(1_000), Duration::from_millis(125));
+    /// assert_eq!(config.push_delay_for(5_000), Duration::from_millis(150));
+    /// ```
+    pub fn push_delay_for(&self, readers: usize) -> Duration {
+        let spread = (readers as u64).saturating_mul(1_000_000_000) / self.frame_budget.max(1);
+        Duration::from_nanos(spread)
+            .min(self.max_push_delay)
+            .max(self.push_delay)
+    }
 }
 
 impl Default for StreamConfig {
@@ -57,6 +88,8 @@ impl Default for StreamConfig {
         StreamConfig {
             tick: Duration::from_secs(1),
             push_delay: Duration::from_millis(100),
+            max_push_delay: Duration::from_millis(150),
+            frame_budget: 8_000,
             max_streams: 1_000,
             keep_alive: Duration::from_secs(15),
         }

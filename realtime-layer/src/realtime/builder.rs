@@ -316,6 +316,11 @@ impl RealtimeBuilder {
                 "stream tick and push delay must be above zero".into(),
             ));
         }
+        if self.stream.frame_budget == 0 {
+            return Err(ConfigError(
+                "stream frame budget must be above zero (frames a second)".into(),
+            ));
+        }
         let trusted_proxies =
             TrustedProxies::parse(&self.trusted_proxies).map_err(|e| ConfigError(e.to_string()))?;
         let instance_id = self.instance_id.unwrap_or_else(default_instance_id);

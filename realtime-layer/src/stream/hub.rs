@@ -176,6 +176,16 @@ impl StreamHub {
     }
 
     /// Ends every channel's streams (at shutdown; see [`Channel::close`]).
+    /// Visible streams subscribed to any channel (hidden pages' streams get no frames).
+    fn readers(&self) -> usize {
+        let channels = self.channels.lock();
+        channels
+            .map
+            .values()
+            .map(|ch| ch.frames.reader_count())
+            .sum()
+    }
+
     fn close_all(&self) {
         for ch in self.channels.lock().map.values() {
             ch.close();
@@ -238,9 +248,11 @@ async fn run(weak: Weak<Core>, hub: Arc<StreamHub>) {
             _ = tokio::time::sleep_until(last_build + config.tick) => false,
         };
         if active {
-            // Coalesce a burst briefly, and keep to one frame per push_delay.
+            // Coalesce a burst briefly, and keep to one frame per push delay (stretched when
+            // many streams are open: their writes are most of what a frame costs).
+            let push_delay = config.push_delay_for(hub.readers());
             let coalesce = config.push_delay / 10;
-            let at = (Instant::now() + coalesce).max(last_build + config.push_delay);
+            let at = (Instant::now() + coalesce).max(last_build + push_delay);
             tokio::select! {
                 _ = shutdown.cancelled() => return hub.close_all(),
                 _ = tokio::time::sleep_until(at) => {}

@@ -91,6 +91,8 @@ async fn run(args: Args) -> Result<(), String> {
         .retention(args.retention)
         .stream_config(StreamConfig {
             push_delay: Duration::from_millis(args.push_delay_ms),
+            max_push_delay: Duration::from_millis(args.max_push_delay_ms),
+            frame_budget: args.stream_frame_budget,
             max_streams: args.max_streams as usize,
             ..StreamConfig::default()
         })
