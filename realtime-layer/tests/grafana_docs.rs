@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// Every metric realtime-layer exports, as Prometheus names them.
-const METRICS: [&str; 11] = [
+const METRICS: [&str; 12] = [
     "realtime_borrows_total",
     "realtime_returns_total",
     "realtime_failures_total",
@@ -30,6 +30,7 @@ const METRICS: [&str; 11] = [
     "realtime_buffer_events",
     "realtime_stream_clients",
     "realtime_stream_slow_disconnects_total",
+    "realtime_stream_push_delay_seconds",
 ];
 
 /// Of those, the histograms (queried through their `_bucket`, `_sum` and `_count` series).

@@ -1,6 +1,7 @@
 //! The push delay stretches with the audience (`StreamConfig::frame_budget`): a few readers get
 //! frames at `push_delay`, a crowd gets fewer frames, never further apart than `max_push_delay`,
-//! and the delay comes back down when the crowd leaves. Over real HTTP on loopback.
+//! and the delay comes back down when the crowd leaves; the delay now is on the handle and in
+//! `/metrics`. Over real HTTP on loopback.
 
 use futures_util::StreamExt;
 use realtime_layer::{Event, Realtime, StreamConfig};
@@ -86,6 +87,11 @@ async fn the_push_delay_stretches_with_the_readers_and_comes_back() {
         })
     };
 
+    let gauge = common::metric_value(server.addr, "realtime_stream_push_delay_seconds").await;
+    assert!(
+        (gauge - 0.02).abs() < 1e-9,
+        "push delay gauge before any stream: {gauge}"
+    );
     let first = FrameTimes::open(server.addr, stop.clone()).await;
     let alone = first.gaps_over(Duration::from_millis(1_500)).await;
     assert!(
@@ -114,6 +120,10 @@ async fn the_push_delay_stretches_with_the_readers_and_comes_back() {
         shortest >= Duration::from_millis(150),
         "frame gaps with eight readers: {crowded:?}"
     );
+    // What an operator sees: the delay now, on the handle and in /metrics.
+    assert_eq!(realtime.stream_push_delay(), Duration::from_millis(200));
+    let gauge = common::metric_value(server.addr, "realtime_stream_push_delay_seconds").await;
+    assert!((gauge - 0.2).abs() < 1e-9, "push delay gauge: {gauge}");
     for reader in &crowd[1..] {
         let got = reader.times.lock().len();
         assert!(got >= 3, "every reader of the crowd gets the frames: {got}");
@@ -129,6 +139,7 @@ async fn the_push_delay_stretches_with_the_readers_and_comes_back() {
         "alone again: back to ~25 ms, got {} frames in 1.5 s",
         again.len() + 1
     );
+    assert_eq!(realtime.stream_push_delay(), Duration::from_millis(25));
 
     stop.cancel();
     load.await.unwrap();

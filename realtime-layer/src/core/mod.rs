@@ -108,6 +108,9 @@ pub(crate) struct Core {
     pub(crate) shutdown: CancellationToken,
     /// Open live streams, SSE and WebSocket (exported as a gauge).
     pub(crate) stream_clients: AtomicU64,
+    /// The push delay the hub applies now, in microseconds (`push_delay`, stretched under many
+    /// streams; set by the hub after each build, exported as a gauge).
+    pub(crate) stream_push_delay_us: AtomicU64,
     /// Streams cut because their client accepted no bytes within the server's write timeout
     /// (exported as a counter; counted by the stream routes).
     pub(crate) slow_stream_disconnects: AtomicU64,
@@ -164,6 +167,11 @@ impl Core {
     /// Open live streams right now.
     pub(crate) fn stream_clients(&self) -> u64 {
         self.stream_clients.load(Ordering::Relaxed)
+    }
+
+    /// The live stream's push delay now (see [`StreamConfig::push_delay_for`]).
+    pub(crate) fn stream_push_delay(&self) -> Duration {
+        Duration::from_micros(self.stream_push_delay_us.load(Ordering::Relaxed))
     }
 
     /// Streams cut by the server's write timeout so far.

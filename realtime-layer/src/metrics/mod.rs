@@ -23,6 +23,9 @@
 //!   under their names;
 //! - `realtime.buffer.events` gauge, attribute `kind`;
 //! - `realtime.stream.clients` gauge (open SSE and WebSocket streams);
+//! - `realtime.stream.push_delay` [`realtime_stream_push_delay_seconds`] gauge (seconds): the
+//!   push delay now, stretched while many streams are open
+//!   ([`StreamConfig::push_delay_for`](crate::StreamConfig::push_delay_for));
 //! - `realtime.stream.slow_disconnects` [`realtime_stream_slow_disconnects_total`] counter
 //!   (streams cut by the server's write timeout: their client stopped reading);
 //! - cluster mode's `realtime.cluster.*` instruments (see `cluster.rs`).
@@ -261,13 +264,20 @@ fn register_pool_instruments(r: &mut Registrar<'_>) {
     );
 }
 
-/// The live stream's clients and the streams cut for not reading.
+/// The live stream's clients, its push delay now and the streams cut for not reading.
 fn register_stream_instruments(r: &mut Registrar<'_>) {
     r.u64(
         Kind::Gauge,
         "realtime.stream.clients",
         "Open live streams (Server-Sent Events and WebSocket)",
         |core, obs| obs.observe(core.stream_clients(), &[]),
+    );
+    r.f64_gauge(
+        "realtime.stream.push_delay",
+        "s",
+        "The live stream's push delay now: push_delay, stretched while many streams are open \
+         (frame_budget)",
+        |core, obs| obs.observe(core.stream_push_delay().as_secs_f64(), &[]),
     );
     r.u64(
         Kind::Counter,

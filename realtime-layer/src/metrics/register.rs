@@ -65,6 +65,25 @@ impl<'a> Registrar<'a> {
         self.kept.push(handle);
     }
 
+    /// A floating-point gauge in `unit` whose value `observe` reports from the core.
+    pub(super) fn f64_gauge(
+        &mut self,
+        name: &'static str,
+        unit: &'static str,
+        description: &'static str,
+        observe: impl Fn(&Core, &dyn AsyncInstrument<f64>) + Send + Sync + 'static,
+    ) {
+        let callback = with_core(self.core.clone(), observe);
+        self.kept.push(Box::new(
+            self.meter
+                .f64_observable_gauge(name)
+                .with_unit(unit)
+                .with_description(description)
+                .with_callback(callback)
+                .build(),
+        ));
+    }
+
     /// A floating-point counter whose value `observe` reports from the core.
     pub(super) fn f64_counter(
         &mut self,

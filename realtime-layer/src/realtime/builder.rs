@@ -386,6 +386,7 @@ impl RealtimeBuilder {
             None,
         );
         let meters = Meters::new(self.meter, self.service_name)?;
+        let push_delay_us = u64::try_from(self.stream.push_delay.as_micros()).unwrap_or(u64::MAX);
         let core = Arc::new(Core {
             buffer,
             labels: self.labels,
@@ -394,6 +395,7 @@ impl RealtimeBuilder {
             activity: Arc::new(Activity::default()),
             shutdown: CancellationToken::new(),
             stream_clients: AtomicU64::new(0),
+            stream_push_delay_us: AtomicU64::new(push_delay_us),
             slow_stream_disconnects: AtomicU64::new(0),
             http: Arc::new(meters.http_metrics()),
             refusals: Refusals::default(),

@@ -145,6 +145,14 @@ impl Realtime {
         self.core.stream_clients()
     }
 
+    /// The live stream's push delay now: [`StreamConfig::push_delay`](crate::StreamConfig),
+    /// stretched while many streams are open (see
+    /// [`StreamConfig::push_delay_for`](crate::StreamConfig::push_delay_for); exported as the
+    /// gauge `realtime.stream.push_delay`). Updated after each frame.
+    pub fn stream_push_delay(&self) -> std::time::Duration {
+        self.core.stream_push_delay()
+    }
+
     /// Per-resource status of this instance over the last `window_secs`: the status source's
     /// totals (if any) joined with the buffer's levels, peaks and counts. Resources the status
     /// source does not list are left out when there is a source (so failures for unknown names do

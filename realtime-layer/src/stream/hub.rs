@@ -241,6 +241,7 @@ async fn run(weak: Weak<Core>, hub: Arc<StreamHub>) {
         return;
     };
     let mut last_build = Instant::now();
+    let mut push_delay = config.push_delay;
     loop {
         let active = tokio::select! {
             _ = shutdown.cancelled() => return hub.close_all(),
@@ -248,9 +249,7 @@ async fn run(weak: Weak<Core>, hub: Arc<StreamHub>) {
             _ = tokio::time::sleep_until(last_build + config.tick) => false,
         };
         if active {
-            // Coalesce a burst briefly, and keep to one frame per push delay (stretched when
-            // many streams are open: their writes are most of what a frame costs).
-            let push_delay = config.push_delay_for(hub.readers());
+            // Coalesce a burst briefly, and keep to one frame per push delay.
             let coalesce = config.push_delay / 10;
             let at = (Instant::now() + coalesce).max(last_build + push_delay);
             tokio::select! {
@@ -264,5 +263,9 @@ async fn run(weak: Weak<Core>, hub: Arc<StreamHub>) {
         let now = Instant::now();
         hub.build_all(&core, now);
         last_build = now;
+        // Stretched when many streams are open: their writes are most of what a frame costs.
+        push_delay = config.push_delay_for(hub.readers());
+        let micros = u64::try_from(push_delay.as_micros()).unwrap_or(u64::MAX);
+        core.stream_push_delay_us.store(micros, Ordering::Relaxed);
     }
 }
