@@ -6,20 +6,24 @@
 //! recorder, and per-process counts are what callgrind gives). The bench itself is the client:
 //! one keep-alive HTTP/1.1 connection over loopback, one request at a time.
 //!
-//! - **Instructions per request** (deterministic; wall time on a shared VM swings ±25%): each
+//! - **Instructions per request** (nearly deterministic; wall time on a shared VM swings ±25%): each
 //!   server runs under `valgrind --tool=callgrind`, counting only inside the runtime's
 //!   `block_on` (the app is built before it, so one-time set-up such as the TSC clock's
-//!   calibration stays out), twice: `WARM` requests, then the counters are zeroed
+//!   calibration stays out): `WARM` requests, then the counters are zeroed
 //!   (`callgrind_control -z`: start-up work that depends on wall time would otherwise differ
-//!   between runs), then `N` requests in one run and `2N` in the other; the difference divided
-//!   by `N` is the steady-state cost of one request (shut-down cancels out). Which `block_on` frame
-//!   is a real symbol depends on inlining (`CoreGuard::block_on`, `CurrentThread::block_on` or
-//!   `Runtime::block_on`), so each binary's own is looked up with `nm`: all of them enclose the
-//!   whole server loop, and the difference of the two runs cancels what they add once.
-//!   A second count takes **every thread of the server process** from its start to its end
-//!   (no toggle), the same two runs subtracted: what a user pays, work done off the runtime's
-//!   thread and outside `block_on` included. Skipped, with a note,
-//!   when valgrind is not installed.
+//!   between runs), then `INTERVALS` intervals of `N` requests, each dumped by
+//!   `callgrind_control -d` while the server idles between two requests, so no interval holds
+//!   start-up or shut-down; `PROCESSES` such servers per figure, the median interval divided by
+//!   `N` is the cost of one request. Intervals are bimodal for some variants (glibc's slower
+//!   path for hyper's read buffer, ~160 instructions a request in some processes; see
+//!   `instructions_per_request`): the median is the usual mode, where subtracting a run of `N`
+//!   requests from one of `2N` (this bench's earlier method) mixed modes and moved rows by −1 to
+//!   +2 points. Which `block_on` frame is a real symbol depends on inlining
+//!   (`CoreGuard::block_on`, `CurrentThread::block_on` or `Runtime::block_on`), so each binary's
+//!   own is looked up with `nm`: all of them enclose the whole server loop.
+//!   A second count takes **every thread of the server process** (no toggle), the same
+//!   intervals: what a user pays, work done off the runtime's thread and outside `block_on`
+//!   included. Skipped, with a note, when valgrind is not installed.
 //! - **Requests per second**: the same servers without valgrind, a few interleaved rounds of
 //!   `OVERHEAD_BENCH_SECS` (default 1) seconds each, median kept. Noisy; the instruction counts
 //!   are the figure to compare.
@@ -27,7 +31,7 @@
 //! `OVERHEAD_BEFORE=/path/to/an/older/build/of/this/bench` measures that build too, in the same
 //! run, and prints both side by side (how the README's before/after table was made).
 //!
-//! The whole run takes one to two minutes (twice that with `OVERHEAD_BEFORE`).
+//! The whole run takes two to three minutes (twice that with `OVERHEAD_BEFORE`).
 
 use axum::routing::get;
 use axum::Router;
@@ -40,8 +44,11 @@ use std::time::{Duration, Instant};
 
 /// Requests served before counting starts to matter (caches, allocator, interned names).
 const WARM: u64 = 500;
-/// Requests whose cost is measured (the difference between the two callgrind runs).
+/// Requests per measured interval.
 const N: u64 = 2_000;
+/// Server processes per figure, and measured intervals in each (the median of all is kept).
+const PROCESSES: usize = 3;
+const INTERVALS: usize = 2;
 /// Interleaved wall-clock rounds per variant.
 const ROUNDS: usize = 3;
 
@@ -333,50 +340,112 @@ enum Count {
     Process,
 }
 
-/// Instructions the server executed for `requests` requests after `WARM` warm-up requests (the
-/// counters are zeroed after the warm-up: start-up work that depends on wall time, such as the
-/// TSC clock's calibration, would otherwise differ from run to run), shut-down included.
-fn callgrind_total(exe: &Path, variant: Variant, requests: u64, count: Count) -> u64 {
+/// Steady-state instructions per request: the median interval of `PROCESSES` server processes.
+/// Each serves `WARM` requests, then its counters are zeroed (`callgrind_control -z`: start-up
+/// work that depends on wall time, such as the TSC clock's calibration, stays out), then
+/// `INTERVALS` runs of `N` requests, each dumped while the server idles between requests
+/// (`callgrind_control -d`, which also zeroes: no start-up or shut-down in any interval).
+/// Intervals are bimodal for some variants: in some processes glibc serves hyper's 8 KB read
+/// buffer from its slower path on every request (`_int_malloc`, `unlink_chunk`: ~160
+/// instructions more, same binary and variant; which ones is a matter of timing and of the
+/// variant's own allocations). The median is the usual mode. Subtracting a run of `N` requests
+/// from one of `2N`, as this bench did before, mixed the modes and moved rows by −1 to +2 points.
+fn instructions_per_request(exe: &Path, variant: Variant, count: Count) -> PerRequest {
+    let mut intervals: Vec<u64> = (0..PROCESSES)
+        .flat_map(|_| intervals(exe, variant, count))
+        .collect();
+    intervals.sort_unstable();
+    let mid = intervals.len() / 2;
+    let median = if intervals.len().is_multiple_of(2) {
+        (intervals[mid - 1] + intervals[mid]) as f64 / 2.0
+    } else {
+        intervals[mid] as f64
+    };
+    let per_request = |total: f64| total / N as f64;
+    PerRequest {
+        median: per_request(median),
+        least: per_request(intervals.first().copied().unwrap_or(0) as f64),
+        most: per_request(intervals.last().copied().unwrap_or(0) as f64),
+    }
+}
+
+/// Instructions per request of one variant: the median interval, and the range of them all.
+#[derive(Debug, Clone, Copy)]
+struct PerRequest {
+    median: f64,
+    least: f64,
+    most: f64,
+}
+
+impl PerRequest {
+    /// The median, with the range when the intervals differ by more than half a percent (the
+    /// allocator's two modes, see `instructions_per_request`).
+    fn cell(&self) -> String {
+        if self.most - self.least > self.median * 0.005 {
+            format!("{:.0} ({:.0}–{:.0})", self.median, self.least, self.most)
+        } else {
+            format!("{:.0}", self.median)
+        }
+    }
+}
+
+/// `INTERVALS` intervals of `N` requests in one server process, in instructions each.
+fn intervals(exe: &Path, variant: Variant, count: Count) -> Vec<u64> {
     let out = std::env::temp_dir().join(format!(
         "overhead-callgrind-{}-{}.out",
         std::process::id(),
         variant.name()
     ));
     let server = Server::start(exe, variant, Some((count, &out)));
+    let pid = server.child.id().to_string();
+    let control = |command: &str| {
+        let done = Command::new("callgrind_control")
+            .args([command, &pid])
+            .stdout(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(done, "callgrind_control {command} failed");
+    };
     let mut client = Client::connect(server.port);
     for _ in 0..WARM {
         client.get();
     }
-    let zeroed = Command::new("callgrind_control")
-        .arg("-z")
-        .arg(server.child.id().to_string())
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(zeroed, "callgrind_control -z failed");
-    for _ in 0..requests {
-        client.get();
+    control("-z");
+    let mut totals = Vec::with_capacity(INTERVALS);
+    for interval in 1..=INTERVALS {
+        for _ in 0..N {
+            client.get();
+        }
+        control("-d");
+        let dump = PathBuf::from(format!("{}.{interval}", out.display()));
+        totals.push(dump_total(&dump));
+        let _ = std::fs::remove_file(&dump);
     }
     drop(client);
-    let stderr = server.stop();
-    // The dump written at exit holds the counts since the zeroing.
-    let dump = std::fs::read_to_string(&out)
-        .unwrap_or_else(|e| panic!("callgrind output {}: {e}\n{stderr}", out.display()));
+    server.stop();
     let _ = std::fs::remove_file(&out);
-    dump.lines()
-        .find_map(|l| {
-            l.strip_prefix("summary:")
-                .or_else(|| l.strip_prefix("totals:"))
-        })
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no callgrind summary in {}:\n{stderr}", out.display()))
+    totals
 }
 
-/// Steady-state instructions per request: shut-down is in both runs and cancels out.
-fn instructions_per_request(exe: &Path, variant: Variant, count: Count) -> f64 {
-    let short = callgrind_total(exe, variant, N, count);
-    let long = callgrind_total(exe, variant, 2 * N, count);
-    long.saturating_sub(short) as f64 / N as f64
+/// The total of a callgrind dump, once it is written whole (`callgrind_control -d` returns when
+/// the dump was requested; the file may still be growing).
+fn dump_total(dump: &Path) -> u64 {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let total = std::fs::read_to_string(dump).ok().and_then(|text| {
+            text.lines()
+                .find_map(|l| {
+                    l.strip_prefix("summary:")
+                        .or_else(|| l.strip_prefix("totals:"))
+                })
+                .and_then(|v| v.trim().parse().ok())
+        });
+        match total {
+            Some(total) => return total,
+            None if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(50)),
+            None => panic!("no callgrind total in {}", dump.display()),
+        }
+    }
 }
 
 /// Requests per second over `secs`, after a warm-up.
@@ -416,9 +485,9 @@ fn ratio(value: f64, base: f64) -> String {
 /// Figures of one build of this bench (this one, or the one named by `OVERHEAD_BEFORE`).
 struct Figures {
     /// Per variant: instructions per request inside the runtime.
-    instructions: Option<Vec<f64>>,
+    instructions: Option<Vec<PerRequest>>,
     /// Per variant: instructions per request of the whole process.
-    process: Option<Vec<f64>>,
+    process: Option<Vec<PerRequest>>,
     rates: Vec<f64>,
 }
 
@@ -457,12 +526,10 @@ impl Figures {
     /// `| instructions | ratio | whole process | ratio | req/s | ratio |` cells of row `i`
     /// against row `base`.
     fn cells(&self, i: usize, base: Option<usize>) -> String {
-        let counted = |c: &Option<Vec<f64>>| {
-            let value = c
-                .as_ref()
-                .map_or("n/a".to_owned(), |c| format!("{:.0}", c[i]));
+        let counted = |c: &Option<Vec<PerRequest>>| {
+            let value = c.as_ref().map_or("n/a".to_owned(), |c| c[i].cell());
             let vs = match (c, base) {
-                (Some(c), Some(b)) => ratio(c[i], c[b]),
+                (Some(c), Some(b)) => ratio(c[i].median, c[b].median),
                 _ => "—".to_owned(),
             };
             format!("{value} | {vs}")
@@ -546,8 +613,7 @@ fn main() {
     println!(
         "\nBaselines: event rows against \"bare axum, handler returns an Event\", the others \
          against \"bare axum\". Instructions: callgrind, zeroed after {WARM} warm-up requests, \
-         then {} minus {N} requests, divided by {N}; \"in the runtime\" counts inside the runtime's block_on, \
-         \"whole process\" every thread from start to end.",
-        2 * N
+         then the median of {INTERVALS} intervals of {N} requests in each of {PROCESSES} processes, divided by {N} (in brackets: the range, when wider than 0.5%); \"in the \
+         runtime\" counts inside the runtime's block_on, \"whole process\" every thread.",
     );
 }
