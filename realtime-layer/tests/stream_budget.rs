@@ -114,10 +114,11 @@ async fn the_push_delay_stretches_with_the_readers_and_comes_back() {
         "eight readers: a frame every ~200 ms, got {} in 1.5 s: {crowded:?}",
         crowded.len() + 1
     );
-    // Builds are never closer than the stretched delay; delivery jitter may shave a little.
+    // Builds are never closer than the stretched delay (200 ms); a late delivery may shorten
+    // the gap after it on a busy machine, never to the unstretched 25 ms.
     let shortest = crowded.iter().min().copied().unwrap_or_default();
     assert!(
-        shortest >= Duration::from_millis(150),
+        shortest >= Duration::from_millis(100),
         "frame gaps with eight readers: {crowded:?}"
     );
     // What an operator sees: the delay now, on the handle and in /metrics.
