@@ -174,6 +174,12 @@ impl Core {
         Duration::from_micros(self.stream_push_delay_us.load(Ordering::Relaxed))
     }
 
+    /// Records the push delay the hub applies from now on.
+    pub(crate) fn set_stream_push_delay(&self, delay: Duration) {
+        let micros = u64::try_from(delay.as_micros()).unwrap_or(u64::MAX);
+        self.stream_push_delay_us.store(micros, Ordering::Relaxed);
+    }
+
     /// Streams cut by the server's write timeout so far.
     pub(crate) fn slow_stream_disconnects(&self) -> u64 {
         self.slow_stream_disconnects.load(Ordering::Relaxed)

@@ -386,7 +386,6 @@ impl RealtimeBuilder {
             None,
         );
         let meters = Meters::new(self.meter, self.service_name)?;
-        let push_delay_us = u64::try_from(self.stream.push_delay.as_micros()).unwrap_or(u64::MAX);
         let core = Arc::new(Core {
             buffer,
             labels: self.labels,
@@ -395,7 +394,8 @@ impl RealtimeBuilder {
             activity: Arc::new(Activity::default()),
             shutdown: CancellationToken::new(),
             stream_clients: AtomicU64::new(0),
-            stream_push_delay_us: AtomicU64::new(push_delay_us),
+            // Set below, from the configuration (the hub updates it after each frame).
+            stream_push_delay_us: AtomicU64::new(0),
             slow_stream_disconnects: AtomicU64::new(0),
             http: Arc::new(meters.http_metrics()),
             refusals: Refusals::default(),
@@ -405,6 +405,7 @@ impl RealtimeBuilder {
             trusted_proxies,
             ingest: ingest_counters,
         });
+        core.set_stream_push_delay(core.stream_config.push_delay);
         #[cfg(feature = "usage")]
         let usage = match self.usage {
             Some(config) => {

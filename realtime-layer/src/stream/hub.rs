@@ -176,16 +176,6 @@ impl StreamHub {
     }
 
     /// Ends every channel's streams (at shutdown; see [`Channel::close`]).
-    /// Visible streams subscribed to any channel (hidden pages' streams get no frames).
-    fn readers(&self) -> usize {
-        let channels = self.channels.lock();
-        channels
-            .map
-            .values()
-            .map(|ch| ch.frames.reader_count())
-            .sum()
-    }
-
     fn close_all(&self) {
         for ch in self.channels.lock().map.values() {
             ch.close();
@@ -193,14 +183,18 @@ impl StreamHub {
     }
 
     /// Builds one frame for every channel and forgets channels nobody listened to for [`LINGER`].
-    fn build_all(&self, core: &Core, now: Instant) {
+    /// Returns the visible streams subscribed to them (hidden pages' streams get no frames).
+    fn build_all(&self, core: &Core, now: Instant) -> usize {
         // Once per build, for every channel.
         core.feed_cluster();
+        let mut readers = 0;
         let channels: Vec<Arc<Channel>> = {
             let mut channels = self.channels.lock();
             channels.map.retain(|_, ch| {
                 let mut st = ch.state.lock();
-                if ch.frames.reader_count() > 0 {
+                let count = ch.frames.reader_count();
+                readers += count;
+                if count > 0 {
                     st.idle_since = None;
                     true
                 } else {
@@ -214,6 +208,7 @@ impl StreamHub {
         for ch in channels {
             ch.build(core, self.seq(), now, tick);
         }
+        readers
     }
 }
 
@@ -261,11 +256,10 @@ async fn run(weak: Weak<Core>, hub: Arc<StreamHub>) {
         activity.consume();
         let Some(core) = weak.upgrade() else { return };
         let now = Instant::now();
-        hub.build_all(&core, now);
+        let readers = hub.build_all(&core, now);
         last_build = now;
         // Stretched when many streams are open: their writes are most of what a frame costs.
-        push_delay = config.push_delay_for(hub.readers());
-        let micros = u64::try_from(push_delay.as_micros()).unwrap_or(u64::MAX);
-        core.stream_push_delay_us.store(micros, Ordering::Relaxed);
+        push_delay = config.push_delay_for(readers);
+        core.set_stream_push_delay(push_delay);
     }
 }
